@@ -1,0 +1,97 @@
+/**
+ * The part of the configuration the ingest path needs at run time, shared by the
+ * Lambdas (which read it from an environment variable) and the local runtime (which
+ * reads it from the config file). Pure: no AWS import.
+ */
+export interface RuntimeConfig {
+  /** Device types by name (the `<deviceType>` topic segment). A type not listed is decoded as JSON. */
+  readonly deviceTypes: Readonly<Record<string, DeviceTypeConfig>>;
+  readonly validation: ValidationLimits;
+}
+
+export interface DeviceTypeConfig {
+  /** Free text shown in `devices` listings. */
+  readonly description?: string;
+}
+
+/** Limits a reading must respect; a message that breaks one is quarantined with the limit's name. */
+export interface ValidationLimits {
+  /** Seconds a device clock may run ahead of arrival time. */
+  readonly maxFutureSeconds: number;
+  /** Days a device timestamp may lie in the past. */
+  readonly maxAgeDays: number;
+  /** Bytes of one message's payload. */
+  readonly maxPayloadBytes: number;
+  /** Metrics in one reading. */
+  readonly maxMetrics: number;
+  /** Nesting depth of a JSON reading (nested objects flatten to dotted names). */
+  readonly maxDepth: number;
+}
+
+/** Device type names travel in topics, keys and Timestream dimensions: keep them plain. */
+export const DEVICE_TYPE_PATTERN = /^[A-Za-z0-9_-]{1,64}$/;
+
+export const DEFAULT_VALIDATION: ValidationLimits = {
+  maxFutureSeconds: 300,
+  maxAgeDays: 365,
+  maxPayloadBytes: 128 * 1024,
+  maxMetrics: 200,
+  maxDepth: 8,
+};
+
+/** A config value that is not allowed; the message names the key, the value and what is allowed. */
+export class ConfigError extends Error {
+  constructor(
+    readonly key: string,
+    got: unknown,
+    expected: string,
+  ) {
+    super(`Invalid config "${key}": got ${JSON.stringify(got)}, expected ${expected}`);
+    this.name = 'ConfigError';
+  }
+}
+
+/**
+ * Validates the run-time part of the config (filling defaults), so the synth, the
+ * local runtime and a Lambda cold start reject the same mistakes with the same words.
+ */
+export function validateRuntimeConfig(input: { deviceTypes?: unknown; validation?: unknown }): RuntimeConfig {
+  const deviceTypes: Record<string, DeviceTypeConfig> = {};
+  const types = input.deviceTypes ?? {};
+  if (!isObject(types)) throw new ConfigError('deviceTypes', types, 'an object of device types');
+  for (const [name, value] of Object.entries(types)) {
+    if (!DEVICE_TYPE_PATTERN.test(name)) {
+      throw new ConfigError(`deviceTypes.${name}`, name, `a name matching ${DEVICE_TYPE_PATTERN}`);
+    }
+    if (!isObject(value)) throw new ConfigError(`deviceTypes.${name}`, value, 'an object');
+    const description = value.description;
+    if (description !== undefined && typeof description !== 'string') {
+      throw new ConfigError(`deviceTypes.${name}.description`, description, 'a string');
+    }
+    deviceTypes[name] = description === undefined ? {} : { description };
+  }
+
+  const limits = input.validation ?? {};
+  if (!isObject(limits)) throw new ConfigError('validation', limits, 'an object');
+  const bounds: Record<keyof ValidationLimits, [number, number]> = {
+    maxFutureSeconds: [0, 31 * 86_400],
+    maxAgeDays: [1, 36_500],
+    maxPayloadBytes: [16, 256 * 1024], // 256 KiB: the SQS message size limit
+    maxMetrics: [1, 10_000],
+    maxDepth: [1, 64],
+  };
+  const validation = { ...DEFAULT_VALIDATION };
+  for (const [key, value] of Object.entries(limits)) {
+    const range = bounds[key as keyof ValidationLimits];
+    if (!range) throw new ConfigError(`validation.${key}`, value, `one of ${Object.keys(bounds).join(', ')}`);
+    if (typeof value !== 'number' || !Number.isInteger(value) || value < range[0] || value > range[1]) {
+      throw new ConfigError(`validation.${key}`, value, `an integer from ${range[0]} to ${range[1]}`);
+    }
+    validation[key as keyof ValidationLimits] = value;
+  }
+  return { deviceTypes, validation };
+}
+
+function isObject(value: unknown): value is Record<string, unknown> {
+  return typeof value === 'object' && value !== null && !Array.isArray(value);
+}

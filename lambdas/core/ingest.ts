@@ -1,0 +1,421 @@
+/**
+ * The ingest path without AWS: a batch of queue messages in, every message out as
+ * stored readings, quarantine records with a reason, or a failure to retry. Shared
+ * by the ingest Lambda and the local runtime.
+ *
+ * Order of writes, chosen so a retry never stores a reading twice in the lake:
+ * Timestream first (identical records are idempotent there), then raw and quarantine,
+ * then `readings/` last; a message that failed an earlier step is left out of the
+ * later ones and retried whole. Object keys are derived from the message ids they
+ * hold, so a batch redelivered unchanged overwrites its own objects.
+ */
+import { createHash } from 'node:crypto';
+import { gzipSync } from 'node:zlib';
+import type { RuntimeConfig } from './config.ts';
+import { type DecodeContext, decodeJson, type Rejection, type RejectionCode } from './decode-json.ts';
+import { type Envelope, sourceOf } from './envelope.ts';
+import { quarantineKey, rawKey, readingsKey, SOURCES, type Source } from './lake-layout.ts';
+import { type IngestMetrics, NO_METRICS, type ObjectStore, type TimeSeriesSink } from './ports.ts';
+import { type Reading, toNdjsonRows, toTimeSeriesRecord } from './reading.ts';
+import { lakeTimestamp } from './tables.ts';
+import { parseTelemetryTopic } from './topics.ts';
+
+export interface QueueMessage {
+  readonly messageId: string;
+  readonly body: string;
+}
+
+/** A row of the `raw` table. */
+export interface RawRecord {
+  readonly message_id: string;
+  readonly received_at: string;
+  readonly source: Source;
+  readonly topic: string;
+  readonly client_id: string | null;
+  readonly device_id: string | null;
+  readonly device_type: string | null;
+  readonly payload: string;
+}
+
+/** A row of the `quarantine` table. */
+export interface QuarantineRecord {
+  readonly message_id: string;
+  readonly received_at: string;
+  readonly source: Source;
+  readonly topic: string;
+  readonly device_id: string | null;
+  readonly device_type: string | null;
+  readonly reason_code: RejectionCode;
+  readonly reason: string;
+  readonly payload: string;
+}
+
+/** What one message became, before anything is written. */
+export interface MessageOutcome {
+  readonly messageId: string;
+  readonly receivedAt: number;
+  readonly raw?: RawRecord;
+  readonly readings: readonly Reading[];
+  readonly quarantine: readonly QuarantineRecord[];
+}
+
+export interface IngestDeps {
+  readonly config: RuntimeConfig;
+  readonly lake: ObjectStore;
+  /** Absent when Timestream is switched off. */
+  readonly timeseries?: TimeSeriesSink;
+  readonly metrics?: IngestMetrics;
+  /** Clock for messages whose envelope has no arrival time. */
+  readonly now?: () => number;
+}
+
+/** Device type of HTTP readings that name none with `$type`. */
+export const DEFAULT_HTTP_DEVICE_TYPE = 'http';
+
+/**
+ * Decodes one queue message. Pure and total: any input, however broken, comes back
+ * as readings and/or quarantine records, never as an exception.
+ */
+export function decodeMessage(
+  message: QueueMessage,
+  config: RuntimeConfig,
+  now: () => number = Date.now,
+): MessageOutcome {
+  const envelope = parseEnvelope(message.body);
+  if ('error' in envelope) {
+    const receivedAt = now();
+    return {
+      messageId: message.messageId,
+      receivedAt,
+      readings: [],
+      quarantine: [
+        quarantineRecord(message.messageId, receivedAt, 'mqtt', '', undefined, {
+          code: 'invalid_envelope',
+          reason: envelope.error,
+          payload: Buffer.from(message.body, 'utf8'),
+        }),
+      ],
+    };
+  }
+  const source = sourceOf(envelope);
+  const bytes = Buffer.from(envelope.payload, 'base64');
+  let deviceId: string | undefined;
+  let deviceType: string | undefined;
+  if (source === 'mqtt') {
+    const topic = parseTelemetryTopic(envelope.topic);
+    if ('error' in topic) {
+      return withRaw(envelope, message.messageId, undefined, undefined, [
+        { code: 'invalid_topic', reason: topic.error, payload: bytes },
+      ]);
+    }
+    ({ deviceId, deviceType } = topic);
+  }
+  const context: DecodeContext = {
+    deviceId,
+    deviceType: deviceType ?? DEFAULT_HTTP_DEVICE_TYPE,
+    source,
+    messageId: message.messageId,
+    receivedAt: envelope.receivedAt,
+    limits: config.validation,
+  };
+  // Every device type decodes as JSON until a decoder is configured for it.
+  const { readings, rejections } = decodeJson(bytes, context);
+  return { ...withRaw(envelope, message.messageId, deviceId, deviceType, rejections), readings };
+}
+
+function withRaw(
+  envelope: Envelope,
+  messageId: string,
+  deviceId: string | undefined,
+  deviceType: string | undefined,
+  rejections: readonly Rejection[],
+): MessageOutcome {
+  const source = sourceOf(envelope);
+  return {
+    messageId,
+    receivedAt: envelope.receivedAt,
+    raw: {
+      message_id: messageId,
+      received_at: lakeTimestamp(envelope.receivedAt),
+      source,
+      topic: envelope.topic,
+      client_id: envelope.clientId ?? null,
+      device_id: deviceId ?? null,
+      device_type: deviceType ?? null,
+      payload: envelope.payload,
+    },
+    readings: [],
+    quarantine: rejections.map((r) =>
+      quarantineRecord(messageId, envelope.receivedAt, source, envelope.topic, deviceType, r),
+    ),
+  };
+}
+
+function quarantineRecord(
+  messageId: string,
+  receivedAt: number,
+  source: Source,
+  topic: string,
+  deviceType: string | undefined,
+  rejection: Rejection,
+): QuarantineRecord {
+  return {
+    message_id: messageId,
+    received_at: lakeTimestamp(receivedAt),
+    source,
+    topic,
+    device_id: rejection.deviceId ?? null,
+    device_type: deviceType ?? null,
+    reason_code: rejection.code,
+    reason: rejection.reason,
+    payload: rejection.payload.toString('base64'),
+  };
+}
+
+function parseEnvelope(body: string): Envelope | { error: string } {
+  let value: unknown;
+  try {
+    value = JSON.parse(body);
+  } catch {
+    return { error: 'queue message is not a JSON envelope' };
+  }
+  if (typeof value !== 'object' || value === null || Array.isArray(value))
+    return { error: 'envelope is not an object' };
+  const e = value as Record<string, unknown>;
+  if (typeof e.payload !== 'string') return { error: 'envelope has no base64 "payload"' };
+  if (typeof e.topic !== 'string') return { error: 'envelope has no "topic"' };
+  if (typeof e.receivedAt !== 'number' || !Number.isFinite(e.receivedAt))
+    return { error: 'envelope has no numeric "receivedAt"' };
+  if (e.source !== undefined && !SOURCES.includes(e.source as Source))
+    return { error: `envelope source ${JSON.stringify(e.source)} is unknown` };
+  if (e.clientId !== undefined && typeof e.clientId !== 'string')
+    return { error: 'envelope "clientId" is not a string' };
+  return e as unknown as Envelope;
+}
+
+/** Failures by message id: these messages must be retried; every other one is done. */
+export type BatchFailures = Map<string, Error>;
+
+/**
+ * Writes a batch of decoded messages to the sinks and says which messages failed.
+ * Duplicates (same device and reading key) are stored once.
+ */
+export async function writeBatch(
+  outcomes: readonly MessageOutcome[],
+  deps: IngestDeps,
+): Promise<BatchFailures> {
+  const metrics = deps.metrics ?? NO_METRICS;
+  const failures: BatchFailures = new Map();
+  const fail = (messageIds: Iterable<string>, error: Error) => {
+    for (const id of messageIds) if (!failures.has(id)) failures.set(id, error);
+  };
+  const alive = (messageId: string) => !failures.has(messageId);
+
+  const seen = new Set<string>();
+  const readings: Reading[] = [];
+  let duplicates = 0;
+  for (const outcome of outcomes) {
+    for (const reading of outcome.readings) {
+      const id = `${reading.deviceId}\u0000${reading.key}`;
+      if (seen.has(id)) {
+        duplicates++;
+        continue;
+      }
+      seen.add(id);
+      readings.push(reading);
+    }
+  }
+  const extraQuarantine: { q: QuarantineRecord; at: number }[] = [];
+
+  if (deps.timeseries && readings.length > 0) {
+    const sink = deps.timeseries;
+    const started = performance.now();
+    const chunks = chunk(readings, sink.maxRecordsPerWrite);
+    await Promise.all(
+      chunks.map(async (part) => {
+        try {
+          const rejected = await sink.write(part.map(toTimeSeriesRecord));
+          for (const { index, reason } of rejected) {
+            const reading = part[index];
+            if (!reading) continue;
+            extraQuarantine.push({
+              at: reading.receivedAt,
+              q: {
+                message_id: reading.messageId,
+                received_at: lakeTimestamp(reading.receivedAt),
+                source: reading.source,
+                topic: '',
+                device_id: reading.deviceId,
+                device_type: reading.deviceType,
+                reason_code: 'timestream_rejected',
+                reason: `Timestream rejected the record: ${reason}`,
+                payload: Buffer.from(JSON.stringify(reading.metrics)).toString('base64'),
+              },
+            });
+          }
+        } catch (error) {
+          fail(new Set(part.map((r) => r.messageId)), asError(error));
+        }
+      }),
+    );
+    metrics.latency('timeseries', performance.now() - started);
+  }
+
+  const started = performance.now();
+  const quarantine = [
+    ...outcomes.flatMap((o) => o.quarantine.map((q) => ({ q, at: o.receivedAt }))),
+    ...extraQuarantine,
+  ];
+  const rows = readings.filter((r) => alive(r.messageId));
+  await Promise.all([
+    writeObjects(
+      deps.lake,
+      outcomes.flatMap(({ raw, messageId, receivedAt }) =>
+        raw && alive(messageId)
+          ? [
+              {
+                messageId,
+                keyFor: (id: string) => rawKey(raw.source, receivedAt, id),
+                lines: [JSON.stringify(raw)],
+              },
+            ]
+          : [],
+      ),
+      fail,
+    ),
+    writeObjects(
+      deps.lake,
+      quarantine
+        .filter(({ q }) => alive(q.message_id))
+        .map(({ q, at }) => ({
+          messageId: q.message_id,
+          keyFor: (id: string) => quarantineKey(at, id),
+          lines: [JSON.stringify(q)],
+        })),
+      fail,
+    ),
+  ]);
+  // readings/ last: a message that failed anything above is retried whole, so its
+  // readings reach the lake exactly once.
+  await writeObjects(
+    deps.lake,
+    rows
+      .filter((r) => alive(r.messageId))
+      .map((r) => ({
+        messageId: r.messageId,
+        keyFor: (id: string) => readingsKey(r.time, id),
+        lines: toNdjsonRows(r),
+      })),
+    fail,
+  );
+  metrics.latency('lake', performance.now() - started);
+
+  const stored = rows.filter((r) => alive(r.messageId));
+  metrics.count('messages', outcomes.length);
+  metrics.count('accepted', stored.length);
+  metrics.count('quarantined', quarantine.filter(({ q }) => alive(q.message_id)).length);
+  metrics.count('duplicates', duplicates);
+  return failures;
+}
+
+interface LakeEntry {
+  readonly messageId: string;
+  /** The object key for a batch id; entries with the same key shape share an object. */
+  readonly keyFor: (batchId: string) => string;
+  /** NDJSON lines, serialized. */
+  readonly lines: readonly string[];
+}
+
+/**
+ * Writes entries that share a partition as one gzip NDJSON object named after the
+ * messages it holds, and fails those messages when the write fails.
+ */
+async function writeObjects(
+  store: ObjectStore,
+  entries: readonly LakeEntry[],
+  fail: (ids: Iterable<string>, error: Error) => void,
+): Promise<void> {
+  const groups = new Map<string, LakeEntry[]>();
+  for (const entry of entries) {
+    const partition = entry.keyFor('');
+    const list = groups.get(partition);
+    if (list) list.push(entry);
+    else groups.set(partition, [entry]);
+  }
+  await Promise.all(
+    [...groups.values()].map(async (group) => {
+      const ids = new Set(group.map((e) => e.messageId));
+      const first = group[0] as LakeEntry;
+      const body = gzipSync(`${group.flatMap((e) => e.lines).join('\n')}\n`);
+      try {
+        await store.put(first.keyFor(batchId(ids)), body, 'application/x-ndjson', 'gzip');
+      } catch (error) {
+        fail(ids, asError(error));
+      }
+    }),
+  );
+}
+
+/** A short, stable name for a set of messages: the same messages give the same object key. */
+export function batchId(messageIds: Iterable<string>): string {
+  return createHash('sha256')
+    .update([...messageIds].sort().join('\n'))
+    .digest('hex')
+    .slice(0, 32);
+}
+
+export function chunk<T>(items: readonly T[], size: number): T[][] {
+  if (!Number.isInteger(size) || size < 1)
+    throw new Error(`chunk size must be a positive integer, got ${size}`);
+  const chunks: T[][] = [];
+  for (let i = 0; i < items.length; i += size) chunks.push(items.slice(i, i + size));
+  return chunks;
+}
+
+function asError(error: unknown): Error {
+  return error instanceof Error ? error : new Error(String(error));
+}
+
+/**
+ * Collects the messages of one batch as they are handed over one by one (Powertools
+ * processes SQS records in parallel, each through its own handler call), writes them
+ * together once all have arrived, and settles each message's promise with its own
+ * result: the batching that cuts S3 PUTs and Timestream calls by the batch size,
+ * with per-message partial failure kept.
+ */
+export class IngestBatch {
+  private readonly outcomes: MessageOutcome[] = [];
+  private readonly written: Promise<BatchFailures>;
+  private release!: (outcomes: MessageOutcome[]) => void;
+
+  constructor(
+    private readonly size: number,
+    private readonly deps: IngestDeps,
+  ) {
+    this.written = new Promise<MessageOutcome[]>((resolve) => {
+      this.release = resolve;
+    }).then((outcomes) => writeBatch(outcomes, deps));
+  }
+
+  /** Resolves when the message is stored or quarantined; rejects when it must be retried. */
+  async submit(message: QueueMessage): Promise<void> {
+    let outcome: MessageOutcome;
+    try {
+      outcome = decodeMessage(message, this.deps.config, this.deps.now);
+    } catch (error) {
+      // decodeMessage is total; this guards the count so the batch is still written.
+      outcome = { messageId: message.messageId, receivedAt: Date.now(), readings: [], quarantine: [] };
+      this.outcomes.push(outcome);
+      this.releaseWhenComplete();
+      throw asError(error);
+    }
+    this.outcomes.push(outcome);
+    this.releaseWhenComplete();
+    const failure = (await this.written).get(message.messageId);
+    if (failure) throw failure;
+  }
+
+  private releaseWhenComplete(): void {
+    if (this.outcomes.length === this.size) this.release(this.outcomes);
+  }
+}

@@ -1,0 +1,25 @@
+/**
+ * Environment variable names shared by the CDK constructs (which set them) and the
+ * Lambda handlers (which read them), so the two can never drift apart.
+ */
+export const ENV = {
+  /** JSON of the run-time config (device types, validation limits). */
+  runtimeConfig: 'PIPELINE_RUNTIME_CONFIG',
+  /** Name of the S3 lake bucket. */
+  lakeBucket: 'LAKE_BUCKET',
+  /** Timestream database name; unset when Timestream is switched off. */
+  timestreamDatabase: 'TIMESTREAM_DATABASE',
+  /** Timestream table name; unset when Timestream is switched off. */
+  timestreamTable: 'TIMESTREAM_TABLE',
+  /** URL of the SQS ingest queue the HTTP function enqueues to. */
+  ingestQueueUrl: 'INGEST_QUEUE_URL',
+  /** ARN of the Secrets Manager secret holding the HTTP API key. */
+  apiKeySecretArn: 'API_KEY_SECRET_ARN',
+} as const;
+
+/** Reads a required environment variable, failing the cold start with its name when it is missing. */
+export function requireEnv(name: string, env: NodeJS.ProcessEnv = process.env): string {
+  const value = env[name];
+  if (value === undefined || value === '') throw new Error(`Missing environment variable ${name}`);
+  return value;
+}

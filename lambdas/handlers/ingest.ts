@@ -1,0 +1,38 @@
+import { BatchProcessor, EventType, processPartialResponse } from '@aws-lambda-powertools/batch';
+import { Logger } from '@aws-lambda-powertools/logger';
+import { Metrics } from '@aws-lambda-powertools/metrics';
+import { S3Client } from '@aws-sdk/client-s3';
+import { TimestreamWriteClient } from '@aws-sdk/client-timestream-write';
+import type { Context, SQSBatchResponse, SQSEvent, SQSRecord } from 'aws-lambda';
+import { emfMetrics } from '../adapters/aws/metrics.ts';
+import { loadRuntimeConfig } from '../adapters/aws/runtime-config.ts';
+import { s3Store } from '../adapters/aws/s3-store.ts';
+import { timestreamSink } from '../adapters/aws/timestream-sink.ts';
+import { IngestBatch, type IngestDeps } from '../core/ingest.ts';
+import { ENV, requireEnv } from '../env.ts';
+
+const logger = new Logger();
+const metrics = new Metrics();
+const processor = new BatchProcessor(EventType.SQS);
+const database = process.env[ENV.timestreamDatabase];
+const table = process.env[ENV.timestreamTable];
+// Built once per container, outside the handler.
+const deps: IngestDeps = {
+  config: loadRuntimeConfig(),
+  lake: s3Store(new S3Client({}), requireEnv(ENV.lakeBucket)),
+  timeseries: database && table ? timestreamSink(new TimestreamWriteClient({}), database, table) : undefined,
+  metrics: emfMetrics(metrics),
+};
+
+export const handler = async (event: SQSEvent, context: Context): Promise<SQSBatchResponse> => {
+  const batch = new IngestBatch(event.Records.length, deps);
+  try {
+    return await processPartialResponse(event, (record: SQSRecord) => batch.submit(record), processor, {
+      context,
+      processInParallel: true,
+    });
+  } finally {
+    for (const error of processor.errors) logger.warn('message will be retried', { error: error.message });
+    metrics.publishStoredMetrics();
+  }
+};

@@ -1,0 +1,268 @@
+import { readFileSync } from 'node:fs';
+import {
+  ConfigError,
+  DEFAULT_VALIDATION,
+  type RuntimeConfig,
+  validateRuntimeConfig,
+} from '../lambdas/core/config.ts';
+
+export { ConfigError };
+
+/**
+ * The whole pipeline's configuration: what `cdk synth` builds and what the Lambdas
+ * (and the local runtime) are told at run time.
+ *
+ * It is read from CDK context (see {@link loadConfig}) and validated before a single
+ * construct is created, so a typo fails the synth with the key's name instead of
+ * failing a deployment twenty minutes later.
+ */
+export interface PipelineConfig extends RuntimeConfig {
+  /** Stage name, part of every physical name (`iot_pipeline_<stage>_telemetry`). Lowercase letters and digits. */
+  readonly stage: string;
+  readonly timestream: TimestreamConfig;
+  readonly lake: LakeConfig;
+  readonly athena: AthenaConfig;
+  readonly http: HttpConfig;
+  readonly ingest: IngestConfig;
+  readonly alerts: AlertsConfig;
+}
+
+export interface TimestreamConfig {
+  /**
+   * Create the Timestream database and table and write readings to them. Timestream
+   * for LiveAnalytics is closed to new AWS customers (since 2025-06-20): switch it off
+   * and the template holds no Timestream resource or permission; the lake keeps everything.
+   */
+  readonly enabled: boolean;
+  /** Hours a record stays in the memory store (fast, recent queries). 1 to 8766. */
+  readonly memoryRetentionHours: number;
+  /** Days a record stays in the magnetic store. 1 to 73000. */
+  readonly magneticRetentionDays: number;
+}
+
+export interface LakeConfig {
+  /** Days before `raw/` objects move to S3 Glacier Instant Retrieval. */
+  readonly rawTransitionDays: number;
+  /** Days before `quarantine/` objects expire; 0 keeps them forever. */
+  readonly quarantineExpirationDays: number;
+  /** Days noncurrent object versions are kept (the lake is versioned: an overwrite loses nothing). */
+  readonly noncurrentVersionExpirationDays: number;
+}
+
+export interface AthenaConfig {
+  /** Per-query scan limit of the workgroup, in bytes; Athena cancels a query that reads more. */
+  readonly bytesScannedCutoffPerQuery: number;
+  /** Days Athena query results are kept. */
+  readonly resultsExpirationDays: number;
+}
+
+export interface HttpConfig {
+  /** Steady-state requests per second the HTTP API accepts before answering 429. */
+  readonly throttleRateLimit: number;
+  /** Burst of requests the HTTP API accepts above the steady rate. */
+  readonly throttleBurstLimit: number;
+}
+
+export interface IngestConfig {
+  /** Records per ingest Lambda invocation (SQS batch size). 1 to 10000. */
+  readonly batchSize: number;
+  /** Seconds SQS waits to fill a batch. 0 to 300. */
+  readonly maxBatchingWindowSeconds: number;
+  /** Deliveries of a record before it moves to the dead-letter queue. */
+  readonly maxReceiveCount: number;
+  /** Upper bound of concurrent ingest Lambdas on the queue. 2 to 1000. */
+  readonly maxConcurrency: number;
+  /** Ingest Lambda memory in MB. */
+  readonly memorySizeMb: number;
+  /** Ingest Lambda timeout in seconds; the queue's visibility timeout is six times this. */
+  readonly timeoutSeconds: number;
+}
+
+export interface AlertsConfig {
+  /** Email address subscribed to the alert topic; none when empty. */
+  readonly email?: string;
+}
+
+/** Defaults: safe, cheap, and what the README documents. */
+export const DEFAULT_CONFIG: PipelineConfig = {
+  stage: 'dev',
+  timestream: { enabled: true, memoryRetentionHours: 24, magneticRetentionDays: 365 },
+  lake: { rawTransitionDays: 90, quarantineExpirationDays: 0, noncurrentVersionExpirationDays: 30 },
+  athena: { bytesScannedCutoffPerQuery: 10 * 1024 ** 3, resultsExpirationDays: 7 },
+  http: { throttleRateLimit: 100, throttleBurstLimit: 200 },
+  ingest: {
+    batchSize: 100,
+    maxBatchingWindowSeconds: 5,
+    maxReceiveCount: 5,
+    maxConcurrency: 5,
+    memorySizeMb: 512,
+    timeoutSeconds: 60,
+  },
+  alerts: {},
+  deviceTypes: {},
+  validation: DEFAULT_VALIDATION,
+};
+
+type ContextReader = (key: string) => unknown;
+
+/**
+ * Reads the config from CDK context, in this order (later wins):
+ * the defaults; the file named by `-c config=<file.json>`; the `iotPipeline` object in
+ * `cdk.json`; then single flags `-c stage=prod`, `-c timestream=false`, `-c alertEmail=ops@example.com`.
+ */
+export function loadConfig(context: ContextReader): PipelineConfig {
+  const file = context('config');
+  const fromFile = typeof file === 'string' ? readJson(file) : {};
+  const fromContext = context('iotPipeline') ?? {};
+  const flags: Record<string, unknown> = {};
+  const stage = context('stage');
+  if (stage !== undefined) flags.stage = stage;
+  const timestream = context('timestream');
+  if (timestream !== undefined) flags.timestream = { enabled: parseBooleanFlag('timestream', timestream) };
+  const email = context('alertEmail');
+  if (email !== undefined) flags.alerts = { email };
+  return validateConfig(merge(merge(fromFile, fromContext), flags));
+}
+
+function readJson(file: string): unknown {
+  try {
+    return JSON.parse(readFileSync(file, 'utf8'));
+  } catch (error) {
+    throw new ConfigError('config', file, `a readable JSON file (${(error as Error).message})`);
+  }
+}
+
+function parseBooleanFlag(key: string, value: unknown): boolean {
+  // `-c timestream=false` arrives as the string "false".
+  if (value === true || value === 'true') return true;
+  if (value === false || value === 'false') return false;
+  throw new ConfigError(key, value, 'true or false');
+}
+
+function merge(base: unknown, override: unknown): unknown {
+  if (!isPlainObject(base) || !isPlainObject(override)) return override === undefined ? base : override;
+  const out: Record<string, unknown> = { ...base };
+  for (const [key, value] of Object.entries(override)) out[key] = merge(base[key], value);
+  return out;
+}
+
+function isPlainObject(value: unknown): value is Record<string, unknown> {
+  return typeof value === 'object' && value !== null && !Array.isArray(value);
+}
+
+/**
+ * Validates a partial config over the defaults and returns the complete, typed config.
+ *
+ * @throws ConfigError naming the first bad key
+ */
+export function validateConfig(input: unknown): PipelineConfig {
+  if (!isPlainObject(input)) throw new ConfigError('(root)', input, 'an object');
+  const known = new Set(Object.keys(DEFAULT_CONFIG));
+  for (const key of Object.keys(input)) {
+    if (!known.has(key)) throw new ConfigError(key, input[key], `one of the keys ${[...known].join(', ')}`);
+  }
+  const section = <K extends keyof PipelineConfig>(key: K): Record<string, unknown> => {
+    const value = input[key] ?? {};
+    if (!isPlainObject(value)) throw new ConfigError(key, value, 'an object');
+    const defaults = DEFAULT_CONFIG[key] as object;
+    for (const sub of Object.keys(value)) {
+      if (key !== 'deviceTypes' && !(sub in defaults) && !(key === 'alerts' && sub === 'email')) {
+        throw new ConfigError(`${key}.${sub}`, value[sub], `one of ${Object.keys(defaults).join(', ')}`);
+      }
+    }
+    return { ...defaults, ...value };
+  };
+  const int = (key: string, value: unknown, min: number, max: number): number => {
+    if (typeof value !== 'number' || !Number.isInteger(value) || value < min || value > max) {
+      throw new ConfigError(key, value, `an integer from ${min} to ${max}`);
+    }
+    return value;
+  };
+  const bool = (key: string, value: unknown): boolean => {
+    if (typeof value !== 'boolean') throw new ConfigError(key, value, 'true or false');
+    return value;
+  };
+
+  const stage = input.stage ?? DEFAULT_CONFIG.stage;
+  if (typeof stage !== 'string' || !/^[a-z][a-z0-9]{0,15}$/.test(stage)) {
+    throw new ConfigError('stage', stage, 'lowercase letters and digits, starting with a letter, at most 16');
+  }
+
+  const ts = section('timestream');
+  const lake = section('lake');
+  const athena = section('athena');
+  const http = section('http');
+  const ingest = section('ingest');
+  const alerts = section('alerts');
+  if (
+    alerts.email !== undefined &&
+    (typeof alerts.email !== 'string' || !/^[^@\s]+@[^@\s]+\.[^@\s]+$/.test(alerts.email))
+  ) {
+    throw new ConfigError('alerts.email', alerts.email, 'an email address');
+  }
+  const throttleRateLimit = int('http.throttleRateLimit', http.throttleRateLimit, 1, 10_000);
+  const throttleBurstLimit = int('http.throttleBurstLimit', http.throttleBurstLimit, 1, 5_000);
+  const batchSize = int('ingest.batchSize', ingest.batchSize, 1, 10_000);
+  const maxBatchingWindowSeconds = int(
+    'ingest.maxBatchingWindowSeconds',
+    ingest.maxBatchingWindowSeconds,
+    0,
+    300,
+  );
+  // SQS event sources take more than 10 records a batch only with a batching window.
+  if (batchSize > 10 && maxBatchingWindowSeconds === 0) {
+    throw new ConfigError(
+      'ingest.maxBatchingWindowSeconds',
+      0,
+      'at least 1 when ingest.batchSize is above 10',
+    );
+  }
+  const runtime = validateRuntimeConfig({ deviceTypes: input.deviceTypes, validation: input.validation });
+
+  return {
+    stage,
+    timestream: {
+      enabled: bool('timestream.enabled', ts.enabled),
+      memoryRetentionHours: int('timestream.memoryRetentionHours', ts.memoryRetentionHours, 1, 8766),
+      magneticRetentionDays: int('timestream.magneticRetentionDays', ts.magneticRetentionDays, 1, 73_000),
+    },
+    lake: {
+      rawTransitionDays: int('lake.rawTransitionDays', lake.rawTransitionDays, 1, 3650),
+      quarantineExpirationDays: int('lake.quarantineExpirationDays', lake.quarantineExpirationDays, 0, 3650),
+      noncurrentVersionExpirationDays: int(
+        'lake.noncurrentVersionExpirationDays',
+        lake.noncurrentVersionExpirationDays,
+        1,
+        3650,
+      ),
+    },
+    athena: {
+      // Athena's own bounds for the workgroup limit: 10 MB to 7 EB; we cap at 1 PB.
+      bytesScannedCutoffPerQuery: int(
+        'athena.bytesScannedCutoffPerQuery',
+        athena.bytesScannedCutoffPerQuery,
+        10_000_000,
+        1024 ** 5,
+      ),
+      resultsExpirationDays: int('athena.resultsExpirationDays', athena.resultsExpirationDays, 1, 3650),
+    },
+    http: { throttleRateLimit, throttleBurstLimit },
+    ingest: {
+      batchSize,
+      maxBatchingWindowSeconds,
+      maxReceiveCount: int('ingest.maxReceiveCount', ingest.maxReceiveCount, 1, 1000),
+      maxConcurrency: int('ingest.maxConcurrency', ingest.maxConcurrency, 2, 1000),
+      memorySizeMb: int('ingest.memorySizeMb', ingest.memorySizeMb, 128, 10_240),
+      // 15 minutes is Lambda's limit; the visibility timeout (6x) must stay within SQS's 12 hours.
+      timeoutSeconds: int('ingest.timeoutSeconds', ingest.timeoutSeconds, 1, 900),
+    },
+    alerts: typeof alerts.email === 'string' ? { email: alerts.email } : {},
+    ...runtime,
+  };
+}
+
+/** What the Lambdas need at run time, as one JSON string for an environment variable. */
+export function runtimeConfigJson(config: PipelineConfig): string {
+  const runtime: RuntimeConfig = { deviceTypes: config.deviceTypes, validation: config.validation };
+  return JSON.stringify(runtime);
+}

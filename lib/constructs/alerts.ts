@@ -1,0 +1,49 @@
+import * as iam from 'aws-cdk-lib/aws-iam';
+import * as kms from 'aws-cdk-lib/aws-kms';
+import * as sns from 'aws-cdk-lib/aws-sns';
+import * as subscriptions from 'aws-cdk-lib/aws-sns-subscriptions';
+import { Construct } from 'constructs';
+
+export interface AlertsProps {
+  /**
+   * Email address subscribed to every alert (AWS sends a confirmation mail first).
+   *
+   * @default no subscription
+   */
+  readonly email?: string;
+}
+
+/**
+ * The alert topic: device alerts (thresholds, offline) and operational alarms (DLQ
+ * depth, Lambda errors) meet here. Encrypted with a customer managed key because
+ * CloudWatch alarms cannot publish to a topic under the AWS managed SNS key.
+ */
+export class Alerts extends Construct {
+  public readonly topic: sns.Topic;
+  public readonly key: kms.Key;
+
+  constructor(scope: Construct, id: string, props: AlertsProps = {}) {
+    super(scope, id);
+    if (props.email !== undefined && !/^[^@\s]+@[^@\s]+\.[^@\s]+$/.test(props.email)) {
+      throw new Error(`Alerts: email must be an email address, got "${props.email}"`);
+    }
+    this.key = new kms.Key(this, 'Key', {
+      description: 'Encrypts the IoT pipeline alert topic',
+      enableKeyRotation: true,
+    });
+    // CloudWatch alarms publish to the topic, so CloudWatch must use the key.
+    this.key.addToResourcePolicy(
+      new iam.PolicyStatement({
+        principals: [new iam.ServicePrincipal('cloudwatch.amazonaws.com')],
+        actions: ['kms:Decrypt', 'kms:GenerateDataKey*'],
+        resources: ['*'],
+      }),
+    );
+    this.topic = new sns.Topic(this, 'Topic', {
+      displayName: 'IoT pipeline alerts',
+      masterKey: this.key,
+      enforceSSL: true,
+    });
+    if (props.email) this.topic.addSubscription(new subscriptions.EmailSubscription(props.email));
+  }
+}

@@ -1,0 +1,122 @@
+import { RemovalPolicy, Validations } from 'aws-cdk-lib';
+import * as iam from 'aws-cdk-lib/aws-iam';
+import type * as s3 from 'aws-cdk-lib/aws-s3';
+import * as timestream from 'aws-cdk-lib/aws-timestream';
+import { Construct } from 'constructs';
+
+export interface TimeSeriesProps {
+  /** Timestream database name. */
+  readonly databaseName: string;
+  /**
+   * Table name.
+   *
+   * @default 'readings'
+   */
+  readonly tableName?: string;
+  /**
+   * Hours a record stays in the memory store.
+   *
+   * @default 24
+   */
+  readonly memoryRetentionHours?: number;
+  /**
+   * Days a record stays in the magnetic store.
+   *
+   * @default 365
+   */
+  readonly magneticRetentionDays?: number;
+  /**
+   * Where Timestream reports late records it rejected asynchronously from the
+   * magnetic store, so they are not lost silently. The lake bucket, under `errors/timestream/`.
+   */
+  readonly rejectedDataBucket: s3.IBucket;
+}
+
+/**
+ * Amazon Timestream for LiveAnalytics (L1 resources only): one database and one table
+ * of multi-measure records, with magnetic store writes on so late readings are kept.
+ * Create it only when `timestream.enabled` is true: the service is closed to new AWS
+ * customers, and a stack without it holds no Timestream resource or permission.
+ */
+export class TimeSeries extends Construct {
+  public readonly database: timestream.CfnDatabase;
+  public readonly table: timestream.CfnTable;
+  public readonly databaseName: string;
+  public readonly tableName: string;
+
+  constructor(scope: Construct, id: string, props: TimeSeriesProps) {
+    super(scope, id);
+    const memory = props.memoryRetentionHours ?? 24;
+    const magnetic = props.magneticRetentionDays ?? 365;
+    if (!Number.isInteger(memory) || memory < 1 || memory > 8766) {
+      throw new Error(`TimeSeries: memoryRetentionHours must be an integer from 1 to 8766, got ${memory}`);
+    }
+    if (!Number.isInteger(magnetic) || magnetic < 1 || magnetic > 73_000) {
+      throw new Error(
+        `TimeSeries: magneticRetentionDays must be an integer from 1 to 73000, got ${magnetic}`,
+      );
+    }
+    this.databaseName = props.databaseName;
+    this.tableName = props.tableName ?? 'readings';
+
+    this.database = new timestream.CfnDatabase(this, 'Database', { databaseName: this.databaseName });
+    this.database.applyRemovalPolicy(RemovalPolicy.RETAIN);
+    Validations.of(this).acknowledge(
+      {
+        id: 'AwsSolutions-TS3',
+        reason:
+          'Encrypted at rest with the AWS owned Timestream key; a customer managed key adds cost and a key policy to keep for no reader we have.',
+      },
+      {
+        id: 'CloudFormation-Validate::W3697',
+        reason:
+          'Timestream is closed to new customers; it is on only for accounts that already have it (timestream.enabled), and the lake holds everything either way.',
+      },
+    );
+    this.table = new timestream.CfnTable(this, 'Table', {
+      databaseName: this.databaseName,
+      tableName: this.tableName,
+      retentionProperties: {
+        MemoryStoreRetentionPeriodInHours: String(memory),
+        MagneticStoreRetentionPeriodInDays: String(magnetic),
+      },
+      magneticStoreWriteProperties: {
+        EnableMagneticStoreWrites: true,
+        MagneticStoreRejectedDataLocation: {
+          S3Configuration: {
+            BucketName: props.rejectedDataBucket.bucketName,
+            ObjectKeyPrefix: 'errors/timestream/',
+            EncryptionOption: 'SSE_S3',
+          },
+        },
+      },
+    });
+    this.table.addResourceDependency(this.database);
+    this.table.applyRemovalPolicy(RemovalPolicy.RETAIN);
+  }
+
+  /** The table's ARN. */
+  get tableArn(): string {
+    return this.table.attrArn;
+  }
+
+  /**
+   * Lets `grantee` write records to the table: WriteRecords on this table only, plus
+   * DescribeEndpoints, which Timestream's endpoint discovery needs and which exists
+   * only as an account-level action.
+   */
+  grantWrite(grantee: iam.IGrantable): void {
+    iam.Grant.addToPrincipal({
+      grantee,
+      actions: ['timestream:WriteRecords'],
+      resourceArns: [this.tableArn],
+    });
+    iam.Grant.addToPrincipal({ grantee, actions: ['timestream:DescribeEndpoints'], resourceArns: ['*'] });
+    if (grantee instanceof Construct) {
+      Validations.of(grantee).acknowledge({
+        id: 'AwsSolutions-IAM5[Resource::*]',
+        reason: 'timestream:DescribeEndpoints has no resource type; AWS requires "*" for it.',
+      });
+    }
+  }
+}

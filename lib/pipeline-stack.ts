@@ -1,0 +1,115 @@
+import { CfnOutput, Stack, type StackProps } from 'aws-cdk-lib';
+import type { Construct } from 'constructs';
+import { LAKE_PREFIXES } from '../lambdas/core/lake-layout.ts';
+import { ENV } from '../lambdas/env.ts';
+import { type PipelineConfig, runtimeConfigJson } from './config.ts';
+import { Alerts } from './constructs/alerts.ts';
+import { Analytics } from './constructs/analytics.ts';
+import { HttpApi } from './constructs/http-api.ts';
+import { Ingest } from './constructs/ingest.ts';
+import { Lake } from './constructs/lake.ts';
+import { Monitoring } from './constructs/monitoring.ts';
+import { TimeSeries } from './constructs/timeseries.ts';
+import { acknowledgeStackFindings } from './nag.ts';
+
+export interface PipelineStackProps extends StackProps {
+  /** The validated configuration (see `lib/config.ts`). */
+  readonly config: PipelineConfig;
+}
+
+/**
+ * The whole pipeline, composed from one construct per concern. It defines no resource
+ * of its own: reading it top to bottom shows how data flows.
+ */
+export class PipelineStack extends Stack {
+  constructor(scope: Construct, id: string, props: PipelineStackProps) {
+    super(scope, id, props);
+    const { config } = props;
+
+    const lake = new Lake(this, 'Lake', config.lake);
+
+    const timeseries = config.timestream.enabled
+      ? new TimeSeries(this, 'TimeSeries', {
+          databaseName: `iot_pipeline_${config.stage}`,
+          memoryRetentionHours: config.timestream.memoryRetentionHours,
+          magneticRetentionDays: config.timestream.magneticRetentionDays,
+          rejectedDataBucket: lake.bucket,
+        })
+      : undefined;
+
+    const analytics = new Analytics(this, 'Analytics', {
+      lakeBucket: lake.bucket,
+      accessLogsBucket: lake.accessLogs,
+      databaseName: `iot_pipeline_${config.stage}`,
+      workGroupName: `iot-pipeline-${config.stage}`,
+      bytesScannedCutoffPerQuery: config.athena.bytesScannedCutoffPerQuery,
+      resultsExpirationDays: config.athena.resultsExpirationDays,
+    });
+
+    const alerts = new Alerts(this, 'Alerts', { email: config.alerts.email });
+
+    const ingest = new Ingest(this, 'Ingest', {
+      stage: config.stage,
+      lake,
+      batchSize: config.ingest.batchSize,
+      maxBatchingWindowSeconds: config.ingest.maxBatchingWindowSeconds,
+      maxReceiveCount: config.ingest.maxReceiveCount,
+      maxConcurrency: config.ingest.maxConcurrency,
+      memorySizeMb: config.ingest.memorySizeMb,
+      timeoutSeconds: config.ingest.timeoutSeconds,
+      environment: {
+        [ENV.runtimeConfig]: runtimeConfigJson(config),
+        [ENV.lakeBucket]: lake.bucket.bucketName,
+        ...(timeseries && {
+          [ENV.timestreamDatabase]: timeseries.databaseName,
+          [ENV.timestreamTable]: timeseries.tableName,
+        }),
+      },
+    });
+    lake.grantWritePrefixes(ingest.function, [
+      LAKE_PREFIXES.raw,
+      LAKE_PREFIXES.readings,
+      LAKE_PREFIXES.quarantine,
+    ]);
+    timeseries?.grantWrite(ingest.function);
+
+    const http = new HttpApi(this, 'Http', {
+      ingestQueue: ingest.queue,
+      runtimeConfig: runtimeConfigJson(config),
+      throttleRateLimit: config.http.throttleRateLimit,
+      throttleBurstLimit: config.http.throttleBurstLimit,
+    });
+
+    new Monitoring(this, 'Monitoring', {
+      topic: alerts.topic,
+      deadLetterQueues: { Ingest: ingest.deadLetterQueue },
+      functions: { Ingest: ingest.function, Http: http.function },
+      topicRuleNames: [ingest.ruleName],
+    });
+
+    acknowledgeStackFindings(this);
+
+    new CfnOutput(this, 'HttpApiUrl', {
+      value: http.url,
+      description: 'POST /v1/telemetry here',
+    });
+    new CfnOutput(this, 'ApiKeySecretArn', {
+      value: http.apiKey.secretArn,
+      description: 'aws secretsmanager get-secret-value --secret-id <this> --query SecretString',
+    });
+    new CfnOutput(this, 'TelemetryRuleName', {
+      value: ingest.ruleName,
+      description:
+        'Publish to dt/<type>/<id>, or $aws/rules/<this>/dt/<type>/<id> to skip the messaging charge',
+    });
+    new CfnOutput(this, 'LakeBucketName', { value: lake.bucket.bucketName });
+    new CfnOutput(this, 'GlueDatabaseName', { value: analytics.databaseName });
+    new CfnOutput(this, 'AthenaWorkGroup', { value: analytics.workGroupName });
+    new CfnOutput(this, 'AlertTopicArn', { value: alerts.topic.topicArn });
+    new CfnOutput(this, 'IngestDeadLetterQueueUrl', { value: ingest.deadLetterQueue.queueUrl });
+    if (timeseries) {
+      new CfnOutput(this, 'TimestreamDatabase', { value: timeseries.databaseName });
+      new CfnOutput(this, 'TimestreamTable', { value: timeseries.tableName });
+    }
+  }
+}

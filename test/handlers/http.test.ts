@@ -1,0 +1,89 @@
+import { GetSecretValueCommand, SecretsManagerClient } from '@aws-sdk/client-secrets-manager';
+import { SendMessageCommand, SQSClient } from '@aws-sdk/client-sqs';
+import type { APIGatewayProxyEventV2, APIGatewayProxyStructuredResultV2 } from 'aws-lambda';
+import { mockClient } from 'aws-sdk-client-mock';
+import { beforeAll, beforeEach, describe, expect, it, vi } from 'vitest';
+import { DEFAULT_VALIDATION } from '../../lambdas/core/config.ts';
+import { decodeMessage } from '../../lambdas/core/ingest.ts';
+
+const sqs = mockClient(SQSClient);
+const secrets = mockClient(SecretsManagerClient);
+const KEY = 'k'.repeat(40);
+let handler: (event: APIGatewayProxyEventV2) => Promise<APIGatewayProxyStructuredResultV2>;
+
+function request(
+  body: string,
+  headers: Record<string, string> = {},
+  path = '/v1/telemetry',
+): APIGatewayProxyEventV2 {
+  return {
+    rawPath: path,
+    headers: { 'content-type': 'application/json', authorization: `Bearer ${KEY}`, ...headers },
+    body,
+    isBase64Encoded: false,
+    requestContext: { http: { method: 'POST' }, requestId: 'req-1', timeEpoch: Date.now() },
+  } as unknown as APIGatewayProxyEventV2;
+}
+
+describe('http handler', () => {
+  beforeAll(async () => {
+    vi.stubEnv('INGEST_QUEUE_URL', 'https://sqs.us-east-1.amazonaws.com/123456789012/ingest');
+    vi.stubEnv('API_KEY_SECRET_ARN', 'arn:aws:secretsmanager:us-east-1:123456789012:secret:key');
+    vi.stubEnv('POWERTOOLS_LOG_LEVEL', 'SILENT');
+    ({ handler } = await import('../../lambdas/handlers/http.ts'));
+  });
+  beforeEach(() => {
+    sqs.reset();
+    secrets.reset();
+    sqs.on(SendMessageCommand).resolves({ MessageId: 'sqs-1' });
+    secrets.on(GetSecretValueCommand).resolves({ SecretString: KEY });
+  });
+
+  it('enqueues an authenticated reading as an envelope the ingest path decodes, then answers 202', async () => {
+    // Act
+    const response = await handler(request(JSON.stringify({ $id: 'dev-1', temp: 21 })));
+    // Assert
+    expect(response.statusCode).toBe(202);
+    expect(JSON.parse(String(response.body))).toEqual({ accepted: true, messageId: 'sqs-1' });
+    const body = sqs.commandCalls(SendMessageCommand)[0]?.args[0].input.MessageBody ?? '';
+    const outcome = decodeMessage(
+      { messageId: 'sqs-1', body },
+      { deviceTypes: {}, validation: DEFAULT_VALIDATION },
+    );
+    expect(outcome.readings[0]).toMatchObject({ deviceId: 'dev-1', source: 'http', metrics: { temp: 21 } });
+  });
+
+  it('accepts the key as x-api-key and reads the secret once per container', async () => {
+    const response = await handler(request('{"$id":"a","t":1}', { authorization: '', 'x-api-key': KEY }));
+    expect(response.statusCode).toBe(202);
+    await handler(request('{"$id":"a","t":1}'));
+    expect(secrets.commandCalls(GetSecretValueCommand).length).toBeLessThanOrEqual(1);
+  });
+
+  it.each([
+    ['a wrong key', request('{}', { authorization: 'Bearer nope' }), 401, 'unauthorized'],
+    ['no key', request('{}', { authorization: '' }), 401, 'unauthorized'],
+    [
+      'a form body',
+      request('a=1', { 'content-type': 'application/x-www-form-urlencoded' }),
+      415,
+      'unsupported_media_type',
+    ],
+    ['malformed JSON', request('{"temp":'), 400, 'invalid_json'],
+    ['an empty body', request(''), 400, 'empty_body'],
+    [
+      'a body over the limit',
+      request(JSON.stringify({ s: 'x'.repeat(DEFAULT_VALIDATION.maxPayloadBytes) })),
+      413,
+      'payload_too_large',
+    ],
+    ['an unknown route', request('{}', {}, '/v1/nope'), 404, 'not_found'],
+  ])('answers %s with %i and a JSON reason, enqueuing nothing', async (_, event, status, error) => {
+    const response = await handler(event);
+    expect(response.statusCode).toBe(status);
+    const body = JSON.parse(String(response.body));
+    expect(body.error).toBe(error);
+    expect(body.message.length).toBeGreaterThan(10);
+    expect(sqs.commandCalls(SendMessageCommand)).toHaveLength(0);
+  });
+});

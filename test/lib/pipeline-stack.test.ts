@@ -1,0 +1,308 @@
+import { App, Stack, Validations } from 'aws-cdk-lib';
+import { Match } from 'aws-cdk-lib/assertions';
+import * as s3 from 'aws-cdk-lib/aws-s3';
+import { AwsSolutionsChecks } from 'cdk-nag';
+import { beforeAll, describe, expect, it } from 'vitest';
+import { telemetryRuleName } from '../../lambdas/core/topics.ts';
+import { synthPipeline } from './synth.ts';
+
+type Synth = ReturnType<typeof synthPipeline>;
+type Statement = { Action: string | string[]; Resource: unknown; Effect: string };
+
+function statementsOf(synth: Synth, rolePrefix: string): Statement[] {
+  const policies = synth.template.findResources('AWS::IAM::Policy');
+  return Object.entries(policies)
+    .filter(([id]) => id.startsWith(rolePrefix))
+    .flatMap(([, policy]) => policy.Properties.PolicyDocument.Statement as Statement[]);
+}
+
+const actionsOf = (statements: Statement[]) => statements.flatMap((s) => [s.Action].flat()).sort();
+
+describe('PipelineStack (defaults)', () => {
+  let synth: Synth;
+  beforeAll(() => {
+    // Arrange + Act: one synth for the whole file (cdk-nag runs inside it and throws on a finding).
+    synth = synthPipeline();
+  });
+
+  it('synthesizes with no unacknowledged cdk-nag AwsSolutions finding', () => {
+    expect(synth.assembly.stacks).toHaveLength(1);
+  });
+
+  it('runs every Lambda on nodejs24.x arm64 with explicit memory and timeout', () => {
+    const functions = synth.template.findResources('AWS::Lambda::Function');
+    expect(Object.keys(functions)).toHaveLength(2);
+    for (const fn of Object.values(functions)) {
+      expect(fn.Properties).toMatchObject({ Runtime: 'nodejs24.x', Architectures: ['arm64'] });
+      expect(fn.Properties.MemorySize).toBeGreaterThanOrEqual(128);
+      expect(fn.Properties.Timeout).toBeGreaterThan(0);
+    }
+  });
+
+  it('gives the ingest queue a visibility timeout of six times the ingest function timeout and a DLQ', () => {
+    const functions = synth.template.findResources('AWS::Lambda::Function', {
+      Properties: { Description: Match.stringLikeRegexp('^Decodes') },
+    });
+    const timeout = Object.values(functions)[0]?.Properties.Timeout as number;
+    synth.template.hasResourceProperties('AWS::SQS::Queue', {
+      VisibilityTimeout: timeout * 6,
+      SqsManagedSseEnabled: true,
+      RedrivePolicy: { deadLetterTargetArn: Match.anyValue(), maxReceiveCount: 5 },
+    });
+  });
+
+  it('triggers the ingest function from the queue in batches with partial batch responses', () => {
+    synth.template.hasResourceProperties('AWS::Lambda::EventSourceMapping', {
+      BatchSize: 100,
+      MaximumBatchingWindowInSeconds: 5,
+      FunctionResponseTypes: ['ReportBatchItemFailures'],
+      ScalingConfig: { MaximumConcurrency: 5 },
+    });
+  });
+
+  it('routes dt/+/+ through one rule that base64-encodes every payload, with an S3 error action', () => {
+    synth.template.hasResourceProperties('AWS::IoT::TopicRule', {
+      RuleName: telemetryRuleName('dev'),
+      TopicRulePayload: {
+        AwsIotSqlVersion: '2016-03-23',
+        Sql: Match.stringLikeRegexp(
+          "^SELECT encode\\(\\*, 'base64'\\) AS payload, topic\\(\\) AS topic.* FROM 'dt/\\+/\\+'$",
+        ),
+        Actions: [{ Sqs: Match.objectLike({ UseBase64: false }) }],
+        ErrorAction: { S3: Match.objectLike({ Key: Match.stringLikeRegexp('^errors/iot-rule/') }) },
+      },
+    });
+  });
+
+  it('lets the IoT rule role only enqueue and record rule errors', () => {
+    expect(actionsOf(statementsOf(synth, 'IngestRuleRole'))).toEqual([
+      's3:PutObject',
+      'sqs:GetQueueAttributes',
+      'sqs:GetQueueUrl',
+      'sqs:SendMessage',
+    ]);
+    synth.template.hasResourceProperties('AWS::IAM::Role', {
+      AssumeRolePolicyDocument: {
+        Statement: [
+          Match.objectLike({
+            Principal: { Service: 'iot.amazonaws.com' },
+            Condition: { StringEquals: { 'aws:SourceAccount': { Ref: 'AWS::AccountId' } } },
+          }),
+        ],
+      },
+    });
+  });
+
+  it('scopes the ingest function to its queue, three lake prefixes and the Timestream table', () => {
+    const statements = statementsOf(synth, 'IngestFunction');
+    for (const statement of statements) {
+      for (const action of [statement.Action].flat()) expect(action).not.toMatch(/\*/);
+    }
+    const s3 = statements.find((s) => s.Action === 's3:PutObject');
+    expect(JSON.stringify(s3?.Resource)).toMatch(/\/raw\/\*.*\/readings\/\*.*\/quarantine\/\*/);
+    const starResources = statements.filter((s) => s.Resource === '*').flatMap((s) => [s.Action].flat());
+    expect(starResources.sort()).toEqual([
+      'timestream:DescribeEndpoints',
+      'xray:PutTelemetryRecords',
+      'xray:PutTraceSegments',
+    ]);
+    const write = statements.find((s) => s.Action === 'timestream:WriteRecords');
+    expect(write?.Resource).toEqual({ 'Fn::GetAtt': [expect.stringMatching(/^TimeSeriesTable/), 'Arn'] });
+  });
+
+  it('lets the HTTP function only enqueue and read its API key', () => {
+    expect(actionsOf(statementsOf(synth, 'HttpFunction'))).toEqual([
+      'secretsmanager:DescribeSecret',
+      'secretsmanager:GetSecretValue',
+      'sqs:GetQueueAttributes',
+      'sqs:GetQueueUrl',
+      'sqs:SendMessage',
+      'xray:PutTelemetryRecords',
+      'xray:PutTraceSegments',
+    ]);
+  });
+
+  it('keeps the lake private, encrypted, versioned, TLS-only and access-logged', () => {
+    synth.template.hasResourceProperties('AWS::S3::Bucket', {
+      PublicAccessBlockConfiguration: {
+        BlockPublicAcls: true,
+        BlockPublicPolicy: true,
+        IgnorePublicAcls: true,
+        RestrictPublicBuckets: true,
+      },
+      BucketEncryption: {
+        ServerSideEncryptionConfiguration: [{ ServerSideEncryptionByDefault: { SSEAlgorithm: 'AES256' } }],
+      },
+      VersioningConfiguration: { Status: 'Enabled' },
+      LoggingConfiguration: { LogFilePrefix: 'lake/', DestinationBucketName: Match.anyValue() },
+      LifecycleConfiguration: {
+        Rules: Match.arrayWith([
+          Match.objectLike({ AbortIncompleteMultipartUpload: { DaysAfterInitiation: 7 } }),
+          Match.objectLike({
+            Prefix: 'raw/',
+            Transitions: [{ StorageClass: 'GLACIER_IR', TransitionInDays: 90 }],
+          }),
+        ]),
+      },
+    });
+    const policies = synth.template.findResources('AWS::S3::BucketPolicy');
+    expect(Object.keys(policies)).toHaveLength(3);
+    for (const policy of Object.values(policies)) {
+      expect(policy.Properties.PolicyDocument.Statement).toEqual(
+        expect.arrayContaining([
+          expect.objectContaining({
+            Effect: 'Deny',
+            Action: 's3:*',
+            Condition: { Bool: { 'aws:SecureTransport': 'false' } },
+          }),
+        ]),
+      );
+    }
+  });
+
+  it('projects partitions of the readings table over the lake layout (no crawler)', () => {
+    synth.template.hasResourceProperties('AWS::Glue::Table', {
+      TableInput: Match.objectLike({
+        Name: 'readings',
+        PartitionKeys: [
+          { Name: 'dt', Type: 'string' },
+          { Name: 'hour', Type: 'string' },
+        ],
+        Parameters: Match.objectLike({
+          'projection.enabled': 'true',
+          'projection.dt.type': 'date',
+          'projection.dt.format': 'yyyy-MM-dd',
+          'projection.hour.type': 'integer',
+          'projection.hour.digits': '2',
+          'storage.location.template': {
+            'Fn::Join': [
+              '',
+              // biome-ignore lint/suspicious/noTemplateCurlyInString: Athena's projection template, not JS
+              ['s3://', { Ref: Match.stringLikeRegexp('LakeBucket') }, '/readings/dt=${dt}/hour=${hour}/'],
+            ],
+          },
+        }),
+      }),
+    });
+    synth.template.hasResourceProperties('AWS::Glue::Table', {
+      TableInput: Match.objectLike({
+        Name: 'raw',
+        Parameters: Match.objectLike({
+          'projection.source.type': 'enum',
+          'projection.source.values': 'mqtt,http,sigfox,ttn',
+        }),
+      }),
+    });
+    synth.template.resourceCountIs('AWS::Glue::Crawler', 0);
+  });
+
+  it('enforces an encrypted results location and a scan limit on the Athena workgroup', () => {
+    synth.template.hasResourceProperties('AWS::Athena::WorkGroup', {
+      WorkGroupConfiguration: Match.objectLike({
+        EnforceWorkGroupConfiguration: true,
+        BytesScannedCutoffPerQuery: 10 * 1024 ** 3,
+        ResultConfiguration: {
+          OutputLocation: Match.anyValue(),
+          EncryptionConfiguration: { EncryptionOption: 'SSE_S3' },
+        },
+      }),
+    });
+  });
+
+  it('throttles the HTTP API and logs its access', () => {
+    synth.template.hasResourceProperties('AWS::ApiGatewayV2::Stage', {
+      StageName: '$default',
+      DefaultRouteSettings: { ThrottlingRateLimit: 100, ThrottlingBurstLimit: 200 },
+      AccessLogSettings: { DestinationArn: Match.anyValue(), Format: Match.stringLikeRegexp('requestId') },
+    });
+    synth.template.hasResourceProperties('AWS::ApiGatewayV2::Route', { RouteKey: 'POST /v1/telemetry' });
+  });
+
+  it('generates the API key in Secrets Manager, never in the template', () => {
+    synth.template.hasResourceProperties('AWS::SecretsManager::Secret', {
+      GenerateSecretString: Match.objectLike({ PasswordLength: 40 }),
+    });
+    expect(synth.template.findResources('AWS::SecretsManager::Secret')).not.toHaveProperty('SecretString');
+  });
+
+  it('encrypts the alert topic with a rotated key CloudWatch may use, and has no email subscription by default', () => {
+    synth.template.hasResourceProperties('AWS::SNS::Topic', { KmsMasterKeyId: Match.anyValue() });
+    synth.template.hasResourceProperties('AWS::KMS::Key', {
+      EnableKeyRotation: true,
+      KeyPolicy: {
+        Statement: Match.arrayWith([
+          Match.objectLike({
+            Principal: { Service: 'cloudwatch.amazonaws.com' },
+            Action: ['kms:Decrypt', 'kms:GenerateDataKey*'],
+          }),
+        ]),
+      },
+    });
+    synth.template.resourceCountIs('AWS::SNS::Subscription', 0);
+  });
+
+  it('alarms to the alert topic on the DLQ, on each function and on rule failures', () => {
+    const alarms = Object.values(synth.template.findResources('AWS::CloudWatch::Alarm'));
+    expect(alarms.map((a) => a.Properties.MetricName).sort()).toEqual([
+      'ApproximateNumberOfMessagesVisible',
+      'Errors',
+      'Errors',
+      'Failure',
+    ]);
+    for (const alarm of alarms) {
+      expect(alarm.Properties.AlarmActions).toEqual([{ Ref: expect.stringMatching(/AlertsTopic/) }]);
+    }
+  });
+
+  it('creates the Timestream table with the configured retention and magnetic writes on', () => {
+    synth.template.hasResourceProperties('AWS::Timestream::Table', {
+      RetentionProperties: {
+        MemoryStoreRetentionPeriodInHours: '24',
+        MagneticStoreRetentionPeriodInDays: '365',
+      },
+      MagneticStoreWriteProperties: Match.objectLike({ EnableMagneticStoreWrites: true }),
+    });
+  });
+});
+
+describe('PipelineStack with Timestream off', () => {
+  it('contains no Timestream resource, permission or setting', () => {
+    // Arrange + Act
+    const synth = synthPipeline({ timestream: 'false' });
+    const json = JSON.stringify(synth.template.toJSON());
+    // Assert
+    expect(json).not.toMatch(/timestream/i);
+  });
+});
+
+describe('PipelineStack configuration', () => {
+  it('subscribes the configured email to the alert topic', () => {
+    const synth = synthPipeline({ alertEmail: 'ops@example.com', stage: 'prod' });
+    synth.template.hasResourceProperties('AWS::SNS::Subscription', {
+      Protocol: 'email',
+      Endpoint: 'ops@example.com',
+    });
+    synth.template.hasResourceProperties('AWS::IoT::TopicRule', { RuleName: 'iot_pipeline_prod_telemetry' });
+  });
+
+  it('fails the synth naming the bad key and what is allowed', () => {
+    expect(() => synthPipeline({ iotPipeline: { ingest: { batchSize: 0 } } })).toThrow(
+      'Invalid config "ingest.batchSize": got 0, expected an integer from 1 to 10000',
+    );
+    expect(() => synthPipeline({ timestream: 'maybe' })).toThrow(
+      'Invalid config "timestream": got "maybe", expected true or false',
+    );
+  });
+});
+
+describe('cdk-nag in the synth', () => {
+  it('fails the synth on an unacknowledged AwsSolutions finding', () => {
+    // Arrange: a bucket with no access logs, no TLS rule; the same plugin setup as bin/app.ts
+    const app = new App({ context: { 'aws:cdk:bundling-stacks': [] } });
+    const stack = new Stack(app, 'Noncompliant');
+    new s3.Bucket(stack, 'Open');
+    Validations.of(app).addPlugins(new AwsSolutionsChecks(app));
+    // Act + Assert
+    expect(() => app.synth()).toThrow();
+  });
+});

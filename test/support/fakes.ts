@@ -1,0 +1,58 @@
+import { gunzipSync } from 'node:zlib';
+import type { ObjectStore, RejectedRecord, TimeSeriesSink } from '../../lambdas/core/ports.ts';
+import type { TimeSeriesRecord } from '../../lambdas/core/reading.ts';
+
+/** An in-memory lake that can be told to fail for keys matching a pattern. */
+export class MemoryStore implements ObjectStore {
+  readonly objects = new Map<string, Buffer>();
+  failOn?: RegExp;
+
+  async put(key: string, body: Buffer): Promise<void> {
+    if (this.failOn?.test(key)) throw new Error(`S3 is down for ${key}`);
+    this.objects.set(key, body);
+  }
+
+  /** Every NDJSON line under a prefix, parsed. */
+  lines(prefix: string): Record<string, unknown>[] {
+    return [...this.objects]
+      .filter(([key]) => key.startsWith(prefix))
+      .flatMap(([, body]) => gunzipSync(body).toString('utf8').trim().split('\n'))
+      .filter((line) => line.length > 0)
+      .map((line) => JSON.parse(line) as Record<string, unknown>);
+  }
+}
+
+/** A time-series sink that records its calls and can reject or fail. */
+export class MemoryTimeSeries implements TimeSeriesSink {
+  readonly maxRecordsPerWrite = 100;
+  readonly calls: TimeSeriesRecord[][] = [];
+  reject?: (record: TimeSeriesRecord) => string | undefined;
+  fail = false;
+
+  async write(records: readonly TimeSeriesRecord[]): Promise<RejectedRecord[]> {
+    if (this.fail) throw new Error('ThrottlingException: rate exceeded');
+    this.calls.push([...records]);
+    return records.flatMap((record, index) => {
+      const reason = this.reject?.(record);
+      return reason ? [{ index, reason }] : [];
+    });
+  }
+}
+
+export const NOW = Date.parse('2026-11-25T06:00:00Z');
+
+/** A queue message as the IoT rule writes it. */
+export function mqttMessage(
+  messageId: string,
+  payload: unknown,
+  topic = 'dt/thermo/dev-1',
+  receivedAt = NOW,
+) {
+  const bytes = Buffer.isBuffer(payload)
+    ? payload
+    : Buffer.from(typeof payload === 'string' ? payload : JSON.stringify(payload));
+  return {
+    messageId,
+    body: JSON.stringify({ payload: bytes.toString('base64'), topic, clientId: 'dev-1', receivedAt }),
+  };
+}

@@ -1,0 +1,18 @@
+import { defineConfig } from 'vitest/config';
+
+export default defineConfig({
+  test: {
+    include: ['test/**/*.test.ts'],
+    // Synth tests take seconds each; the one that bundles with esbuild takes more.
+    testTimeout: 60_000,
+    hookTimeout: 60_000,
+    env: {
+      AWS_EC2_METADATA_DISABLED: 'true',
+      CDK_DISABLE_CLI_TELEMETRY: 'true',
+      AWS_REGION: 'us-east-1',
+      AWS_ACCESS_KEY_ID: 'test',
+      AWS_SECRET_ACCESS_KEY: 'test',
+      AWS_SDK_JS_SUPPRESS_NODE_VERSION_WARNING: '1',
+    },
+  },
+});
