@@ -9,8 +9,6 @@ const config = loadConfig((key) => app.node.tryGetContext(key));
 // Environment-agnostic: synthesizes offline, deploys to the account and region of the caller's credentials.
 new PipelineStack(app, `IotPipeline-${config.stage}`, {
   config,
-  description:
-    'Serverless IoT data pipeline: IoT Core + HTTP -> SQS -> Lambda -> Timestream + S3 lake, Athena, SNS',
 });
 Tags.of(app).add('project', 'iot-pipeline');
 Validations.of(app).addPlugins(new AwsSolutionsChecks(app));

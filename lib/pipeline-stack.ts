@@ -23,8 +23,13 @@ export interface PipelineStackProps extends StackProps {
  */
 export class PipelineStack extends Stack {
   constructor(scope: Construct, id: string, props: PipelineStackProps) {
-    super(scope, id, props);
     const { config } = props;
+    super(scope, id, {
+      description: `Serverless IoT data pipeline: IoT Core + HTTP -> SQS -> Lambda -> ${
+        config.timestream.enabled ? 'Timestream + ' : ''
+      }S3 lake, Athena, SNS`,
+      ...props,
+    });
 
     const lake = new Lake(this, 'Lake', config.lake);
 
