@@ -166,7 +166,7 @@ export function validateConfig(input: unknown): PipelineConfig {
     if (!isPlainObject(value)) throw new ConfigError(key, value, 'an object');
     const defaults = DEFAULT_CONFIG[key] as object;
     for (const sub of Object.keys(value)) {
-      if (key !== 'deviceTypes' && !(sub in defaults) && !(key === 'alerts' && sub === 'email')) {
+      if (!(sub in defaults) && !(key === 'alerts' && sub === 'email')) {
         throw new ConfigError(`${key}.${sub}`, value[sub], `one of ${Object.keys(defaults).join(', ')}`);
       }
     }

@@ -27,7 +27,7 @@ export interface Reading {
   readonly key: string;
 }
 
-/** One row of the `readings` table. */
+/** One row of the `readings` table: the shape of each line {@link toNdjsonRows} writes. */
 export interface ReadingRow {
   readonly device_id: string;
   readonly device_type: string;
@@ -41,26 +41,8 @@ export interface ReadingRow {
   readonly message_id: string;
 }
 
-/** The long-format rows of a reading: one per metric. */
-export function toRows(reading: Reading): ReadingRow[] {
-  const time = lakeTimestamp(reading.time);
-  const receivedAt = lakeTimestamp(reading.receivedAt);
-  return Object.entries(reading.metrics).map(([metric, value]) => ({
-    device_id: reading.deviceId,
-    device_type: reading.deviceType,
-    time,
-    metric,
-    value: typeof value === 'number' ? value : null,
-    value_str: typeof value === 'string' ? value : null,
-    value_bool: typeof value === 'boolean' ? value : null,
-    source: reading.source,
-    received_at: receivedAt,
-    message_id: reading.messageId,
-  }));
-}
-
 /**
- * The same rows as {@link toRows}, already serialized as NDJSON lines. The parts every
+ * The long-format rows of a reading (one {@link ReadingRow} per metric), serialized as NDJSON lines. The parts every
  * row of a reading shares are serialized once: long format multiplies the output by
  * the number of metrics, and this is the ingest path's hottest loop.
  */
