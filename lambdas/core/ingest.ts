@@ -399,18 +399,21 @@ export class IngestBatch {
 
   /** Resolves when the message is stored or quarantined; rejects when it must be retried. */
   async submit(message: QueueMessage): Promise<void> {
-    let outcome: MessageOutcome;
+    let decodeError: unknown;
     try {
-      outcome = decodeMessage(message, this.deps.config, this.deps.now);
+      this.outcomes.push(decodeMessage(message, this.deps.config, this.deps.now));
     } catch (error) {
-      // decodeMessage is total; this guards the count so the batch is still written.
-      outcome = { messageId: message.messageId, receivedAt: Date.now(), readings: [], quarantine: [] };
-      this.outcomes.push(outcome);
-      this.releaseWhenComplete();
-      throw asError(error);
+      // decodeMessage is total; this guards the count so the rest of the batch is still written.
+      decodeError = error;
+      this.outcomes.push({
+        messageId: message.messageId,
+        receivedAt: Date.now(),
+        readings: [],
+        quarantine: [],
+      });
     }
-    this.outcomes.push(outcome);
     this.releaseWhenComplete();
+    if (decodeError !== undefined) throw asError(decodeError);
     const failure = (await this.written).get(message.messageId);
     if (failure) throw failure;
   }

@@ -222,7 +222,9 @@ describe('PipelineStack (defaults)', () => {
     synth.template.hasResourceProperties('AWS::SecretsManager::Secret', {
       GenerateSecretString: Match.objectLike({ PasswordLength: 40 }),
     });
-    expect(synth.template.findResources('AWS::SecretsManager::Secret')).not.toHaveProperty('SecretString');
+    const secrets = Object.values(synth.template.findResources('AWS::SecretsManager::Secret'));
+    expect(secrets).toHaveLength(1);
+    for (const secret of secrets) expect(secret.Properties).not.toHaveProperty('SecretString');
   });
 
   it('encrypts the alert topic with a rotated key CloudWatch may use, and has no email subscription by default', () => {
