@@ -91,20 +91,23 @@ export function decodeJson(bytes: Buffer, context: DecodeContext): DecodeResult 
   if (items.length === 0)
     return reject(context, 'invalid_shape', 'payload is an empty array; send at least one reading', bytes);
   const result: DecodeResult = { readings: [], rejections: [] };
-  items.forEach((item, index) => {
+  for (let index = 0; index < items.length; index++) {
+    const item: unknown = items[index];
     try {
       result.readings.push(toReading(item, index, context));
     } catch (error) {
       if (!(error instanceof RejectError)) throw error;
       const element = Array.isArray(value) ? elementBytes(item, bytes) : bytes;
+      // The authenticated id when there is one: a claimed `$id` is what was wrong.
       const deviceId =
-        isObject(item) && typeof item.$id === 'string' && DEVICE_ID_PATTERN.test(item.$id)
+        context.deviceId ??
+        (isObject(item) && typeof item.$id === 'string' && DEVICE_ID_PATTERN.test(item.$id)
           ? item.$id
-          : context.deviceId;
+          : undefined);
       const where = Array.isArray(value) ? `element ${index}: ` : '';
       result.rejections.push({ code: error.code, reason: where + error.message, deviceId, payload: element });
     }
-  });
+  }
   return result;
 }
 
@@ -129,34 +132,7 @@ function toReading(item: unknown, index: number, context: DecodeContext): Readin
   const seq = readSequence(item.$seq);
   // Plain object: __proto__, constructor and prototype are refused before any assignment.
   const metrics: Record<string, MetricValue> = {};
-  let count = 0;
-  const visit = (object: Record<string, unknown>, prefix: string, depth: number) => {
-    if (depth > context.limits.maxDepth) {
-      throw new RejectError(
-        'too_deep',
-        `"${truncate(prefix)}" is nested deeper than ${context.limits.maxDepth} levels`,
-      );
-    }
-    for (const [key, value] of Object.entries(object)) {
-      if (depth === 1 && key.startsWith('$')) continue; // $id, $ts, $seq and future envelope keys
-      if (FORBIDDEN_KEYS.has(key)) throw new RejectError('forbidden_key', `key "${key}" is not allowed`);
-      const name = prefix ? `${prefix}.${key}` : key;
-      if (value === null) continue;
-      if (isObject(value)) {
-        visit(value, name, depth + 1);
-        continue;
-      }
-      checkMetricName(name);
-      metrics[name] = readValue(name, value);
-      if (++count > context.limits.maxMetrics) {
-        throw new RejectError(
-          'too_many_metrics',
-          `more than ${context.limits.maxMetrics} metrics in one reading`,
-        );
-      }
-    }
-  };
-  visit(item, '', 1);
+  const count = flatten(item, '', 1, metrics, 0, context.limits);
   if (count === 0) throw new RejectError('no_metrics', 'the reading has no metric (only $-keys or nulls)');
   const key =
     seq !== undefined
@@ -174,6 +150,44 @@ function toReading(item: unknown, index: number, context: DecodeContext): Readin
     metrics,
     key,
   };
+}
+
+/**
+ * Copies the metrics of `object` into `metrics` under dotted names; returns the
+ * running metric count. Top-level `$` keys are the envelope's, not metrics.
+ */
+function flatten(
+  object: Record<string, unknown>,
+  prefix: string,
+  depth: number,
+  metrics: Record<string, MetricValue>,
+  count: number,
+  limits: ValidationLimits,
+): number {
+  if (depth > limits.maxDepth) {
+    throw new RejectError(
+      'too_deep',
+      `"${truncate(prefix)}" is nested deeper than ${limits.maxDepth} levels`,
+    );
+  }
+  let total = count;
+  for (const key in object) {
+    if (depth === 1 && key.charCodeAt(0) === 36 /* $ */) continue; // $id, $ts, $seq and future envelope keys
+    if (FORBIDDEN_KEYS.has(key)) throw new RejectError('forbidden_key', `key "${key}" is not allowed`);
+    const value = object[key];
+    const name = prefix ? `${prefix}.${key}` : key;
+    if (value === null) continue;
+    if (isObject(value)) {
+      total = flatten(value, name, depth + 1, metrics, total, limits);
+      continue;
+    }
+    checkMetricName(name);
+    metrics[name] = readValue(name, value);
+    if (++total > limits.maxMetrics) {
+      throw new RejectError('too_many_metrics', `more than ${limits.maxMetrics} metrics in one reading`);
+    }
+  }
+  return total;
 }
 
 function readDeviceId(id: unknown, authenticated: string | undefined): string {
@@ -286,7 +300,8 @@ function readValue(name: string, value: unknown): MetricValue {
   }
   if (typeof value === 'boolean') return value;
   if (typeof value === 'string') {
-    if (Buffer.byteLength(value, 'utf8') > MAX_STRING_BYTES) {
+    // A UTF-16 unit is at most 3 UTF-8 bytes: short strings need no count.
+    if (value.length * 3 > MAX_STRING_BYTES && Buffer.byteLength(value, 'utf8') > MAX_STRING_BYTES) {
       throw new RejectError(
         'invalid_metric',
         `metric "${truncate(name)}" is a string longer than ${MAX_STRING_BYTES} bytes`,

@@ -15,8 +15,15 @@ import type { RuntimeConfig } from './config.ts';
 import { type DecodeContext, decodeJson, type Rejection, type RejectionCode } from './decode-json.ts';
 import { type Envelope, sourceOf } from './envelope.ts';
 import { quarantineKey, rawKey, readingsKey, SOURCES, type Source } from './lake-layout.ts';
-import { type IngestMetrics, NO_METRICS, type ObjectStore, type TimeSeriesSink } from './ports.ts';
-import { type Reading, toNdjsonRows, toTimeSeriesRecord } from './reading.ts';
+import {
+  type IngestLog,
+  type IngestMetrics,
+  NO_LOG,
+  NO_METRICS,
+  type ObjectStore,
+  type TimeSeriesSink,
+} from './ports.ts';
+import { type Reading, toNdjsonRows } from './reading.ts';
 import { lakeTimestamp } from './tables.ts';
 import { parseTelemetryTopic } from './topics.ts';
 
@@ -65,6 +72,7 @@ export interface IngestDeps {
   /** Absent when Timestream is switched off. */
   readonly timeseries?: TimeSeriesSink;
   readonly metrics?: IngestMetrics;
+  readonly log?: IngestLog;
   /** Clock for messages whose envelope has no arrival time. */
   readonly now?: () => number;
 }
@@ -234,7 +242,7 @@ export async function writeBatch(
     await Promise.all(
       chunks.map(async (part) => {
         try {
-          const rejected = await sink.write(part.map(toTimeSeriesRecord));
+          const rejected = await sink.write(part);
           for (const { index, reason } of rejected) {
             const reading = part[index];
             if (!reading) continue;
@@ -311,9 +319,13 @@ export async function writeBatch(
   metrics.latency('lake', performance.now() - started);
 
   const stored = rows.filter((r) => alive(r.messageId));
+  const quarantined = quarantine.filter(({ q }) => alive(q.message_id));
+  const log = deps.log ?? NO_LOG;
+  for (const { q } of quarantined) log.quarantined(q);
+  for (const [messageId, error] of failures) log.retrying(messageId, error);
   metrics.count('messages', outcomes.length);
   metrics.count('accepted', stored.length);
-  metrics.count('quarantined', quarantine.filter(({ q }) => alive(q.message_id)).length);
+  metrics.count('quarantined', quarantined.length);
   metrics.count('duplicates', duplicates);
   return failures;
 }

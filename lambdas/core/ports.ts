@@ -2,7 +2,7 @@
  * The ports the ingest core writes through. Each has an AWS adapter
  * (`lambdas/adapters/aws/`) and a local one (`lambdas/adapters/local/`).
  */
-import type { TimeSeriesRecord } from './reading.ts';
+import type { Reading } from './reading.ts';
 
 /** The lake: S3, or a folder with the same keys. */
 export interface ObjectStore {
@@ -11,20 +11,20 @@ export interface ObjectStore {
 
 /** A record the time-series store refused for good (not a throttle), with its words. */
 export interface RejectedRecord {
-  /** Index in the array passed to `write`. */
+  /** Index in the readings passed to `write`. */
   readonly index: number;
   readonly reason: string;
 }
 
 /** The time-series store: Timestream, or a DuckDB table. */
 export interface TimeSeriesSink {
-  /** Largest number of records one `write` may carry (Timestream: 100). */
+  /** Largest number of readings one `write` may carry (Timestream: 100 records). */
   readonly maxRecordsPerWrite: number;
   /**
-   * Writes records; resolves with the ones refused for good. Throws when the write
-   * should be retried later (throttled past its own retries, service error).
+   * Writes readings (one record each); resolves with the ones refused for good. Throws
+   * when the write should be retried later (throttled past its own retries, service error).
    */
-  write(records: readonly TimeSeriesRecord[]): Promise<RejectedRecord[]>;
+  write(readings: readonly Reading[]): Promise<RejectedRecord[]>;
 }
 
 /** Counters and timings the ingest path reports (EMF metrics in Lambda). */
@@ -32,5 +32,22 @@ export interface IngestMetrics {
   count(name: 'accepted' | 'quarantined' | 'duplicates' | 'messages', value: number): void;
   latency(sink: 'lake' | 'timeseries', milliseconds: number): void;
 }
+
+/** What the ingest path tells its operator about single messages (structured logs in Lambda). */
+export interface IngestLog {
+  /** A message (or one reading of it) was quarantined: stored with the reason, not retried. */
+  quarantined(record: {
+    readonly message_id: string;
+    readonly source: string;
+    readonly device_id: string | null;
+    readonly device_type: string | null;
+    readonly reason_code: string;
+    readonly reason: string;
+  }): void;
+  /** A message could not be stored and goes back to the queue for a retry. */
+  retrying(messageId: string, error: Error): void;
+}
+
+export const NO_LOG: IngestLog = { quarantined: () => undefined, retrying: () => undefined };
 
 export const NO_METRICS: IngestMetrics = { count: () => undefined, latency: () => undefined };

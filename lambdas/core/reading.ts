@@ -42,39 +42,63 @@ export interface ReadingRow {
 }
 
 /**
- * The long-format rows of a reading (one {@link ReadingRow} per metric), serialized as NDJSON lines. The parts every
- * row of a reading shares are serialized once: long format multiplies the output by
- * the number of metrics, and this is the ingest path's hottest loop.
+ * The long-format rows of a reading (one {@link ReadingRow} per metric), serialized as
+ * NDJSON lines. Of `value`, `value_str` and `value_bool` a line carries only the one
+ * that is set: the JSON SerDe (Athena) and DuckDB read a missing key as null, and the
+ * lake is a fifth smaller for it. The parts every row of a reading shares are
+ * serialized once: long format multiplies the output by the number of metrics, and
+ * this is the ingest path's hottest loop.
  */
 export function toNdjsonRows(reading: Reading): string[] {
-  const head = `{"device_id":${JSON.stringify(reading.deviceId)},"device_type":${JSON.stringify(reading.deviceType)},"time":"${lakeTimestamp(reading.time)}","metric":`;
-  const tail = `"source":"${reading.source}","received_at":"${lakeTimestamp(reading.receivedAt)}","message_id":${JSON.stringify(reading.messageId)}}`;
+  const head = `{"device_id":${jsonString(reading.deviceId)},"device_type":${jsonString(reading.deviceType)},"time":"${lakeTimestamp(reading.time)}","metric":`;
+  const tail = `"source":"${reading.source}","received_at":"${lakeTimestamp(reading.receivedAt)}","message_id":${jsonString(reading.messageId)}}`;
   const lines: string[] = [];
-  for (const metric in reading.metrics) {
-    const value = reading.metrics[metric];
-    const values =
+  const metrics = reading.metrics;
+  for (const metric in metrics) {
+    const value = metrics[metric];
+    const column =
       typeof value === 'number'
-        ? `"value":${value},"value_str":null,"value_bool":null,`
+        ? `"value":${value},`
         : typeof value === 'boolean'
-          ? `"value":null,"value_str":null,"value_bool":${value},`
-          : `"value":null,"value_str":${JSON.stringify(value)},"value_bool":null,`;
-    lines.push(`${head}${JSON.stringify(metric)},${values}${tail}`);
+          ? `"value_bool":${value},`
+          : `"value_str":${JSON.stringify(value)},`;
+    lines.push(`${head}${jsonString(metric)},${column}${tail}`);
   }
   return lines;
 }
 
-/** A Timestream multi-measure record, in the SDK's shape but without importing it. */
+/** JSON string literals of names that repeat (device ids, types, metric names), bounded. */
+const literals = new Map<string, string>();
+
+function jsonString(text: string): string {
+  let literal = literals.get(text);
+  if (literal === undefined) {
+    literal = JSON.stringify(text);
+    if (literals.size < 50_000) literals.set(text, literal);
+  }
+  return literal;
+}
+
+/**
+ * A Timestream multi-measure record, in the SDK's shape but without importing it.
+ * What every record shares (measure name, `MULTI`, milliseconds) travels once per
+ * WriteRecords call as {@link TIME_SERIES_COMMON_ATTRIBUTES}.
+ */
 export interface TimeSeriesRecord {
   readonly Dimensions: { Name: string; Value: string }[];
-  readonly MeasureName: string;
-  readonly MeasureValueType: 'MULTI';
   readonly MeasureValues: { Name: string; Value: string; Type: 'DOUBLE' | 'BOOLEAN' | 'VARCHAR' }[];
   readonly Time: string;
-  readonly TimeUnit: 'MILLISECONDS';
 }
 
 /** The measure name every record carries; the metrics are its measure attributes. */
 export const MEASURE_NAME = 'telemetry';
+
+/** WriteRecords `CommonAttributes`: the fields every {@link TimeSeriesRecord} shares. */
+export const TIME_SERIES_COMMON_ATTRIBUTES = {
+  MeasureName: MEASURE_NAME,
+  MeasureValueType: 'MULTI',
+  TimeUnit: 'MILLISECONDS',
+} as const;
 
 /** Dimension names; a metric may not take one of them, nor a Timestream column name. */
 export const RESERVED_METRIC_NAMES = new Set(['device_id', 'device_type', 'source', 'time', 'measure_name']);
@@ -85,20 +109,23 @@ export const RESERVED_METRIC_NAMES = new Set(['device_id', 'device_type', 'sourc
  * are accepted once by Timestream, which makes redelivery harmless.
  */
 export function toTimeSeriesRecord(reading: Reading): TimeSeriesRecord {
+  const values: TimeSeriesRecord['MeasureValues'] = [];
+  const metrics = reading.metrics;
+  for (const name in metrics) {
+    const value = metrics[name];
+    values.push({
+      Name: name,
+      Value: String(value),
+      Type: typeof value === 'number' ? 'DOUBLE' : typeof value === 'boolean' ? 'BOOLEAN' : 'VARCHAR',
+    });
+  }
   return {
     Dimensions: [
       { Name: 'device_id', Value: reading.deviceId },
       { Name: 'device_type', Value: reading.deviceType },
       { Name: 'source', Value: reading.source },
     ],
-    MeasureName: MEASURE_NAME,
-    MeasureValueType: 'MULTI',
-    MeasureValues: Object.entries(reading.metrics).map(([name, value]) => ({
-      Name: name,
-      Value: String(value),
-      Type: typeof value === 'number' ? 'DOUBLE' : typeof value === 'boolean' ? 'BOOLEAN' : 'VARCHAR',
-    })),
+    MeasureValues: values,
     Time: String(reading.time),
-    TimeUnit: 'MILLISECONDS',
   };
 }

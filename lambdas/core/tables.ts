@@ -143,10 +143,26 @@ export const SOURCE_VALUES = SOURCES.join(',');
 
 /** `yyyy-MM-dd HH:mm:ss.SSS` in UTC: what the lake's timestamp columns hold. */
 export function lakeTimestamp(epochMs: number): string {
-  // A batch shares one arrival time and devices report on round seconds: remember the last one.
-  if (epochMs === last.epochMs) return last.text;
-  const iso = new Date(epochMs).toISOString();
-  last = { epochMs, text: `${iso.slice(0, 10)} ${iso.slice(11, 23)}` };
-  return last.text;
+  // Hot path (two timestamps per row): the `yyyy-MM-dd HH:mm:` part changes once a
+  // minute, so it is cached for the last two minutes seen (device time and arrival).
+  const minute = Math.floor(epochMs / 60_000);
+  let prefix: string;
+  if (minute === minuteA) prefix = prefixA;
+  else if (minute === minuteB) prefix = prefixB;
+  else {
+    const iso = new Date(minute * 60_000).toISOString();
+    prefix = `${iso.slice(0, 10)} ${iso.slice(11, 17)}`;
+    minuteB = minuteA;
+    prefixB = prefixA;
+    minuteA = minute;
+    prefixA = prefix;
+  }
+  const rest = epochMs - minute * 60_000;
+  const seconds = Math.floor(rest / 1000);
+  const millis = Math.floor(rest - seconds * 1000);
+  return `${prefix}${seconds < 10 ? '0' : ''}${seconds}.${millis < 100 ? (millis < 10 ? '00' : '0') : ''}${millis}`;
 }
-let last = { epochMs: Number.NaN, text: '' };
+let minuteA = Number.NaN;
+let prefixA = '';
+let minuteB = Number.NaN;
+let prefixB = '';

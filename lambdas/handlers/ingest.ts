@@ -22,9 +22,23 @@ const deps: IngestDeps = {
   lake: s3Store(new S3Client({}), requireEnv(ENV.lakeBucket)),
   timeseries: database && table ? timestreamSink(new TimestreamWriteClient({}), database, table) : undefined,
   metrics: emfMetrics(metrics),
+  log: {
+    quarantined: (q) =>
+      logger.warn('message quarantined', {
+        messageId: q.message_id,
+        deviceId: q.device_id,
+        deviceType: q.device_type,
+        source: q.source,
+        reasonCode: q.reason_code,
+        reason: q.reason,
+      }),
+    retrying: (messageId, error) =>
+      logger.warn('message will be retried', { messageId, error: error.message }),
+  },
 };
 
 export const handler = async (event: SQSEvent, context: Context): Promise<SQSBatchResponse> => {
+  logger.addContext(context);
   const batch = new IngestBatch(event.Records.length, deps);
   try {
     return await processPartialResponse(event, (record: SQSRecord) => batch.submit(record), processor, {
@@ -32,7 +46,6 @@ export const handler = async (event: SQSEvent, context: Context): Promise<SQSBat
       processInParallel: true,
     });
   } finally {
-    for (const error of processor.errors) logger.warn('message will be retried', { error: error.message });
     metrics.publishStoredMetrics();
   }
 };

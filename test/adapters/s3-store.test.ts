@@ -57,7 +57,9 @@ describe('s3Store against a local server speaking the S3 protocol', () => {
       .toString()
       .trim()
       .split('\n');
-    expect(lines.map((l) => JSON.parse(l)).map((r) => [r.metric, r.value, r.value_bool])).toEqual([
+    expect(
+      lines.map((l) => JSON.parse(l)).map((r) => [r.metric, r.value ?? null, r.value_bool ?? null]),
+    ).toEqual([
       ['temp', 21.5, null],
       ['ok', null, true],
     ]);

@@ -32,7 +32,6 @@ describe('ingest core', () => {
           { Name: 'device_type', Value: 'thermo' },
           { Name: 'source', Value: 'mqtt' },
         ],
-        MeasureValueType: 'MULTI',
         MeasureValues: [
           { Name: 'temp', Value: '32', Type: 'DOUBLE' },
           { Name: 'battery', Value: '3.4', Type: 'DOUBLE' },
@@ -46,13 +45,16 @@ describe('ingest core', () => {
       expect.stringMatching(/^readings\/dt=2026-11-25\/hour=06\/[0-9a-f]{32}\.ndjson\.gz$/),
     ]);
     expect(lake.lines('readings/')).toEqual([
-      expect.objectContaining({
+      {
         device_id: 'dev-1',
+        device_type: 'thermo',
+        time: '2026-11-25 06:00:00.000',
         metric: 'temp',
         value: 32,
-        value_str: null,
-        time: '2026-11-25 06:00:00.000',
-      }),
+        source: 'mqtt',
+        received_at: '2026-11-25 06:00:00.000',
+        message_id: 'm1',
+      },
       expect.objectContaining({ device_id: 'dev-1', metric: 'battery', value: 3.4 }),
     ]);
     expect(lake.lines('raw/')).toEqual([
@@ -153,6 +155,29 @@ describe('ingest core', () => {
     expect(lake.lines('readings/')).toEqual([]);
     expect(lake.lines('raw/')).toHaveLength(1);
     expect(lake.lines('quarantine/')).toHaveLength(1);
+  });
+
+  it('tells the log which messages were quarantined (with device and reason) and which are retried', async () => {
+    const { timeseries, deps } = setup();
+    timeseries.fail = true;
+    const quarantined: unknown[] = [];
+    const retrying: string[] = [];
+    await ingest(
+      { ...deps, log: { quarantined: (q) => quarantined.push(q), retrying: (id) => retrying.push(id) } },
+      [
+        mqttMessage('m1', { temp: 1 }),
+        mqttMessage('bad', { temp: 1, $id: 'someone-else' }, 'dt/thermo/dev-7'),
+      ],
+    );
+    expect(quarantined).toEqual([
+      expect.objectContaining({
+        message_id: 'bad',
+        device_id: 'dev-7',
+        source: 'mqtt',
+        reason_code: 'device_id_mismatch',
+      }),
+    ]);
+    expect(retrying).toEqual(['m1']);
   });
 
   it('fails only the messages whose lake object could not be written', async () => {

@@ -56,7 +56,11 @@ describe('ingest handler', () => {
     expect(timestream.commandCalls(WriteRecordsCommand)[0]?.args[0].input).toMatchObject({
       DatabaseName: 'iot',
       TableName: 'readings',
+      CommonAttributes: { MeasureName: 'telemetry', MeasureValueType: 'MULTI', TimeUnit: 'MILLISECONDS' },
     });
+    expect(timestream.commandCalls(WriteRecordsCommand)[0]?.args[0].input.Records).toHaveLength(
+      records.Records.length,
+    );
     const puts = s3.commandCalls(PutObjectCommand).map((c) => c.args[0].input);
     expect(puts.map((p) => p.Key?.split('/')[0]).sort()).toEqual(['raw', 'readings']);
     expect(puts[0]).toMatchObject({ Bucket: 'lake-bucket', ContentEncoding: 'gzip' });

@@ -1,6 +1,6 @@
 import { gunzipSync } from 'node:zlib';
 import type { ObjectStore, RejectedRecord, TimeSeriesSink } from '../../lambdas/core/ports.ts';
-import type { TimeSeriesRecord } from '../../lambdas/core/reading.ts';
+import { type Reading, type TimeSeriesRecord, toTimeSeriesRecord } from '../../lambdas/core/reading.ts';
 
 /** An in-memory lake that can be told to fail for keys matching a pattern. */
 export class MemoryStore implements ObjectStore {
@@ -22,16 +22,17 @@ export class MemoryStore implements ObjectStore {
   }
 }
 
-/** A time-series sink that records its calls and can reject or fail. */
+/** A time-series sink that records its calls (as Timestream records) and can reject or fail. */
 export class MemoryTimeSeries implements TimeSeriesSink {
   readonly maxRecordsPerWrite = 100;
   readonly calls: TimeSeriesRecord[][] = [];
   reject?: (record: TimeSeriesRecord) => string | undefined;
   fail = false;
 
-  async write(records: readonly TimeSeriesRecord[]): Promise<RejectedRecord[]> {
+  async write(readings: readonly Reading[]): Promise<RejectedRecord[]> {
     if (this.fail) throw new Error('ThrottlingException: rate exceeded');
-    this.calls.push([...records]);
+    const records = readings.map(toTimeSeriesRecord);
+    this.calls.push(records);
     return records.flatMap((record, index) => {
       const reason = this.reject?.(record);
       return reason ? [{ index, reason }] : [];

@@ -6,6 +6,7 @@ import {
   WriteRecordsCommand,
 } from '@aws-sdk/client-timestream-write';
 import type { RejectedRecord, TimeSeriesSink } from '../../core/ports.ts';
+import { TIME_SERIES_COMMON_ATTRIBUTES, toTimeSeriesRecord } from '../../core/reading.ts';
 
 export interface TimestreamSinkOptions {
   /** Attempts for a throttled write, the first included. */
@@ -31,14 +32,16 @@ export function timestreamSink(
   const sleep = options.sleep ?? ((ms: number) => new Promise<void>((resolve) => setTimeout(resolve, ms)));
   return {
     maxRecordsPerWrite: 100,
-    async write(records) {
+    async write(readings) {
+      const records = readings.map(toTimeSeriesRecord) as _Record[];
       for (let attempt = 1; ; attempt++) {
         try {
           await client.send(
             new WriteRecordsCommand({
               DatabaseName: database,
               TableName: table,
-              Records: records as _Record[],
+              CommonAttributes: TIME_SERIES_COMMON_ATTRIBUTES,
+              Records: records,
             }),
           );
           return [];
