@@ -124,6 +124,16 @@ export function loadConfig(context: ContextReader): PipelineConfig {
   return validateConfig(merge(merge(fromFile, fromContext), flags));
 }
 
+/**
+ * Reads a config file (the same file `cdk synth -c config=<file>` takes) over the
+ * defaults: what the local runtime's `--config` reads.
+ *
+ * @throws ConfigError when the file is unreadable or a key is wrong
+ */
+export function readConfigFile(file: string): PipelineConfig {
+  return validateConfig(readJson(file));
+}
+
 function readJson(file: string): unknown {
   try {
     return JSON.parse(readFileSync(file, 'utf8'));

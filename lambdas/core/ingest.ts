@@ -77,7 +77,7 @@ export interface IngestDeps {
   readonly now?: () => number;
 }
 
-/** Device type of HTTP readings that name none with `$type`. */
+/** Device type of readings posted to `/v1/telemetry` (the route names no type). */
 export const DEFAULT_HTTP_DEVICE_TYPE = 'http';
 
 /**

@@ -6,6 +6,7 @@
  * `$aws/rules/<ruleName>/dt/<deviceType>/<deviceId>` (no IoT messaging charge).
  */
 import { DEVICE_TYPE_PATTERN } from './config.ts';
+import type { Envelope } from './envelope.ts';
 
 export const TELEMETRY_TOPIC_FILTER = 'dt/+/+';
 
@@ -24,19 +25,69 @@ export function telemetryRuleName(stage: string): string {
   return `iot_pipeline_${stage}_telemetry`;
 }
 
+/** An MQTT publish as a broker sees it: what the telemetry rule's SQL functions read. */
+export interface Publish {
+  readonly topic: string;
+  readonly payload: Buffer;
+  readonly clientId: string;
+  /** IoT Core: the certificate id the client authenticated with. */
+  readonly principal?: string;
+  /** Arrival, epoch ms. */
+  readonly timestamp: number;
+}
+
 /**
- * The rule SQL: every payload, JSON or binary, is base64-encoded whole, so nothing is
- * lost in the rule and the device type's decoder decides what the bytes mean.
+ * The telemetry rule, defined once: each envelope field with the IoT SQL that selects
+ * it and the same derivation for the local broker. The CDK construct renders the SQL
+ * from this list; the local runtime applies the functions. Every payload, JSON or
+ * binary, is base64-encoded whole, so nothing is lost in the rule and the device
+ * type's decoder decides what the bytes mean.
  */
+export const TELEMETRY_RULE_FIELDS: readonly {
+  readonly field: keyof Envelope;
+  readonly sql: string;
+  readonly local: (publish: Publish) => string | number | undefined;
+}[] = [
+  { field: 'payload', sql: "encode(*, 'base64')", local: (p) => p.payload.toString('base64') },
+  { field: 'topic', sql: 'topic()', local: (p) => p.topic },
+  { field: 'clientId', sql: 'clientid()', local: (p) => p.clientId },
+  { field: 'principal', sql: 'principal()', local: (p) => p.principal },
+  { field: 'receivedAt', sql: 'timestamp()', local: (p) => p.timestamp },
+];
+
+/** The rule SQL, rendered from {@link TELEMETRY_RULE_FIELDS}. */
 export function telemetryRuleSql(): string {
-  return [
-    "SELECT encode(*, 'base64') AS payload,",
-    'topic() AS topic,',
-    'clientid() AS clientId,',
-    'principal() AS principal,',
-    'timestamp() AS receivedAt',
-    `FROM '${TELEMETRY_TOPIC_FILTER}'`,
-  ].join(' ');
+  const select = TELEMETRY_RULE_FIELDS.map((f) => `${f.sql} AS ${f.field}`).join(', ');
+  return `SELECT ${select} FROM '${TELEMETRY_TOPIC_FILTER}'`;
+}
+
+/**
+ * The local broker's telemetry rule: the envelope IoT Core's rule would enqueue for
+ * this publish, or undefined when the topic is not one the rule listens to (directly
+ * or through Basic Ingest).
+ */
+export function applyTelemetryRule(publish: Publish): Envelope | undefined {
+  if (!matchesFilter(TELEMETRY_TOPIC_FILTER, publish.topic.replace(BASIC_INGEST, ''))) return undefined;
+  const envelope: Record<string, string | number> = {};
+  for (const { field, local } of TELEMETRY_RULE_FIELDS) {
+    const value = local(publish);
+    // IoT SQL leaves a field out when its function yields undefined.
+    if (value !== undefined) envelope[field] = value;
+  }
+  return envelope as unknown as Envelope;
+}
+
+/** MQTT topic filter matching (`+` one level, `#` the rest); `$` topics need a filter that names them. */
+export function matchesFilter(filter: string, topic: string): boolean {
+  const f = filter.split('/');
+  const t = topic.split('/');
+  if (topic.startsWith('$') && !filter.startsWith('$')) return false;
+  for (let i = 0; i < f.length; i++) {
+    if (f[i] === '#') return true;
+    if (i >= t.length) return false;
+    if (f[i] !== '+' && f[i] !== t[i]) return false;
+  }
+  return f.length === t.length;
 }
 
 /**

@@ -1,0 +1,265 @@
+#!/usr/bin/env -S npx tsx
+/**
+ * `iot-pipeline <command>` (DESIGN.md, "Contracts: CLI"), run as `npm run cli -- <command>`.
+ * Messages go to stderr; `--json` puts exactly one JSON document on stdout.
+ */
+import { randomBytes } from 'node:crypto';
+import { type ParseArgsConfig, parseArgs } from 'node:util';
+import { DuckDBInstance } from '@duckdb/node-api';
+import { createLakeViews, runQuery } from '../lambdas/adapters/local/duckdb.ts';
+import { ConfigError, DEFAULT_CONFIG, readConfigFile } from '../lib/config.ts';
+import { StartupError } from '../local/listen.ts';
+import { LOCAL_HOST, startLocalRuntime } from '../local/runtime.ts';
+import { runSimulation, type SimulationProgress } from '../local/simulate.ts';
+import { parseDuration, parseRate } from '../local/simulator.ts';
+import { formatCsv, formatTable } from '../local/table.ts';
+
+/** A mistake in how the command was called: printed without a stack, exit code 2. */
+class UsageError extends Error {}
+
+const USAGE = `Usage: iot-pipeline <command> [options]
+
+Commands:
+  start      run the whole pipeline locally (MQTT broker, HTTP API, lake folder, DuckDB)
+             --mqtt-port <n> (1883)  --http-port <n> (3000)  --data <dir> (./.data)  --config <file>
+             API key: IOT_PIPELINE_API_KEY, else one is generated and printed
+  simulate   send readings from simulated devices
+             --devices <n> (10)  --rate <n/s|n/m|n/h> (10/s)  --format json|http (json)
+             --duration <30s|5m> --count <n>  --type <deviceType> (thermo)  --silent <0..1> (0.1)
+             --mqtt-url <url> (mqtt://127.0.0.1:1883)  --http-url <url> (http://127.0.0.1:3000)
+             AWS IoT: --endpoint <ats-endpoint> --cert <file> --key <file> [--ca <file>] [--basic-ingest <rule>]
+  query      run SQL on the local lake with DuckDB: query "SELECT ..." [--data <dir>] [--json | --csv]
+             tables: readings, raw, quarantine, curated_readings, daily_metrics (and timeseries when start is not running)
+`;
+
+async function main(argv: string[]): Promise<number> {
+  const [command, ...rest] = argv;
+  switch (command) {
+    case 'start':
+      return start(rest);
+    case 'simulate':
+      return simulate(rest);
+    case 'query':
+      return query(rest);
+    case undefined:
+    case 'help':
+    case '--help':
+    case '-h':
+      process.stdout.write(USAGE);
+      return command === undefined ? 2 : 0;
+    default:
+      throw new UsageError(`Unknown command "${command}".\n\n${USAGE}`);
+  }
+}
+
+function parse<T extends ParseArgsConfig>(config: T) {
+  try {
+    return parseArgs(config);
+  } catch (error) {
+    throw new UsageError(`${(error as Error).message}\n\n${USAGE}`);
+  }
+}
+
+function port(text: string | undefined, fallback: number, flag: string): number {
+  if (text === undefined) return fallback;
+  const value = Number(text);
+  if (!Number.isInteger(value) || value < 0 || value > 65535)
+    throw new UsageError(`${flag} "${text}" is not a port (0 to 65535)`);
+  return value;
+}
+
+async function start(args: string[]): Promise<number> {
+  const { values } = parse({
+    args,
+    options: {
+      'mqtt-port': { type: 'string' },
+      'http-port': { type: 'string' },
+      data: { type: 'string', default: './.data' },
+      config: { type: 'string' },
+    },
+  });
+  const config = values.config ? readConfigFile(values.config) : DEFAULT_CONFIG;
+  const given = process.env.IOT_PIPELINE_API_KEY;
+  const apiKey = given || randomBytes(24).toString('base64url');
+  const runtime = await startLocalRuntime({
+    dataDir: values.data,
+    mqttPort: port(values['mqtt-port'], 1883, '--mqtt-port'),
+    httpPort: port(values['http-port'], 3000, '--http-port'),
+    apiKey,
+    config,
+    log: (line) => console.log(`${new Date().toISOString()} ${line}`),
+  });
+  console.log(
+    [
+      'iot-pipeline: local runtime started',
+      `  MQTT     mqtt://${LOCAL_HOST}:${runtime.mqttPort}    publish JSON to dt/<deviceType>/<deviceId>`,
+      `  HTTP     http://${LOCAL_HOST}:${runtime.httpPort}    POST /v1/telemetry with "Authorization: Bearer <key>"`,
+      `  API key  ${given ? '(from IOT_PIPELINE_API_KEY)' : `${apiKey}  (generated; set IOT_PIPELINE_API_KEY to choose one)`}`,
+      `  lake     ${runtime.lakeDir}  (raw/, readings/, quarantine/: same keys as the S3 bucket)`,
+      `  DuckDB   ${runtime.databaseFile}  (table timeseries)`,
+      `  dead letters ${runtime.deadLetterFile}`,
+      'Try: npm run simulate -- --devices 50 --rate 10/s',
+      '     npm run query -- "SELECT device_id, metric, max(value) FROM readings GROUP BY ALL"',
+      'Ctrl-C stores what is queued and stops.',
+    ].join('\n'),
+  );
+  const report = setInterval(() => {
+    const s = runtime.queue.stats();
+    if (s.sent > 0)
+      console.log(
+        `${new Date().toISOString()} messages: ${s.sent} in, ${s.done} done, ${s.pending} pending, ${s.retried} retried, ${s.deadLettered} dead-lettered`,
+      );
+  }, 10_000);
+  report.unref();
+  await new Promise<void>((resolve) => {
+    process.once('SIGINT', resolve);
+    process.once('SIGTERM', resolve);
+  });
+  clearInterval(report);
+  console.log('iot-pipeline: stopping; storing what is queued…');
+  await runtime.close();
+  const s = runtime.queue.stats();
+  console.log(`iot-pipeline: stopped. ${s.done} messages done, ${s.deadLettered} dead-lettered.`);
+  return 0;
+}
+
+async function simulate(args: string[]): Promise<number> {
+  const { values } = parse({
+    args,
+    options: {
+      devices: { type: 'string', default: '10' },
+      rate: { type: 'string', default: '10/s' },
+      format: { type: 'string', default: 'json' },
+      duration: { type: 'string' },
+      count: { type: 'string' },
+      type: { type: 'string', default: 'thermo' },
+      silent: { type: 'string', default: '0.1' },
+      seed: { type: 'string', default: '1' },
+      'mqtt-url': { type: 'string', default: `mqtt://${LOCAL_HOST}:1883` },
+      'http-url': { type: 'string', default: `http://${LOCAL_HOST}:3000` },
+      endpoint: { type: 'string' },
+      cert: { type: 'string' },
+      key: { type: 'string' },
+      ca: { type: 'string' },
+      'basic-ingest': { type: 'string' },
+      json: { type: 'boolean', default: false },
+    },
+  });
+  const devices = Number(values.devices);
+  if (!Number.isInteger(devices) || devices < 1)
+    throw new UsageError(`--devices "${values.devices}" must be a whole number above 0`);
+  const silentShare = Number(values.silent);
+  if (!(silentShare >= 0 && silentShare <= 1))
+    throw new UsageError(`--silent "${values.silent}" must be between 0 and 1`);
+  if (values.format === 'sigfox' || values.format === 'ttn') {
+    throw new UsageError(
+      `--format ${values.format} needs the /v1/${values.format} route, which this version does not have yet; use --format json (MQTT) or http (POST /v1/telemetry)`,
+    );
+  }
+  if (values.format !== 'json' && values.format !== 'http')
+    throw new UsageError(`--format "${values.format}" must be json or http`);
+  if (values.endpoint && !(values.cert && values.key)) {
+    throw new UsageError(
+      '--endpoint needs the device certificate and key: --cert <file> --key <file> (and --ca <AmazonRootCA1.pem>)',
+    );
+  }
+  const count = values.count === undefined ? undefined : Number(values.count);
+  if (count !== undefined && !(Number.isInteger(count) && count > 0))
+    throw new UsageError(`--count "${values.count}" must be a whole number above 0`);
+  const controller = new AbortController();
+  process.once('SIGINT', () => controller.abort());
+  let rate: number;
+  let durationMs: number | undefined;
+  try {
+    rate = parseRate(values.rate);
+    durationMs = values.duration === undefined ? undefined : parseDuration(values.duration);
+  } catch (error) {
+    throw new UsageError((error as Error).message);
+  }
+  const tty = process.stderr.isTTY;
+  const line = (p: SimulationProgress) =>
+    `simulate: ${p.sent} sent, ${p.failed} failed, ${(p.sent / Math.max(p.elapsedMs / 1000, 0.001)).toFixed(1)} msg/s, ${p.online}/${p.devices} devices online, ${(p.elapsedMs / 1000).toFixed(0)} s${p.lastError ? ` (last error: ${p.lastError})` : ''}`;
+  const result = await runSimulation({
+    devices,
+    rate,
+    format: values.format,
+    type: values.type,
+    silentShare,
+    seed: Number(values.seed),
+    durationMs,
+    count,
+    mqttUrl: values.endpoint ? `mqtts://${values.endpoint}:8883` : values['mqtt-url'],
+    tls:
+      values.endpoint && values.cert && values.key
+        ? { cert: values.cert, key: values.key, ca: values.ca }
+        : undefined,
+    basicIngestRule: values['basic-ingest'],
+    httpUrl: values['http-url'],
+    apiKey: process.env.IOT_PIPELINE_API_KEY,
+    signal: controller.signal,
+    onProgress: (p) => process.stderr.write(tty ? `\r${line(p)}\u001b[K` : `${line(p)}\n`),
+  });
+  if (tty) process.stderr.write('\n');
+  if (values.json) process.stdout.write(`${JSON.stringify(result)}\n`);
+  return result.failed > 0 ? 1 : 0;
+}
+
+async function query(args: string[]): Promise<number> {
+  const { values, positionals } = parse({
+    args,
+    allowPositionals: true,
+    options: {
+      data: { type: 'string', default: './.data' },
+      json: { type: 'boolean', default: false },
+      csv: { type: 'boolean', default: false },
+    },
+  });
+  const sql = positionals.join(' ').trim();
+  if (!sql) throw new UsageError(`Give the SQL to run: query "SELECT * FROM readings LIMIT 10"\n\n${USAGE}`);
+  const instance = await DuckDBInstance.create(':memory:');
+  const connection = await instance.connect();
+  try {
+    await createLakeViews(connection, `${values.data}/lake`);
+    await attachTimeSeries(connection, `${values.data}/pipeline.duckdb`);
+    const result = await runQuery(connection, sql).catch((error: Error) => {
+      throw new UsageError(`The query failed: ${error.message}`);
+    });
+    if (values.json) process.stdout.write(`${JSON.stringify(result.rows)}\n`);
+    else if (values.csv) process.stdout.write(formatCsv(result));
+    else {
+      process.stdout.write(formatTable(result));
+      process.stderr.write(`(${result.rows.length} row${result.rows.length === 1 ? '' : 's'})\n`);
+    }
+    return 0;
+  } finally {
+    connection.closeSync();
+    instance.closeSync();
+  }
+}
+
+/** The runtime's time-series table, when its file exists and no running runtime holds it. */
+async function attachTimeSeries(connection: import('@duckdb/node-api').DuckDBConnection, file: string) {
+  const { existsSync } = await import('node:fs');
+  if (!existsSync(file)) return;
+  try {
+    await connection.run(`ATTACH '${file.replaceAll("'", "''")}' AS pipeline (READ_ONLY)`);
+    await connection.run('CREATE TEMP VIEW timeseries AS SELECT * FROM pipeline.timeseries');
+  } catch {
+    // DuckDB lets one process write a file; the lake views hold every reading anyway.
+  }
+}
+
+main(process.argv.slice(2)).then(
+  (code) => {
+    process.exitCode = code;
+  },
+  (error: unknown) => {
+    if (error instanceof UsageError || error instanceof ConfigError || error instanceof StartupError) {
+      process.stderr.write(`iot-pipeline: ${(error as Error).message}\n`);
+      process.exitCode = 2;
+    } else {
+      process.stderr.write(`iot-pipeline: ${(error as Error).stack ?? String(error)}\n`);
+      process.exitCode = 1;
+    }
+  },
+);

@@ -1,0 +1,125 @@
+/**
+ * DuckDB in the local runtime: the time-series store (in place of Timestream) and the
+ * query engine over the lake folder (in place of Athena), with the table names and
+ * columns of the Glue catalog, built from the same definition (`LAKE_TABLES`).
+ */
+import { existsSync, readdirSync } from 'node:fs';
+import { join } from 'node:path';
+import type { DuckDBConnection, DuckDBValue } from '@duckdb/node-api';
+import type { TimeSeriesSink } from '../../core/ports.ts';
+import type { Reading } from '../../core/reading.ts';
+import { type ColumnType, LAKE_TABLES, type LakeTable } from '../../core/tables.ts';
+
+const DUCKDB_TYPES: Record<ColumnType, string> = {
+  string: 'VARCHAR',
+  double: 'DOUBLE',
+  boolean: 'BOOLEAN',
+  timestamp: 'TIMESTAMP',
+  bigint: 'BIGINT',
+  date: 'DATE',
+};
+
+/** The time-series table: one row per device, time and metric, like `readings`. */
+export const TIME_SERIES_TABLE = 'timeseries';
+
+/**
+ * The time-series port over a DuckDB table. A reading written twice is stored once
+ * (the key is device, time and metric), as Timestream accepts an identical record twice.
+ */
+export async function duckdbTimeSeries(connection: DuckDBConnection): Promise<TimeSeriesSink> {
+  await connection.run(`CREATE TABLE IF NOT EXISTS ${TIME_SERIES_TABLE} (
+    device_id VARCHAR NOT NULL,
+    device_type VARCHAR NOT NULL,
+    source VARCHAR NOT NULL,
+    time TIMESTAMP NOT NULL,
+    metric VARCHAR NOT NULL,
+    value DOUBLE,
+    value_str VARCHAR,
+    value_bool BOOLEAN,
+    PRIMARY KEY (device_id, time, metric)
+  )`);
+  return {
+    // Bounded by the statement size: 100 readings of up to 200 metrics.
+    maxRecordsPerWrite: 100,
+    async write(readings: readonly Reading[]) {
+      const rows: string[] = [];
+      const values: DuckDBValue[] = [];
+      for (const reading of readings) {
+        for (const [metric, value] of Object.entries(reading.metrics)) {
+          const n = values.length;
+          rows.push(
+            `($${n + 1}, $${n + 2}, $${n + 3}, epoch_ms($${n + 4}::BIGINT), $${n + 5}, $${n + 6}::DOUBLE, $${n + 7}::VARCHAR, $${n + 8}::BOOLEAN)`,
+          );
+          values.push(
+            reading.deviceId,
+            reading.deviceType,
+            reading.source,
+            reading.time,
+            metric,
+            typeof value === 'number' ? value : null,
+            typeof value === 'string' ? value : null,
+            typeof value === 'boolean' ? value : null,
+          );
+        }
+      }
+      if (rows.length > 0) {
+        await connection.run(
+          `INSERT INTO ${TIME_SERIES_TABLE} VALUES ${rows.join(', ')} ON CONFLICT DO NOTHING`,
+          values,
+        );
+      }
+      return [];
+    },
+  };
+}
+
+/**
+ * Creates one view per lake table over the lake folder (`readings`, `raw`,
+ * `quarantine`, ...), typed as the Glue tables are, partition columns included. A table
+ * with no object yet is an empty view with the same columns, so queries never fail
+ * just because nothing has arrived.
+ */
+export async function createLakeViews(connection: DuckDBConnection, lakeDir: string): Promise<void> {
+  for (const table of LAKE_TABLES) {
+    await connection.run(`CREATE OR REPLACE TEMP VIEW ${table.name} AS ${lakeTableSql(table, lakeDir)}`);
+  }
+}
+
+function lakeTableSql(table: LakeTable, lakeDir: string): string {
+  const dir = join(lakeDir, table.prefix);
+  const extension = table.format === 'parquet' ? '.parquet' : '.ndjson.gz';
+  if (!hasFile(dir, extension)) {
+    const columns = [
+      ...table.columns.map((c) => `CAST(NULL AS ${DUCKDB_TYPES[c.type]}) AS ${c.name}`),
+      ...table.partitions.map((p) => `CAST(NULL AS VARCHAR) AS ${p.name}`),
+    ];
+    return `SELECT ${columns.join(', ')} WHERE false`;
+  }
+  const glob = sqlString(join(dir, '**', `*${extension}`));
+  const hiveTypes = `{${table.partitions.map((p) => `'${p.name}': 'VARCHAR'`).join(', ')}}`;
+  if (table.format === 'parquet') {
+    return `SELECT * FROM read_parquet(${glob}, hive_partitioning = true, hive_types = ${hiveTypes})`;
+  }
+  const columns = `{${table.columns.map((c) => `${c.name}: '${DUCKDB_TYPES[c.type]}'`).join(', ')}}`;
+  return `SELECT * FROM read_json(${glob}, format = 'newline_delimited', compression = 'gzip', columns = ${columns}, hive_partitioning = true, hive_types = ${hiveTypes}, timestampformat = '%Y-%m-%d %H:%M:%S.%g')`;
+}
+
+function hasFile(dir: string, extension: string): boolean {
+  if (!existsSync(dir)) return false;
+  return readdirSync(dir, { recursive: true, encoding: 'utf8' }).some((f) => f.endsWith(extension));
+}
+
+function sqlString(text: string): string {
+  return `'${text.replaceAll("'", "''")}'`;
+}
+
+export interface QueryResult {
+  readonly columns: readonly string[];
+  /** Rows as JSON-safe values (timestamps and big integers as strings). */
+  readonly rows: readonly Record<string, unknown>[];
+}
+
+export async function runQuery(connection: DuckDBConnection, sql: string): Promise<QueryResult> {
+  const reader = await connection.runAndReadAll(sql);
+  return { columns: reader.columnNames(), rows: reader.getRowObjectsJson() };
+}

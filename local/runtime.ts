@@ -1,0 +1,167 @@
+/**
+ * The whole pipeline on one machine, no AWS account: an MQTT broker and an HTTP
+ * server feeding an in-process queue, consumed by the same ingest core as the Lambda,
+ * writing to a lake folder (same keys as the S3 bucket) and to DuckDB (in place of
+ * Timestream). `npm start` runs it; the end-to-end tests start it on free ports.
+ */
+import { mkdir } from 'node:fs/promises';
+import { join, resolve } from 'node:path';
+import { DuckDBInstance } from '@duckdb/node-api';
+import {
+  createLakeViews,
+  duckdbTimeSeries,
+  type QueryResult,
+  runQuery,
+  TIME_SERIES_TABLE,
+} from '../lambdas/adapters/local/duckdb.ts';
+import { folderStore } from '../lambdas/adapters/local/folder-store.ts';
+import { LocalQueue, type LocalQueueOptions } from '../lambdas/adapters/local/queue.ts';
+import { decodeMessage, type IngestDeps, writeBatch } from '../lambdas/core/ingest.ts';
+import type { IngestLog, ObjectStore } from '../lambdas/core/ports.ts';
+import { DEFAULT_CONFIG, type PipelineConfig } from '../lib/config.ts';
+import { type LocalBroker, startBroker } from './broker.ts';
+import { type LocalHttpServer, startHttpServer } from './http-server.ts';
+import { StartupError } from './listen.ts';
+
+export interface LocalRuntimeOptions {
+  /** Folder for the lake, the DuckDB file and the dead-letter file. */
+  readonly dataDir: string;
+  /** 0 picks a free port. */
+  readonly mqttPort: number;
+  readonly httpPort: number;
+  /** The key HTTP callers present. */
+  readonly apiKey: string;
+  readonly config?: PipelineConfig;
+  /** Overrides of the queue's SQS-like behaviour (batching, retries); the rest comes from `config.ingest`. */
+  readonly queue?: Partial<Omit<LocalQueueOptions, 'deadLetterFile'>>;
+  /** Wraps the lake store: fault injection for tests and benchmarks. */
+  readonly wrapLake?: (store: ObjectStore) => ObjectStore;
+  /** Where messages for the operator go (quarantines, retries); silent when absent. */
+  readonly log?: (line: string) => void;
+}
+
+export interface LocalRuntime {
+  readonly mqttPort: number;
+  readonly httpPort: number;
+  readonly dataDir: string;
+  readonly lakeDir: string;
+  readonly databaseFile: string;
+  readonly deadLetterFile: string;
+  readonly queue: LocalQueue;
+  /** Runs SQL over the lake views (`readings`, `raw`, `quarantine`, ...) and the `timeseries` table. */
+  query(sql: string): Promise<QueryResult>;
+  /** Stops taking messages, stores what is queued (retries included), and closes everything. */
+  close(): Promise<void>;
+}
+
+/** Listening address: local only, never another interface. */
+export const LOCAL_HOST = '127.0.0.1';
+
+export async function startLocalRuntime(options: LocalRuntimeOptions): Promise<LocalRuntime> {
+  const config = options.config ?? DEFAULT_CONFIG;
+  const dataDir = resolve(options.dataDir);
+  const lakeDir = join(dataDir, 'lake');
+  const databaseFile = join(dataDir, 'pipeline.duckdb');
+  const deadLetterFile = join(dataDir, 'dead-letter.ndjson');
+  await mkdir(lakeDir, { recursive: true });
+
+  const database = await openDatabase(databaseFile);
+  const connection = await database.connect();
+  const log = options.log;
+  const ingestLog: IngestLog = {
+    quarantined: (q) =>
+      log?.(
+        `quarantined ${q.message_id} (${q.source}, device ${q.device_id ?? '?'}): ${q.reason_code}: ${q.reason}`,
+      ),
+    retrying: (messageId, error) => log?.(`will retry ${messageId}: ${error.message}`),
+  };
+  const lake = folderStore(lakeDir);
+  const deps: IngestDeps = {
+    config,
+    lake: options.wrapLake ? options.wrapLake(lake) : lake,
+    timeseries: await duckdbTimeSeries(connection),
+    log: ingestLog,
+  };
+  const queue = new LocalQueue({
+    batchSize: config.ingest.batchSize,
+    // SQS waits up to maxBatchingWindowSeconds; a laptop wants its readings sooner.
+    batchWindowMs: 100,
+    maxReceiveCount: config.ingest.maxReceiveCount,
+    retryDelayMs: 1000,
+    maxConcurrency: 1,
+    ...options.queue,
+    deadLetterFile,
+  });
+  queue.consume((batch) =>
+    writeBatch(
+      batch.map((message) => decodeMessage(message, config)),
+      deps,
+    ),
+  );
+  const enqueue = (envelope: object) => queue.send(JSON.stringify(envelope));
+
+  let broker: LocalBroker | undefined;
+  let http: LocalHttpServer | undefined;
+  try {
+    broker = await startBroker({ host: LOCAL_HOST, port: options.mqttPort, enqueue });
+    http = await startHttpServer({
+      host: LOCAL_HOST,
+      port: options.httpPort,
+      ingress: { apiKey: options.apiKey, enqueue, maxBodyBytes: config.validation.maxPayloadBytes },
+      onRequest: (r) => {
+        if (r.status >= 400) log?.(`HTTP ${r.method} ${r.path} -> ${r.status}`);
+      },
+    });
+  } catch (error) {
+    await broker?.close();
+    connection.closeSync();
+    database.closeSync();
+    throw error;
+  }
+  const started = { broker, http };
+  let closing: Promise<void> | undefined;
+  return {
+    mqttPort: broker.port,
+    httpPort: http.port,
+    dataDir,
+    lakeDir,
+    databaseFile,
+    deadLetterFile,
+    queue,
+    async query(sql) {
+      // Its own connection: ingest writes go on while a query runs.
+      const reader = await database.connect();
+      try {
+        await createLakeViews(reader, lakeDir);
+        return await runQuery(reader, sql);
+      } finally {
+        reader.closeSync();
+      }
+    },
+    close() {
+      closing ??= (async () => {
+        await Promise.all([started.broker.close(), started.http.close()]);
+        await queue.drain();
+        connection.closeSync();
+        database.closeSync();
+      })();
+      return closing;
+    },
+  };
+}
+
+async function openDatabase(file: string): Promise<DuckDBInstance> {
+  try {
+    return await DuckDBInstance.create(file);
+  } catch (error) {
+    const message = (error as Error).message;
+    if (/lock/i.test(message)) {
+      throw new StartupError(
+        `${file} is open in another process (an earlier \`npm start\`?). Stop it, or pass --data <dir> to use another folder.`,
+      );
+    }
+    throw error;
+  }
+}
+
+export { TIME_SERIES_TABLE };

@@ -1,0 +1,246 @@
+/**
+ * The whole flow through the local runtime: a real MQTT connection and real HTTP
+ * requests in, rows out of the lake folder (read by DuckDB) and the time-series table.
+ */
+import { existsSync } from 'node:fs';
+import { mkdtemp, readFile } from 'node:fs/promises';
+import { createServer } from 'node:net';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import mqtt from 'mqtt';
+import { afterAll, beforeAll, describe, expect, it, vi } from 'vitest';
+import { partitionOf } from '../../lambdas/core/lake-layout.ts';
+import { type LocalRuntime, startLocalRuntime } from '../../local/runtime.ts';
+
+const API_KEY = 'test-key-0123456789';
+const WAIT = { timeout: 15_000, interval: 100 };
+
+async function runtime(options: Partial<Parameters<typeof startLocalRuntime>[0]> = {}) {
+  return startLocalRuntime({
+    dataDir: await mkdtemp(join(tmpdir(), 'iot-local-')),
+    mqttPort: 0,
+    httpPort: 0,
+    apiKey: API_KEY,
+    queue: { batchWindowMs: 20, retryDelayMs: 20 },
+    ...options,
+  });
+}
+
+function post(rt: LocalRuntime, body: string, headers: Record<string, string> = {}) {
+  return fetch(`http://127.0.0.1:${rt.httpPort}/v1/telemetry`, {
+    method: 'POST',
+    headers: { authorization: `Bearer ${API_KEY}`, 'content-type': 'application/json', ...headers },
+    body,
+  });
+}
+
+describe('local runtime, end to end', () => {
+  let rt: LocalRuntime;
+  let device: mqtt.MqttClient;
+
+  beforeAll(async () => {
+    rt = await runtime();
+    device = await mqtt.connectAsync(`mqtt://127.0.0.1:${rt.mqttPort}`, { clientId: 'dev-1' });
+  });
+
+  afterAll(async () => {
+    await device?.endAsync();
+    await rt?.close();
+  });
+
+  it('stores an MQTT reading in the lake and the time-series table', async () => {
+    // DuckDB returns BIGINT as a string in JSON rows.
+    const ts = Date.now() - 5_000;
+    await device.publishAsync(
+      'dt/thermo/dev-1',
+      JSON.stringify({ $ts: ts, temp: 21.5, door: true, fw: '1.2' }),
+      {
+        qos: 1,
+      },
+    );
+    await vi.waitFor(async () => {
+      const { rows } = await rt.query(
+        "SELECT metric, value, value_bool, value_str, device_type, source, epoch_ms(time) AS t FROM readings WHERE device_id = 'dev-1' ORDER BY metric",
+      );
+      expect(rows).toEqual([
+        {
+          metric: 'door',
+          value: null,
+          value_bool: true,
+          value_str: null,
+          device_type: 'thermo',
+          source: 'mqtt',
+          t: String(ts),
+        },
+        {
+          metric: 'fw',
+          value: null,
+          value_bool: null,
+          value_str: '1.2',
+          device_type: 'thermo',
+          source: 'mqtt',
+          t: String(ts),
+        },
+        {
+          metric: 'temp',
+          value: 21.5,
+          value_bool: null,
+          value_str: null,
+          device_type: 'thermo',
+          source: 'mqtt',
+          t: String(ts),
+        },
+      ]);
+    }, WAIT);
+    const series = await rt.query(
+      "SELECT metric, value FROM timeseries WHERE device_id = 'dev-1' AND metric = 'temp'",
+    );
+    expect(series.rows).toEqual([{ metric: 'temp', value: 21.5 }]);
+    const raw = await rt.query("SELECT topic, client_id, source, dt FROM raw WHERE device_id = 'dev-1'");
+    expect(raw.rows).toEqual([
+      { topic: 'dt/thermo/dev-1', client_id: 'dev-1', source: 'mqtt', dt: partitionOf(Date.now()).dt },
+    ]);
+  });
+
+  it('takes Basic Ingest topics like IoT Core does', async () => {
+    await device.publishAsync(
+      '$aws/rules/iot_pipeline_dev_telemetry/dt/thermo/dev-1',
+      JSON.stringify({ $seq: 42, humidity: 40 }),
+      { qos: 1 },
+    );
+    await vi.waitFor(async () => {
+      const { rows } = await rt.query("SELECT value FROM readings WHERE metric = 'humidity'");
+      expect(rows).toEqual([{ value: 40 }]);
+    }, WAIT);
+  });
+
+  it('stores an HTTP reading, answering 202 with the message id', async () => {
+    const response = await post(rt, JSON.stringify([{ $id: 'pump-7', pressure: 2.5 }]));
+    expect(response.status).toBe(202);
+    expect(await response.json()).toEqual({ accepted: true, messageId: expect.any(String) });
+    await vi.waitFor(async () => {
+      const { rows } = await rt.query(
+        "SELECT device_type, source, value FROM readings WHERE device_id = 'pump-7'",
+      );
+      expect(rows).toEqual([{ device_type: 'http', source: 'http', value: 2.5 }]);
+    }, WAIT);
+  });
+
+  it('answers bad HTTP requests with a 4xx and a JSON reason, and queues nothing', async () => {
+    const before = rt.queue.stats().sent;
+    const cases: [Promise<Response>, number, string][] = [
+      [post(rt, '{"temp":1}', { authorization: 'Bearer wrong' }), 401, 'unauthorized'],
+      [post(rt, '{"temp":', {}), 400, 'invalid_json'],
+      [post(rt, 'temp=1', { 'content-type': 'text/plain' }), 415, 'unsupported_media_type'],
+      [post(rt, `{"s":"${'x'.repeat(200_000)}"}`), 413, 'payload_too_large'],
+      [fetch(`http://127.0.0.1:${rt.httpPort}/v1/nowhere`, { method: 'POST' }), 404, 'not_found'],
+    ];
+    for (const [request, status, error] of cases) {
+      const response = await request;
+      expect(response.status).toBe(status);
+      expect(await response.json()).toMatchObject({ error, message: expect.any(String) });
+    }
+    expect(rt.queue.stats().sent).toBe(before);
+  });
+
+  it('quarantines what cannot be understood, with the reason, and stores the rest of the batch', async () => {
+    const other = await mqtt.connectAsync(`mqtt://127.0.0.1:${rt.mqttPort}`, { clientId: 'dev-2' });
+    try {
+      await Promise.all([
+        other.publishAsync('dt/thermo/dev-2', 'not json at all', { qos: 1 }),
+        other.publishAsync('dt/thermo/dev-2', JSON.stringify({ $id: 'dev-1', temp: 1 }), { qos: 1 }),
+        other.publishAsync('dt/thermo/..%2F', JSON.stringify({ temp: 1 }), { qos: 1 }),
+        other.publishAsync('dt/thermo/dev-2', JSON.stringify({ temp: 30 }), { qos: 1 }),
+      ]);
+    } finally {
+      await other.endAsync();
+    }
+    await vi.waitFor(async () => {
+      const { rows } = await rt.query(
+        "SELECT reason_code, device_id FROM quarantine WHERE source = 'mqtt' ORDER BY reason_code",
+      );
+      expect(rows).toEqual([
+        { reason_code: 'device_id_mismatch', device_id: 'dev-2' },
+        { reason_code: 'invalid_json', device_id: 'dev-2' },
+        { reason_code: 'invalid_topic', device_id: null },
+      ]);
+      const stored = await rt.query("SELECT value FROM readings WHERE device_id = 'dev-2'");
+      expect(stored.rows).toEqual([{ value: 30 }]);
+    }, WAIT);
+  });
+});
+
+describe('local runtime, failures', () => {
+  it('sends a message whose sink keeps failing to the dead-letter file, and loses nothing', async () => {
+    const doomedDay = partitionOf(Date.now() - 2 * 86_400_000).dt;
+    const rt = await runtime({
+      queue: { batchWindowMs: 20, retryDelayMs: 20, maxReceiveCount: 3 },
+      wrapLake: (store) => ({
+        put: (key, ...rest) =>
+          key.startsWith(`readings/dt=${doomedDay}/`)
+            ? Promise.reject(new Error('disk full'))
+            : store.put(key, ...rest),
+      }),
+    });
+    try {
+      const device = await mqtt.connectAsync(`mqtt://127.0.0.1:${rt.mqttPort}`, { clientId: 'dev-9' });
+      await device.publishAsync('dt/thermo/dev-9', JSON.stringify({ temp: 1 }), { qos: 1 });
+      await device.publishAsync(
+        'dt/thermo/dev-9',
+        JSON.stringify({ $ts: Date.now() - 2 * 86_400_000, temp: 2 }),
+        { qos: 1 },
+      );
+      await device.publishAsync('dt/thermo/dev-9', '{broken', { qos: 1 });
+      await device.endAsync();
+      await vi.waitFor(() => expect(rt.queue.stats()).toMatchObject({ sent: 3, pending: 0 }), WAIT);
+      expect(rt.queue.stats()).toMatchObject({ done: 2, deadLettered: 1 });
+      const dead = (await readFile(rt.deadLetterFile, 'utf8'))
+        .trim()
+        .split('\n')
+        .map((l) => JSON.parse(l));
+      expect(dead).toEqual([expect.objectContaining({ receiveCount: 3, error: 'disk full' })]);
+      const envelope = JSON.parse(dead[0].body);
+      expect(JSON.parse(Buffer.from(envelope.payload, 'base64').toString())).toMatchObject({ temp: 2 });
+      // The other two: one stored, one quarantined.
+      expect((await rt.query("SELECT value FROM readings WHERE device_id = 'dev-9'")).rows).toEqual([
+        { value: 1 },
+      ]);
+      expect((await rt.query('SELECT reason_code FROM quarantine')).rows).toEqual([
+        { reason_code: 'invalid_json' },
+      ]);
+    } finally {
+      await rt.close();
+    }
+  });
+
+  it('stores what is still queued when it closes', async () => {
+    const rt = await runtime({ queue: { batchWindowMs: 60_000 } });
+    const device = await mqtt.connectAsync(`mqtt://127.0.0.1:${rt.mqttPort}`, { clientId: 'dev-3' });
+    await device.publishAsync('dt/thermo/dev-3', JSON.stringify({ temp: 3 }), { qos: 1 });
+    await device.endAsync();
+    expect(rt.queue.stats().pending).toBe(1);
+    await rt.close();
+    expect(existsSync(join(rt.lakeDir, 'readings'))).toBe(true);
+    const again = await startLocalRuntime({ dataDir: rt.dataDir, mqttPort: 0, httpPort: 0, apiKey: API_KEY });
+    try {
+      expect((await again.query('SELECT value FROM readings')).rows).toEqual([{ value: 3 }]);
+      expect((await again.query('SELECT value FROM timeseries')).rows).toEqual([{ value: 3 }]);
+    } finally {
+      await again.close();
+    }
+  });
+
+  it('refuses to start on a taken port, saying which flag to change', async () => {
+    const blocker = createServer();
+    await new Promise<void>((resolve) => blocker.listen(0, '127.0.0.1', resolve));
+    const address = blocker.address();
+    const taken = typeof address === 'object' && address ? address.port : 0;
+    try {
+      await expect(runtime({ httpPort: taken })).rejects.toThrow(
+        `The HTTP port 127.0.0.1:${taken} is taken (another broker or an earlier \`npm start\`?). Stop it or pass --http-port <port>.`,
+      );
+    } finally {
+      blocker.close();
+    }
+  });
+});
