@@ -4,9 +4,12 @@
  * Messages go to stderr; `--json` puts exactly one JSON document on stdout.
  */
 import { randomBytes } from 'node:crypto';
+import { readFileSync } from 'node:fs';
 import { type ParseArgsConfig, parseArgs } from 'node:util';
 import { DuckDBInstance } from '@duckdb/node-api';
 import { createLakeViews, runQuery } from '../lambdas/adapters/local/duckdb.ts';
+import { parseHex } from '../lambdas/core/decoders/hex.ts';
+import { buildDecoder, type Decoder, decoderFor } from '../lambdas/core/decoders/registry.ts';
 import { ConfigError, DEFAULT_CONFIG, readConfigFile } from '../lib/config.ts';
 import { StartupError } from '../local/listen.ts';
 import { LOCAL_HOST, startLocalRuntime } from '../local/runtime.ts';
@@ -28,6 +31,9 @@ Commands:
              --duration <30s|5m> --count <n>  --type <deviceType> (thermo)  --silent <0..1> (0.1)
              --mqtt-url <url> (mqtt://127.0.0.1:1883)  --http-url <url> (http://127.0.0.1:3000)
              AWS IoT: --endpoint <ats-endpoint> --cert <file> --key <file> [--ca <file>] [--basic-ingest <rule>]
+  decode     try a decoder on a payload: --hex <bytes> | --base64 <bytes>, and one of
+             --type <deviceType> [--config <file>]  |  --sigfox '<grammar>'  |  --codec <file.js> --fport <n>
+             prints the decoded object (--json: exactly that object on stdout)
   query      run SQL on the local lake with DuckDB: query "SELECT ..." [--data <dir>] [--json | --csv]
              tables: readings, raw, quarantine, curated_readings, daily_metrics (and timeseries when start is not running)
 `;
@@ -41,6 +47,8 @@ async function main(argv: string[]): Promise<number> {
       return simulate(rest);
     case 'query':
       return query(rest);
+    case 'decode':
+      return decode(rest);
     case undefined:
     case 'help':
     case '--help':
@@ -202,6 +210,87 @@ async function simulate(args: string[]): Promise<number> {
   if (tty) process.stderr.write('\n');
   if (values.json) process.stdout.write(`${JSON.stringify(result)}\n`);
   return result.failed > 0 ? 1 : 0;
+}
+
+async function decode(args: string[]): Promise<number> {
+  const { values } = parse({
+    args,
+    options: {
+      hex: { type: 'string' },
+      base64: { type: 'string' },
+      type: { type: 'string' },
+      config: { type: 'string' },
+      sigfox: { type: 'string' },
+      codec: { type: 'string' },
+      fport: { type: 'string' },
+      json: { type: 'boolean', default: false },
+    },
+  });
+  if ((values.hex === undefined) === (values.base64 === undefined)) {
+    throw new UsageError('Give the payload once: --hex 0a1b2c or --base64 ChsS');
+  }
+  let bytes: Buffer;
+  if (values.hex !== undefined) {
+    const parsed = parseHex(values.hex);
+    if ('error' in parsed) throw new UsageError(`--hex: ${parsed.error}`);
+    bytes = parsed;
+  } else {
+    const text = values.base64 ?? '';
+    if (!/^[A-Za-z0-9+/]*={0,2}$/.test(text) || text.length % 4 !== 0) {
+      throw new UsageError('--base64 is not base64 (A-Z, a-z, 0-9, +, / and = padding, in groups of 4)');
+    }
+    bytes = Buffer.from(text, 'base64');
+  }
+  const fPort = values.fport === undefined ? undefined : Number(values.fport);
+  if (fPort !== undefined && !(Number.isInteger(fPort) && fPort >= 0 && fPort <= 255)) {
+    throw new UsageError(`--fport "${values.fport}" must be a LoRaWAN port from 0 to 255`);
+  }
+  const chosen = [values.type, values.sigfox, values.codec].filter((v) => v !== undefined);
+  if (chosen.length !== 1)
+    throw new UsageError(
+      'Say which decoder, once: --type <deviceType>, --sigfox <grammar> or --codec <file.js>',
+    );
+  let decoder: Decoder;
+  try {
+    if (values.sigfox !== undefined) decoder = buildDecoder({ sigfox: values.sigfox }, '--sigfox');
+    else if (values.codec !== undefined) {
+      decoder = buildDecoder(
+        { codec: values.codec, source: readFileSync(values.codec, 'utf8') },
+        values.codec,
+      );
+    } else {
+      const config = values.config ? readConfigFile(values.config) : DEFAULT_CONFIG;
+      const type = values.type ?? '';
+      if (!config.deviceTypes[type]) {
+        process.stderr.write(`iot-pipeline: device type "${type}" is not configured; decoding as JSON\n`);
+      }
+      decoder = decoderFor(config.deviceTypes, type);
+    }
+  } catch (error) {
+    if (error instanceof ConfigError) throw error;
+    throw new UsageError((error as Error).message);
+  }
+  let decoded: unknown;
+  if (decoder.kind === 'json') {
+    try {
+      decoded = JSON.parse(bytes.toString('utf8'));
+    } catch (error) {
+      process.stderr.write(`iot-pipeline: the payload is not JSON: ${(error as Error).message}\n`);
+      return 1;
+    }
+  } else {
+    const result = decoder.decode(bytes, { fPort, recvTime: new Date() });
+    if (!result.ok) {
+      process.stderr.write(`iot-pipeline: cannot decode: ${result.reason}\n`);
+      return 1;
+    }
+    for (const warning of result.warnings) process.stderr.write(`warning: ${warning}\n`);
+    decoded = result.data;
+  }
+  process.stdout.write(
+    values.json ? `${JSON.stringify(decoded)}\n` : `${JSON.stringify(decoded, null, 2)}\n`,
+  );
+  return 0;
 }
 
 async function query(args: string[]): Promise<number> {

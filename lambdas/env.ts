@@ -3,7 +3,7 @@
  * Lambda handlers (which read them), so the two can never drift apart.
  */
 export const ENV = {
-  /** JSON of the run-time config (device types, validation limits). */
+  /** JSON of the run-time config (device types, decoders, validation limits), built into the bundle. */
   runtimeConfig: 'PIPELINE_RUNTIME_CONFIG',
   /** Name of the S3 lake bucket. */
   lakeBucket: 'LAKE_BUCKET',

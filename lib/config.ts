@@ -227,7 +227,10 @@ export function validateConfig(input: unknown): PipelineConfig {
       'at least 1 when ingest.batchSize is above 10',
     );
   }
-  const runtime = validateRuntimeConfig({ deviceTypes: input.deviceTypes, validation: input.validation });
+  const runtime = validateRuntimeConfig({
+    deviceTypes: withCodecSources(input.deviceTypes),
+    validation: input.validation,
+  });
 
   return {
     stage,
@@ -269,6 +272,37 @@ export function validateConfig(input: unknown): PipelineConfig {
     alerts: typeof alerts.email === 'string' ? { email: alerts.email } : {},
     ...runtime,
   };
+}
+
+/**
+ * Reads the codec file of each device type whose decoder names one (relative to the
+ * working directory, where `cdk.json` is), so the source travels with the config.
+ */
+function withCodecSources(deviceTypes: unknown): unknown {
+  if (!isPlainObject(deviceTypes)) return deviceTypes;
+  const out: Record<string, unknown> = {};
+  for (const [name, type] of Object.entries(deviceTypes)) {
+    const decoder = isPlainObject(type) ? type.decoder : undefined;
+    if (
+      isPlainObject(type) &&
+      isPlainObject(decoder) &&
+      typeof decoder.codec === 'string' &&
+      decoder.source === undefined
+    ) {
+      let source: string;
+      try {
+        source = readFileSync(decoder.codec, 'utf8');
+      } catch (error) {
+        throw new ConfigError(
+          `deviceTypes.${name}.decoder.codec`,
+          decoder.codec,
+          `a readable file (${(error as Error).message})`,
+        );
+      }
+      out[name] = { ...type, decoder: { codec: decoder.codec, source } };
+    } else out[name] = type;
+  }
+  return out;
 }
 
 /** What the Lambdas need at run time, as one JSON string for an environment variable. */

@@ -62,8 +62,8 @@ export class PipelineStack extends Stack {
       maxConcurrency: config.ingest.maxConcurrency,
       memorySizeMb: config.ingest.memorySizeMb,
       timeoutSeconds: config.ingest.timeoutSeconds,
+      runtimeConfig: runtimeConfigJson(config),
       environment: {
-        [ENV.runtimeConfig]: runtimeConfigJson(config),
         [ENV.lakeBucket]: lake.bucket.bucketName,
         ...(timeseries && {
           [ENV.timestreamDatabase]: timeseries.databaseName,

@@ -3,6 +3,8 @@
  * Lambdas (which read it from an environment variable) and the local runtime (which
  * reads it from the config file). Pure: no AWS import.
  */
+import { buildDecoder, type Decoder, rememberDecoders } from './decoders/registry.ts';
+
 export interface RuntimeConfig {
   /** Device types by name (the `<deviceType>` topic segment). A type not listed is decoded as JSON. */
   readonly deviceTypes: Readonly<Record<string, DeviceTypeConfig>>;
@@ -12,7 +14,15 @@ export interface RuntimeConfig {
 export interface DeviceTypeConfig {
   /** Free text shown in `devices` listings. */
   readonly description?: string;
+  /** How the type's payload bytes become readings; JSON when absent. */
+  readonly decoder?: DecoderConfig;
 }
+
+/**
+ * A Sigfox custom payload grammar (`"temp::int:16*0.01 door::bool:7"`), or a TS013
+ * codec file (`"codecs/lht65.js"`, read at synth/start time: `source` is its text).
+ */
+export type DecoderConfig = { readonly sigfox: string } | { readonly codec: string; readonly source: string };
 
 /** Limits a reading must respect; a message that breaks one is quarantined with the limit's name. */
 export interface ValidationLimits {
@@ -58,6 +68,7 @@ export class ConfigError extends Error {
 export function validateRuntimeConfig(input: { deviceTypes?: unknown; validation?: unknown }): RuntimeConfig {
   const deviceTypes: Record<string, DeviceTypeConfig> = {};
   const types = input.deviceTypes ?? {};
+  const decoders = new Map<string, Decoder>();
   if (!isObject(types)) throw new ConfigError('deviceTypes', types, 'an object of device types');
   for (const [name, value] of Object.entries(types)) {
     if (!DEVICE_TYPE_PATTERN.test(name)) {
@@ -68,8 +79,26 @@ export function validateRuntimeConfig(input: { deviceTypes?: unknown; validation
     if (description !== undefined && typeof description !== 'string') {
       throw new ConfigError(`deviceTypes.${name}.description`, description, 'a string');
     }
-    deviceTypes[name] = description === undefined ? {} : { description };
+    const decoder =
+      value.decoder === undefined ? undefined : validateDecoder(`deviceTypes.${name}.decoder`, value.decoder);
+    deviceTypes[name] = {
+      ...(description === undefined ? {} : { description }),
+      ...(decoder === undefined ? {} : { decoder }),
+    };
+    if (decoder) {
+      // Grammars parsed and codecs compiled now, so a bad one fails the synth or the start.
+      try {
+        decoders.set(name, buildDecoder(decoder, name));
+      } catch (error) {
+        throw new ConfigError(
+          `deviceTypes.${name}.decoder`,
+          'sigfox' in decoder ? decoder.sigfox : decoder.codec,
+          `a working decoder: ${(error as Error).message}`,
+        );
+      }
+    }
   }
+  rememberDecoders(deviceTypes, decoders);
 
   const limits = input.validation ?? {};
   if (!isObject(limits)) throw new ConfigError('validation', limits, 'an object');
@@ -90,6 +119,20 @@ export function validateRuntimeConfig(input: { deviceTypes?: unknown; validation
     validation[key as keyof ValidationLimits] = value;
   }
   return { deviceTypes, validation };
+}
+
+function validateDecoder(key: string, value: unknown): DecoderConfig | undefined {
+  if (value === 'json') return undefined;
+  if (isObject(value) && typeof value.sigfox === 'string' && Object.keys(value).length === 1) {
+    return { sigfox: value.sigfox };
+  }
+  if (isObject(value) && typeof value.codec === 'string') {
+    if (typeof value.source !== 'string') {
+      throw new ConfigError(key, value, `the codec's source: the file ${value.codec} was not read`);
+    }
+    return { codec: value.codec, source: value.source };
+  }
+  throw new ConfigError(key, value, '"json", { "sigfox": "<grammar>" } or { "codec": "<file.js>" }');
 }
 
 function isObject(value: unknown): value is Record<string, unknown> {

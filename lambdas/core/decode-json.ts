@@ -47,6 +47,7 @@ export type RejectionCode =
   | 'too_deep'
   | 'forbidden_key'
   | 'no_metrics'
+  | 'decode_failed'
   | 'timestream_rejected';
 
 export interface DecodeResult {
@@ -87,6 +88,15 @@ export function decodeJson(bytes: Buffer, context: DecodeContext): DecodeResult 
   } catch (error) {
     return reject(context, 'invalid_json', `payload is not JSON: ${(error as Error).message}`, bytes);
   }
+  return readingsFrom(value, bytes, context);
+}
+
+/**
+ * Readings from a decoded value (one object of metrics or an array of them), what
+ * JSON payloads and binary decoders alike produce. `bytes` is what is kept with a
+ * rejection.
+ */
+export function readingsFrom(value: unknown, bytes: Buffer, context: DecodeContext): DecodeResult {
   const items = Array.isArray(value) ? value : [value];
   if (items.length === 0)
     return reject(context, 'invalid_shape', 'payload is an empty array; send at least one reading', bytes);

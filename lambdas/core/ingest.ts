@@ -12,7 +12,15 @@
 import { createHash } from 'node:crypto';
 import { gzipSync } from 'node:zlib';
 import type { RuntimeConfig } from './config.ts';
-import { type DecodeContext, decodeJson, type Rejection, type RejectionCode } from './decode-json.ts';
+import {
+  type DecodeContext,
+  type DecodeResult,
+  decodeJson,
+  type Rejection,
+  type RejectionCode,
+  readingsFrom,
+} from './decode-json.ts';
+import { decoderFor } from './decoders/registry.ts';
 import { type Envelope, sourceOf } from './envelope.ts';
 import { quarantineKey, rawKey, readingsKey, SOURCES, type Source } from './lake-layout.ts';
 import {
@@ -126,9 +134,24 @@ export function decodeMessage(
     receivedAt: envelope.receivedAt,
     limits: config.validation,
   };
-  // Every device type decodes as JSON until a decoder is configured for it.
-  const { readings, rejections } = decodeJson(bytes, context);
+  const { readings, rejections } = decodePayload(bytes, context, config);
   return { ...withRaw(envelope, message.messageId, deviceId, deviceType, rejections), readings };
+}
+
+/** The device type's decoder (JSON when it has none) turns the bytes into readings. */
+function decodePayload(bytes: Buffer, context: DecodeContext, config: RuntimeConfig): DecodeResult {
+  const decoder = decoderFor(config.deviceTypes, context.deviceType);
+  if (decoder.kind === 'json') return decodeJson(bytes, context);
+  const decoded = decoder.decode(bytes, { recvTime: new Date(context.receivedAt) });
+  if (!decoded.ok) {
+    return {
+      readings: [],
+      rejections: [
+        { code: 'decode_failed', reason: decoded.reason, deviceId: context.deviceId, payload: bytes },
+      ],
+    };
+  }
+  return readingsFrom(decoded.data, bytes, context);
 }
 
 function withRaw(

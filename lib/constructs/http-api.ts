@@ -13,7 +13,7 @@ import { PipelineFunction } from './pipeline-function.ts';
 export interface HttpApiProps {
   /** Queue the HTTP function enqueues accepted messages to. */
   readonly ingestQueue: sqs.IQueue;
-  /** JSON of the run-time config (validation limits), from `runtimeConfigJson`. */
+  /** JSON of the run-time config (validation limits), from `runtimeConfigJson`; built into the bundle. */
   readonly runtimeConfig: string;
   /**
    * Steady requests per second before API Gateway answers 429.
@@ -68,8 +68,8 @@ export class HttpApi extends Construct {
       environment: {
         [ENV.ingestQueueUrl]: props.ingestQueue.queueUrl,
         [ENV.apiKeySecretArn]: this.apiKey.secretArn,
-        [ENV.runtimeConfig]: props.runtimeConfig,
       },
+      runtimeConfig: props.runtimeConfig,
     });
     props.ingestQueue.grantSendMessages(this.function);
     this.apiKey.grantRead(this.function);

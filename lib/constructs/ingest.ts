@@ -16,6 +16,8 @@ export interface IngestProps {
   readonly lake: Lake;
   /** Environment of the ingest function (sink names, run-time config). */
   readonly environment: Record<string, string>;
+  /** The run-time config JSON, built into the function's bundle. */
+  readonly runtimeConfig: string;
   /**
    * Records per ingest invocation.
    *
@@ -105,6 +107,7 @@ export class Ingest extends Construct {
       memorySize: props.memorySizeMb ?? 512,
       timeout: Duration.seconds(timeoutSeconds),
       environment: props.environment,
+      runtimeConfig: props.runtimeConfig,
     });
     this.function.addEventSource(
       new SqsEventSource(this.queue, {

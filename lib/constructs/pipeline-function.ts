@@ -4,6 +4,7 @@ import * as lambda from 'aws-cdk-lib/aws-lambda';
 import { NodejsFunction, OutputFormat } from 'aws-cdk-lib/aws-lambda-nodejs';
 import * as logs from 'aws-cdk-lib/aws-logs';
 import type { Construct } from 'constructs';
+import { ENV } from '../../lambdas/env.ts';
 
 /** The Lambda handlers this project ships, by file name under `lambdas/handlers/`. */
 export type HandlerName = 'ingest' | 'http';
@@ -27,6 +28,12 @@ export interface PipelineFunctionProps {
   readonly timeout?: Duration;
   /** Environment variables (names from `lambdas/env.ts`). */
   readonly environment?: Record<string, string>;
+  /**
+   * The run-time config JSON (from `runtimeConfigJson`), built into the bundle as
+   * `process.env.PIPELINE_RUNTIME_CONFIG`: codec sources do not fit the 4 KB Lambda
+   * allows for all environment variables together.
+   */
+  readonly runtimeConfig?: string;
   /**
    * Days the function's logs are kept.
    *
@@ -84,6 +91,9 @@ export class PipelineFunction extends NodejsFunction {
         // Some dependencies still call require(); ESM bundles need it defined.
         banner: "import{createRequire as __cr}from'node:module';const require=__cr(import.meta.url);",
         forceDockerBundling: false,
+        ...(props.runtimeConfig !== undefined && {
+          define: { [`process.env.${ENV.runtimeConfig}`]: JSON.stringify(props.runtimeConfig) },
+        }),
       },
     });
     Validations.of(this).acknowledge({

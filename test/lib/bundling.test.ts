@@ -1,4 +1,4 @@
-import { existsSync, statSync } from 'node:fs';
+import { existsSync, readFileSync, statSync } from 'node:fs';
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { synthPipeline } from './synth.ts';
@@ -6,7 +6,10 @@ import { synthPipeline } from './synth.ts';
 describe('Lambda bundles', () => {
   it('builds every function with the local esbuild (no Docker) into a minified ESM bundle', () => {
     // Arrange + Act: the only synth in the suite that bundles for real.
-    const { assembly, template } = synthPipeline({}, { bundle: true });
+    const { assembly, template } = synthPipeline(
+      { iotPipeline: { deviceTypes: { lht65: { decoder: { codec: 'codecs/lht65.js' } } } } },
+      { bundle: true },
+    );
     // Assert
     const functions = Object.values(template.findResources('AWS::Lambda::Function'));
     expect(functions).toHaveLength(2);
@@ -16,6 +19,9 @@ describe('Lambda bundles', () => {
       const bundle = join(assembly.directory, `asset.${hash}`, 'index.mjs');
       expect(existsSync(bundle), bundle).toBe(true);
       expect(statSync(bundle).size).toBeGreaterThan(1000);
+      // The run-time config (codec sources included) is built into the bundle, not the environment.
+      expect(readFileSync(bundle, 'utf8')).toContain('function decodeUplink(input)');
+      expect(fn.Properties.Environment.Variables).not.toHaveProperty('PIPELINE_RUNTIME_CONFIG');
     }
   }, 120_000);
 });

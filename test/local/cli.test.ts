@@ -3,7 +3,7 @@
  * process, on free ports), `simulate` and `query` as child processes of the real CLI.
  */
 import { execFile } from 'node:child_process';
-import { mkdtemp } from 'node:fs/promises';
+import { mkdtemp, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { promisify } from 'node:util';
@@ -62,6 +62,65 @@ describe('iot-pipeline CLI', () => {
     expect(series.stdout).toBe('n\r\n36\r\n');
   });
 
+  it('decodes a payload with an inline grammar, a codec file or a configured device type', async () => {
+    const sigfox = await cli([
+      'decode',
+      '--sigfox',
+      'temp::int:16*0.01 hum::uint:8*0.5',
+      '--hex',
+      '09927b',
+      '--json',
+    ]);
+    expect(sigfox.stdout).toBe('{"temp":24.5,"hum":61.5}\n');
+    const codec = await cli([
+      'decode',
+      '--codec',
+      'codecs/lht65.js',
+      '--fport',
+      '2',
+      '--base64',
+      'y/YJkgJlAf6/f/8=',
+      '--json',
+    ]);
+    expect(JSON.parse(codec.stdout)).toEqual({
+      battery: 3.062,
+      temperature: 24.5,
+      humidity: 61.3,
+      batteryStatus: 'good',
+      externalTemperature: -3.21,
+    });
+    const dir = await mkdtemp(join(tmpdir(), 'iot-cfg-'));
+    await writeFile(
+      join(dir, 'config.json'),
+      JSON.stringify({ deviceTypes: { tracker: { decoder: { sigfox: 'n::uint:64' } } } }),
+    );
+    const typed = await cli([
+      'decode',
+      '--type',
+      'tracker',
+      '--config',
+      join(dir, 'config.json'),
+      '--hex',
+      'ffffffffffffffff',
+      '--json',
+    ]);
+    expect(typed.stdout).toBe('{"n":"18446744073709551615"}\n');
+    expect(typed.stderr).toContain('kept as a decimal string');
+  });
+
+  it('says why a payload cannot be decoded, with exit code 1', async () => {
+    await expect(cli(['decode', '--sigfox', 'a::uint:16', '--hex', '01'])).rejects.toMatchObject({
+      code: 1,
+      stderr: expect.stringContaining('frame has 1 bytes; the grammar reads 2 (truncated)'),
+    });
+    await expect(
+      cli(['decode', '--codec', 'codecs/lht65.js', '--fport', '9', '--hex', '00']),
+    ).rejects.toMatchObject({
+      code: 1,
+      stderr: expect.stringContaining('unknown fPort 9'),
+    });
+  });
+
   it('says what to fix, with exit code 2, for a bad call', async () => {
     await expect(cli(['simulate', '--rate', 'fast'])).rejects.toMatchObject({
       code: 2,
@@ -70,6 +129,14 @@ describe('iot-pipeline CLI', () => {
     await expect(cli(['query', '--data', '/nonexistent', 'SELEC 1'])).rejects.toMatchObject({
       code: 2,
       stderr: expect.stringContaining('The query failed'),
+    });
+    await expect(cli(['decode', '--sigfox', 'a::uint:8', '--hex', '0g'])).rejects.toMatchObject({
+      code: 2,
+      stderr: expect.stringContaining('"g" at position 2 is not a hex digit'),
+    });
+    await expect(cli(['decode', '--sigfox', 'a::flt:8', '--hex', '00'])).rejects.toMatchObject({
+      code: 2,
+      stderr: expect.stringContaining('column 4: found "flt", expected a type'),
     });
     await expect(cli(['launch'])).rejects.toMatchObject({
       code: 2,
