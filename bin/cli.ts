@@ -5,11 +5,16 @@
  */
 import { randomBytes } from 'node:crypto';
 import { readFileSync } from 'node:fs';
+import { join } from 'node:path';
 import { type ParseArgsConfig, parseArgs } from 'node:util';
+import { S3Client } from '@aws-sdk/client-s3';
 import { DuckDBInstance } from '@duckdb/node-api';
+import { s3Store } from '../lambdas/adapters/aws/s3-store.ts';
 import { createLakeViews, runQuery } from '../lambdas/adapters/local/duckdb.ts';
+import { folderStore } from '../lambdas/adapters/local/folder-store.ts';
 import { parseHex } from '../lambdas/core/decoders/hex.ts';
 import { buildDecoder, type Decoder, decoderFor } from '../lambdas/core/decoders/registry.ts';
+import { redecode } from '../lambdas/core/redecode.ts';
 import { ConfigError, DEFAULT_CONFIG, readConfigFile } from '../lib/config.ts';
 import { StartupError } from '../local/listen.ts';
 import { LOCAL_HOST, startLocalRuntime } from '../local/runtime.ts';
@@ -34,6 +39,9 @@ Commands:
   decode     try a decoder on a payload: --hex <bytes> | --base64 <bytes>, and one of
              --type <deviceType> [--config <file>]  |  --sigfox '<grammar>'  |  --codec <file.js> --fport <n>
              prints the decoded object (--json: exactly that object on stdout)
+  redecode   decode the raw archive again with the current decoders and replace the readings it made
+             --from <YYYY-MM-DD> --to <YYYY-MM-DD> (arrival days)  [--config <file>]  [--lookback-days <n>] (2)
+             local lake: [--data <dir>] (./.data)   S3 lake: --bucket <LakeBucketName>   [--json]
   query      run SQL on the local lake with DuckDB: query "SELECT ..." [--data <dir>] [--json | --csv]
              tables: readings, raw, quarantine, curated_readings, daily_metrics (and timeseries when start is not running)
 `;
@@ -49,6 +57,8 @@ async function main(argv: string[]): Promise<number> {
       return query(rest);
     case 'decode':
       return decode(rest);
+    case 'redecode':
+      return redecodeCommand(rest);
     case undefined:
     case 'help':
     case '--help':
@@ -291,6 +301,50 @@ async function decode(args: string[]): Promise<number> {
     values.json ? `${JSON.stringify(decoded)}\n` : `${JSON.stringify(decoded, null, 2)}\n`,
   );
   return 0;
+}
+
+async function redecodeCommand(args: string[]): Promise<number> {
+  const { values } = parse({
+    args,
+    options: {
+      from: { type: 'string' },
+      to: { type: 'string' },
+      config: { type: 'string' },
+      data: { type: 'string', default: './.data' },
+      bucket: { type: 'string' },
+      'lookback-days': { type: 'string', default: '2' },
+      json: { type: 'boolean', default: false },
+    },
+  });
+  if (!values.from || !values.to)
+    throw new UsageError('Give the arrival days to decode again: --from 2026-11-01 --to 2026-11-25');
+  const lookbackDays = Number(values['lookback-days']);
+  if (!Number.isInteger(lookbackDays) || lookbackDays < 0 || lookbackDays > 36_500) {
+    throw new UsageError(`--lookback-days "${values['lookback-days']}" must be a whole number of days`);
+  }
+  const config = values.config ? readConfigFile(values.config) : DEFAULT_CONFIG;
+  const store = values.bucket
+    ? s3Store(new S3Client({}), values.bucket)
+    : folderStore(join(values.data, 'lake'));
+  let report: Awaited<ReturnType<typeof redecode>>;
+  try {
+    report = await redecode(store, config, {
+      from: values.from,
+      to: values.to,
+      lookbackDays,
+      onProgress: (line) => process.stderr.write(`${line}\n`),
+    });
+  } catch (error) {
+    if ((error as Error).message.startsWith('--')) throw new UsageError((error as Error).message);
+    throw error;
+  }
+  if (values.json) process.stdout.write(`${JSON.stringify(report)}\n`);
+  else {
+    process.stderr.write(
+      `redecode: ${report.messages} messages over ${report.days} days: ${report.readings} readings stored, ${report.quarantined} quarantined, ${report.removedLines} old lines replaced in ${report.rewrittenObjects} objects${report.failedMessages ? `, ${report.failedMessages} FAILED (run again)` : ''}\n`,
+    );
+  }
+  return report.failedMessages > 0 ? 1 : 0;
 }
 
 async function query(args: string[]): Promise<number> {

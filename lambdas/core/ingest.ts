@@ -20,7 +20,7 @@ import {
   type RejectionCode,
   readingsFrom,
 } from './decode-json.ts';
-import { decoderFor } from './decoders/registry.ts';
+import { type Decoded, type Decoder, decoderFor } from './decoders/registry.ts';
 import { type Envelope, sourceOf } from './envelope.ts';
 import { quarantineKey, rawKey, readingsKey, SOURCES, type Source } from './lake-layout.ts';
 import {
@@ -72,6 +72,8 @@ export interface MessageOutcome {
   readonly raw?: RawRecord;
   readonly readings: readonly Reading[];
   readonly quarantine: readonly QuarantineRecord[];
+  /** Set when decoding itself broke (a bug): the message is retried, not stored. */
+  readonly error?: Error;
 }
 
 export interface IngestDeps {
@@ -81,6 +83,8 @@ export interface IngestDeps {
   readonly timeseries?: TimeSeriesSink;
   readonly metrics?: IngestMetrics;
   readonly log?: IngestLog;
+  /** Write `raw/` objects (the default); re-decoding, which reads them, turns this off. */
+  readonly writeRaw?: boolean;
   /** Clock for messages whose envelope has no arrival time. */
   readonly now?: () => number;
 }
@@ -97,20 +101,72 @@ export function decodeMessage(
   config: RuntimeConfig,
   now: () => number = Date.now,
 ): MessageOutcome {
+  return decodeMessages([message], config, now)[0] as MessageOutcome;
+}
+
+/**
+ * Decodes a batch of queue messages, in order. Messages whose device type has a codec
+ * are decoded together, one sandbox entry per codec and batch instead of one per
+ * message (entering the sandbox under a time limit costs about 0.1 ms).
+ */
+export function decodeMessages(
+  messages: readonly QueueMessage[],
+  config: RuntimeConfig,
+  now: () => number = Date.now,
+): MessageOutcome[] {
+  const prepared = messages.map((message) => prepare(message, config, now));
+  const decoded = new Map<number, Decoded>();
+  const groups = new Map<Decoder, number[]>();
+  prepared.forEach((p, index) => {
+    if ('outcome' in p || p.decoder.kind === 'json' || !p.decoder.decodeMany) return;
+    const group = groups.get(p.decoder);
+    if (group) group.push(index);
+    else groups.set(p.decoder, [index]);
+  });
+  for (const [decoder, indexes] of groups) {
+    if (decoder.kind === 'json' || !decoder.decodeMany) continue;
+    const inputs = indexes.map((i) => {
+      const p = prepared[i] as Prepared;
+      return { bytes: p.bytes, input: { recvTime: new Date(p.context.receivedAt) } };
+    });
+    decoder.decodeMany(inputs).forEach((result, k) => {
+      decoded.set(indexes[k] as number, result);
+    });
+  }
+  return prepared.map((p, index) => ('outcome' in p ? p.outcome : finish(p, decoded.get(index))));
+}
+
+interface Prepared {
+  readonly messageId: string;
+  readonly envelope: Envelope;
+  readonly bytes: Buffer;
+  readonly context: DecodeContext;
+  readonly deviceId?: string;
+  readonly deviceType?: string;
+  readonly decoder: Decoder;
+}
+
+function prepare(
+  message: QueueMessage,
+  config: RuntimeConfig,
+  now: () => number,
+): Prepared | { outcome: MessageOutcome } {
   const envelope = parseEnvelope(message.body);
   if ('error' in envelope) {
     const receivedAt = now();
     return {
-      messageId: message.messageId,
-      receivedAt,
-      readings: [],
-      quarantine: [
-        quarantineRecord(message.messageId, receivedAt, 'mqtt', '', undefined, {
-          code: 'invalid_envelope',
-          reason: envelope.error,
-          payload: Buffer.from(message.body, 'utf8'),
-        }),
-      ],
+      outcome: {
+        messageId: message.messageId,
+        receivedAt,
+        readings: [],
+        quarantine: [
+          quarantineRecord(message.messageId, receivedAt, 'mqtt', '', undefined, {
+            code: 'invalid_envelope',
+            reason: envelope.error,
+            payload: Buffer.from(message.body, 'utf8'),
+          }),
+        ],
+      },
     };
   }
   const source = sourceOf(envelope);
@@ -120,9 +176,11 @@ export function decodeMessage(
   if (source === 'mqtt') {
     const topic = parseTelemetryTopic(envelope.topic);
     if ('error' in topic) {
-      return withRaw(envelope, message.messageId, undefined, undefined, [
-        { code: 'invalid_topic', reason: topic.error, payload: bytes },
-      ]);
+      return {
+        outcome: withRaw(envelope, message.messageId, undefined, undefined, [
+          { code: 'invalid_topic', reason: topic.error, payload: bytes },
+        ]),
+      };
     }
     ({ deviceId, deviceType } = topic);
   }
@@ -134,24 +192,30 @@ export function decodeMessage(
     receivedAt: envelope.receivedAt,
     limits: config.validation,
   };
-  const { readings, rejections } = decodePayload(bytes, context, config);
-  return { ...withRaw(envelope, message.messageId, deviceId, deviceType, rejections), readings };
+  const decoder = decoderFor(config.deviceTypes, context.deviceType);
+  return { messageId: message.messageId, envelope, bytes, context, deviceId, deviceType, decoder };
 }
 
 /** The device type's decoder (JSON when it has none) turns the bytes into readings. */
-function decodePayload(bytes: Buffer, context: DecodeContext, config: RuntimeConfig): DecodeResult {
-  const decoder = decoderFor(config.deviceTypes, context.deviceType);
-  if (decoder.kind === 'json') return decodeJson(bytes, context);
-  const decoded = decoder.decode(bytes, { recvTime: new Date(context.receivedAt) });
-  if (!decoded.ok) {
-    return {
-      readings: [],
-      rejections: [
-        { code: 'decode_failed', reason: decoded.reason, deviceId: context.deviceId, payload: bytes },
-      ],
-    };
+function finish(p: Prepared, predecoded: Decoded | undefined): MessageOutcome {
+  const { decoder, bytes, context } = p;
+  let result: DecodeResult;
+  if (decoder.kind === 'json') result = decodeJson(bytes, context);
+  else {
+    const decoded = predecoded ?? decoder.decode(bytes, { recvTime: new Date(context.receivedAt) });
+    result = decoded.ok
+      ? readingsFrom(decoded.data, bytes, context)
+      : {
+          readings: [],
+          rejections: [
+            { code: 'decode_failed', reason: decoded.reason, deviceId: context.deviceId, payload: bytes },
+          ],
+        };
   }
-  return readingsFrom(decoded.data, bytes, context);
+  return {
+    ...withRaw(p.envelope, p.messageId, p.deviceId, p.deviceType, result.rejections),
+    readings: result.readings,
+  };
 }
 
 function withRaw(
@@ -241,6 +305,7 @@ export async function writeBatch(
     for (const id of messageIds) if (!failures.has(id)) failures.set(id, error);
   };
   const alive = (messageId: string) => !failures.has(messageId);
+  for (const outcome of outcomes) if (outcome.error) fail([outcome.messageId], outcome.error);
 
   const seen = new Set<string>();
   const readings: Reading[] = [];
@@ -302,7 +367,7 @@ export async function writeBatch(
     writeObjects(
       deps.lake,
       outcomes.flatMap(({ raw, messageId, receivedAt }) =>
-        raw && alive(messageId)
+        raw && alive(messageId) && deps.writeRaw !== false
           ? [
               {
                 messageId,
@@ -419,41 +484,49 @@ function asError(error: unknown): Error {
  * with per-message partial failure kept.
  */
 export class IngestBatch {
-  private readonly outcomes: MessageOutcome[] = [];
+  private readonly messages: QueueMessage[] = [];
   private readonly written: Promise<BatchFailures>;
-  private release!: (outcomes: MessageOutcome[]) => void;
+  private release!: (messages: QueueMessage[]) => void;
 
   constructor(
     private readonly size: number,
-    private readonly deps: IngestDeps,
+    deps: IngestDeps,
   ) {
-    this.written = new Promise<MessageOutcome[]>((resolve) => {
+    // Decoded together once all have arrived: codecs run once per batch, not per message.
+    this.written = new Promise<QueueMessage[]>((resolve) => {
       this.release = resolve;
-    }).then((outcomes) => writeBatch(outcomes, deps));
+    }).then((messages) => writeBatch(decodeMessagesSafely(messages, deps), deps));
   }
 
   /** Resolves when the message is stored or quarantined; rejects when it must be retried. */
   async submit(message: QueueMessage): Promise<void> {
-    let decodeError: unknown;
-    try {
-      this.outcomes.push(decodeMessage(message, this.deps.config, this.deps.now));
-    } catch (error) {
-      // decodeMessage is total; this guards the count so the rest of the batch is still written.
-      decodeError = error;
-      this.outcomes.push({
-        messageId: message.messageId,
-        receivedAt: Date.now(),
-        readings: [],
-        quarantine: [],
-      });
-    }
-    this.releaseWhenComplete();
-    if (decodeError !== undefined) throw asError(decodeError);
+    this.messages.push(message);
+    if (this.messages.length === this.size) this.release(this.messages);
     const failure = (await this.written).get(message.messageId);
     if (failure) throw failure;
   }
+}
 
-  private releaseWhenComplete(): void {
-    if (this.outcomes.length === this.size) this.release(this.outcomes);
+/**
+ * decodeMessages is total; should it throw anyway (a bug), each message is decoded on
+ * its own, and one that still throws is failed for a retry without taking the rest along.
+ */
+function decodeMessagesSafely(messages: readonly QueueMessage[], deps: IngestDeps): MessageOutcome[] {
+  try {
+    return decodeMessages(messages, deps.config, deps.now);
+  } catch {
+    return messages.map((message) => {
+      try {
+        return decodeMessage(message, deps.config, deps.now);
+      } catch (error) {
+        return {
+          messageId: message.messageId,
+          receivedAt: Date.now(),
+          readings: [],
+          quarantine: [],
+          error: asError(error),
+        };
+      }
+    });
   }
 }

@@ -9,6 +9,14 @@ export interface ObjectStore {
   put(key: string, body: Buffer, contentType: string, contentEncoding?: string): Promise<void>;
 }
 
+/** The lake read back (re-decoding, compaction): S3 or the local folder. */
+export interface LakeStore extends ObjectStore {
+  /** Every key under a prefix, in no particular order. */
+  list(prefix: string): Promise<string[]>;
+  get(key: string): Promise<Buffer>;
+  delete(key: string): Promise<void>;
+}
+
 /** A record the time-series store refused for good (not a throttle), with its words. */
 export interface RejectedRecord {
   /** Index in the readings passed to `write`. */

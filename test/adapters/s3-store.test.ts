@@ -3,11 +3,13 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { gunzipSync } from 'node:zlib';
 import { CreateBucketCommand, GetObjectCommand, ListObjectsV2Command, S3Client } from '@aws-sdk/client-s3';
+import { mockClient } from 'aws-sdk-client-mock';
 import S3rver from 's3rver';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { s3Store } from '../../lambdas/adapters/aws/s3-store.ts';
-import { DEFAULT_VALIDATION } from '../../lambdas/core/config.ts';
+import { DEFAULT_VALIDATION, validateRuntimeConfig } from '../../lambdas/core/config.ts';
 import { decodeMessage, writeBatch } from '../../lambdas/core/ingest.ts';
+import { redecode } from '../../lambdas/core/redecode.ts';
 import { mqttMessage } from '../support/fakes.ts';
 
 describe('s3Store against a local server speaking the S3 protocol', () => {
@@ -69,5 +71,57 @@ describe('s3Store against a local server speaking the S3 protocol', () => {
     await expect(
       s3Store(client, 'no-such-bucket').put('raw/x', Buffer.from('x'), 'text/plain'),
     ).rejects.toThrow();
+  });
+
+  it('lists, reads and deletes objects, so redecode can run on the S3 lake', async () => {
+    await client.send(new CreateBucketCommand({ Bucket: 'listing' }));
+    const store = s3Store(client, 'listing');
+    // Paging (past 1,000 keys) is tested with a mock below: s3rver cannot make continuation tokens on OpenSSL 3.
+    const keys = Array.from({ length: 30 }, (_, i) => `raw/k-${String(i).padStart(4, '0')}`);
+    await Promise.all(keys.map((key) => store.put(key, Buffer.from(key), 'text/plain')));
+    await store.put('readings/other', Buffer.from('x'), 'text/plain');
+    expect((await store.list('raw/')).sort()).toEqual(keys);
+    expect((await store.get('raw/k-0004')).toString()).toBe('raw/k-0004');
+    await store.delete('raw/k-0004');
+    expect((await store.list('raw/k-000')).sort()).toEqual(
+      keys.slice(0, 10).filter((k) => k !== 'raw/k-0004'),
+    );
+  });
+
+  it('decodes the S3 raw archive again (redecode)', async () => {
+    await client.send(new CreateBucketCommand({ Bucket: 'history' }));
+    const store = s3Store(client, 'history');
+    const before = { deviceTypes: {}, validation: DEFAULT_VALIDATION };
+    const now = Date.now();
+    await writeBatch(
+      [decodeMessage(mqttMessage('b1', Buffer.from('0992', 'hex'), 'dt/tracker/t-1', now), before)],
+      {
+        config: before,
+        lake: store,
+      },
+    );
+    const after = validateRuntimeConfig({
+      deviceTypes: { tracker: { decoder: { sigfox: 'temp::int:16*0.01' } } },
+    });
+    const day = new Date(now).toISOString().slice(0, 10);
+    const report = await redecode(store, after, { from: day, to: day, lookbackDays: 1 });
+    expect(report).toMatchObject({ messages: 1, readings: 1, quarantined: 0, removedLines: 1 });
+    expect(await store.list('quarantine/')).toEqual([]);
+  });
+});
+
+describe('s3Store listing', () => {
+  it('follows continuation tokens across pages', async () => {
+    const s3 = mockClient(S3Client);
+    s3.on(ListObjectsV2Command, { ContinuationToken: undefined })
+      .resolves({ Contents: [{ Key: 'raw/a' }], IsTruncated: true, NextContinuationToken: 't1' })
+      .on(ListObjectsV2Command, { ContinuationToken: 't1' })
+      .resolves({ Contents: [{ Key: 'raw/b' }], IsTruncated: false });
+    expect(await s3Store(new S3Client({}), 'lake').list('raw/')).toEqual(['raw/a', 'raw/b']);
+    expect(s3.commandCalls(ListObjectsV2Command).map((c) => c.args[0].input)).toEqual([
+      { Bucket: 'lake', Prefix: 'raw/', ContinuationToken: undefined },
+      { Bucket: 'lake', Prefix: 'raw/', ContinuationToken: 't1' },
+    ]);
+    s3.restore();
   });
 });

@@ -10,6 +10,7 @@ import { join } from 'node:path';
 import mqtt from 'mqtt';
 import { afterAll, beforeAll, describe, expect, it, vi } from 'vitest';
 import { partitionOf } from '../../lambdas/core/lake-layout.ts';
+import { validateConfig } from '../../lib/config.ts';
 import { type LocalRuntime, startLocalRuntime } from '../../local/runtime.ts';
 
 const API_KEY = 'test-key-0123456789';
@@ -227,6 +228,31 @@ describe('local runtime, failures', () => {
       expect((await again.query('SELECT value FROM timeseries')).rows).toEqual([{ value: 3 }]);
     } finally {
       await again.close();
+    }
+  });
+
+  it("decodes binary MQTT payloads with the device type's decoder from the config", async () => {
+    const config = validateConfig({
+      deviceTypes: { tracker: { decoder: { sigfox: 'temp::int:16*0.01 moving::bool:7' } } },
+    });
+    const rt = await runtime({ config });
+    try {
+      const device = await mqtt.connectAsync(`mqtt://127.0.0.1:${rt.mqttPort}`, { clientId: 'trk-1' });
+      await device.publishAsync('dt/tracker/trk-1', Buffer.from('0992', 'hex'), { qos: 1 });
+      await device.publishAsync('dt/tracker/trk-1', Buffer.from('09', 'hex'), { qos: 1 });
+      await device.endAsync();
+      await vi.waitFor(async () => {
+        const { rows } = await rt.query('SELECT metric, value, value_bool FROM readings ORDER BY metric');
+        expect(rows).toEqual([
+          { metric: 'moving', value: null, value_bool: true },
+          { metric: 'temp', value: 24.5, value_bool: null },
+        ]);
+        expect((await rt.query('SELECT reason_code FROM quarantine')).rows).toEqual([
+          { reason_code: 'decode_failed' },
+        ]);
+      }, WAIT);
+    } finally {
+      await rt.close();
     }
   });
 

@@ -57,6 +57,8 @@ export interface CodecExample {
 export interface Codec {
   readonly name: string;
   decodeUplink(input: UplinkInput): UplinkResult;
+  /** Many at once, in order: one entry into the sandbox for all of them. */
+  decodeUplinks(inputs: readonly UplinkInput[]): UplinkResult[];
   /** The codec's own example vectors, if it defines `examples`. */
   readonly examples: readonly CodecExample[];
 }
@@ -74,30 +76,33 @@ export class CodecError extends Error {
 // limit), so the host never touches an object the codec made.
 const PRELUDE = `
 Object.defineProperty(globalThis, '__iotPipelineInput', { value: '', writable: true, configurable: false });
-Object.defineProperty(globalThis, '__iotPipelineRun', {
-  value: (function (parse, stringify, isFinite, String) {
-    function check(key, value) {
-      if (typeof value === 'number' && !isFinite(value)) throw new Error('returned ' + value + ' at "' + key + '"');
-      if (typeof value === 'function') throw new Error('returned a function at "' + key + '"');
-      if (typeof value === 'bigint') throw new Error('returned a BigInt at "' + key + '"');
-      return value;
+(function (parse, stringify, isFinite, String, Date, map) {
+  function check(key, value) {
+    if (typeof value === 'number' && !isFinite(value)) throw new Error('returned ' + value + ' at "' + key + '"');
+    if (typeof value === 'function') throw new Error('returned a function at "' + key + '"');
+    if (typeof value === 'bigint') throw new Error('returned a BigInt at "' + key + '"');
+    return value;
+  }
+  function runOne(input) {
+    try {
+      if (typeof decodeUplink !== 'function') throw new Error('the codec defines no decodeUplink function');
+      var result = decodeUplink({ bytes: input.bytes, fPort: input.fPort, recvTime: new Date(input.recvTime) });
+      return stringify({ result: result === undefined ? null : result }, check);
+    } catch (error) {
+      var message;
+      try { message = String(error && error.message !== undefined ? error.message : error); } catch (e) { message = 'an unprintable error'; }
+      return stringify({ threw: message });
     }
-    return function (inputJson) {
-      try {
-        var input = parse(inputJson);
-        if (typeof decodeUplink !== 'function') throw new Error('the codec defines no decodeUplink function');
-        var result = decodeUplink({ bytes: input.bytes, fPort: input.fPort, recvTime: new Date(input.recvTime) });
-        return stringify({ result: result === undefined ? null : result }, check);
-      } catch (error) {
-        var message;
-        try { message = String(error && error.message !== undefined ? error.message : error); } catch (e) { message = 'an unprintable error'; }
-        return stringify({ threw: message });
-      }
-    };
-  })(JSON.parse, JSON.stringify, isFinite, String),
-  writable: false,
-  configurable: false,
-});`;
+  }
+  Object.defineProperty(globalThis, '__iotPipelineRun', {
+    value: function (inputJson) { return runOne(parse(inputJson)); },
+    writable: false, configurable: false,
+  });
+  Object.defineProperty(globalThis, '__iotPipelineRunMany', {
+    value: function (inputsJson) { return stringify(map.call(parse(inputsJson), runOne)); },
+    writable: false, configurable: false,
+  });
+})(JSON.parse, JSON.stringify, isFinite, String, Date, Array.prototype.map);`;
 
 export function compileCodec(
   source: string,
@@ -121,47 +126,88 @@ export function compileCodec(
     throw new CodecError(`codec ${name} failed while loading: ${(error as Error).message}`);
   }
   const call = new Script('__iotPipelineRun(__iotPipelineInput)', { filename: `${name} (call)` });
+  const callMany = new Script('__iotPipelineRunMany(__iotPipelineInput)', { filename: `${name} (batch)` });
+  const enter = (script: Script, input: string, timeout: number): string | UplinkResult => {
+    // A primitive string is all that crosses into the context.
+    context.__iotPipelineInput = input;
+    try {
+      const output: unknown = script.runInContext(context, { timeout });
+      return typeof output === 'string' ? output : failure(`codec ${name} returned no JSON`);
+    } catch (error) {
+      // Only the host's own errors get here (the time limit); the codec's are caught inside.
+      if ((error as { code?: string }).code === 'ERR_SCRIPT_EXECUTION_TIMEOUT') {
+        return failure(`codec ${name} ran longer than ${limits.timeoutMs} ms`);
+      }
+      return failure(`codec ${name} failed: ${(error as Error).message}`);
+    } finally {
+      context.__iotPipelineInput = '';
+    }
+  };
+  const interpret = (output: string): UplinkResult => {
+    if (output.length > limits.maxOutputBytes) {
+      return failure(
+        `codec ${name} returned ${output.length} bytes of JSON; the limit is ${limits.maxOutputBytes}`,
+      );
+    }
+    let parsed: { result?: unknown; threw?: string };
+    try {
+      parsed = JSON.parse(output) as typeof parsed;
+    } catch {
+      return failure(`codec ${name} returned something that is not JSON`);
+    }
+    if (typeof parsed.threw === 'string')
+      return failure(`codec ${name} threw: ${parsed.threw.slice(0, 500)}`);
+    return checkResult(parsed.result, name);
+  };
+  const inputJson = (input: UplinkInput) => ({
+    bytes: Array.from(input.bytes),
+    fPort: input.fPort,
+    recvTime: input.recvTime.toISOString(),
+  });
+  const tooLarge = (input: UplinkInput) =>
+    input.bytes.length > limits.maxInputBytes
+      ? failure(`payload is ${input.bytes.length} bytes; codecs take at most ${limits.maxInputBytes}`)
+      : undefined;
+  const decodeOne = (input: UplinkInput): UplinkResult => {
+    const refused = tooLarge(input);
+    if (refused) return refused;
+    const output = enter(call, JSON.stringify(inputJson(input)), limits.timeoutMs);
+    return typeof output === 'string' ? interpret(output) : output;
+  };
   const examples = readExamples(context, name, limits);
   return {
     name,
     examples,
-    decodeUplink(input) {
-      if (input.bytes.length > limits.maxInputBytes) {
-        return failure(`payload is ${input.bytes.length} bytes; codecs take at most ${limits.maxInputBytes}`);
-      }
-      // A primitive string is all that crosses into the context.
-      context.__iotPipelineInput = JSON.stringify({
-        bytes: Array.from(input.bytes),
-        fPort: input.fPort,
-        recvTime: input.recvTime.toISOString(),
-      });
-      let output: unknown;
+    decodeUplink: decodeOne,
+    decodeUplinks(inputs) {
+      const results: (UplinkResult | undefined)[] = inputs.map(tooLarge);
+      const indexes = inputs.flatMap((_, i) => (results[i] ? [] : [i]));
+      if (indexes.length <= 1) return inputs.map((input, i) => results[i] ?? decodeOne(input));
+      // One entry for all, under one time limit (the per-message limit, up to ten of them);
+      // past it, each message again on its own, so one slow payload fails alone.
+      const budget = limits.timeoutMs * Math.min(indexes.length, 10);
+      const output = enter(
+        callMany,
+        JSON.stringify(indexes.map((i) => inputJson(inputs[i] as UplinkInput))),
+        budget,
+      );
+      let outputs: unknown;
       try {
-        output = call.runInContext(context, { timeout: limits.timeoutMs });
-      } catch (error) {
-        // Only the host's own errors get here (the time limit); the codec's are caught inside.
-        if ((error as { code?: string }).code === 'ERR_SCRIPT_EXECUTION_TIMEOUT') {
-          return failure(`codec ${name} ran longer than ${limits.timeoutMs} ms`);
-        }
-        return failure(`codec ${name} failed: ${(error as Error).message}`);
-      } finally {
-        context.__iotPipelineInput = '';
-      }
-      if (typeof output !== 'string') return failure(`codec ${name} returned no JSON`);
-      if (output.length > limits.maxOutputBytes) {
-        return failure(
-          `codec ${name} returned ${output.length} bytes of JSON; the limit is ${limits.maxOutputBytes}`,
-        );
-      }
-      let parsed: { result?: unknown; threw?: string };
-      try {
-        parsed = JSON.parse(output) as typeof parsed;
+        outputs = typeof output === 'string' ? JSON.parse(output) : undefined;
       } catch {
-        return failure(`codec ${name} returned something that is not JSON`);
+        outputs = undefined;
       }
-      if (typeof parsed.threw === 'string')
-        return failure(`codec ${name} threw: ${parsed.threw.slice(0, 500)}`);
-      return checkResult(parsed.result, name);
+      if (
+        !Array.isArray(outputs) ||
+        outputs.length !== indexes.length ||
+        !outputs.every((o) => typeof o === 'string')
+      ) {
+        return inputs.map((input, i) => results[i] ?? decodeOne(input));
+      }
+      indexes.forEach((index, k) => {
+        results[index] = interpret(outputs[k] as string);
+      });
+      return results as UplinkResult[];
     },
   };
 }

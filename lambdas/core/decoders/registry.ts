@@ -4,7 +4,7 @@
  * Decoders are built once per config (grammars parsed, codecs compiled) and reused.
  */
 import type { DecoderConfig, RuntimeConfig } from '../config.ts';
-import { type Codec, compileCodec } from './codec.ts';
+import { type Codec, compileCodec, type UplinkResult } from './codec.ts';
 import { decodeSigfox, FrameError, parseSigfoxGrammar, type SigfoxGrammar } from './sigfox.ts';
 
 export interface BinaryInput {
@@ -23,6 +23,8 @@ export type Decoder =
       readonly kind: 'sigfox' | 'codec';
       readonly name: string;
       decode(bytes: Buffer, input: BinaryInput): Decoded;
+      /** Many payloads at once, in order; what a batch uses when the decoder has it. */
+      decodeMany?(items: readonly { bytes: Buffer; input: BinaryInput }[]): Decoded[];
     };
 
 export const JSON_DECODER: Decoder = { kind: 'json' };
@@ -82,14 +84,24 @@ export function sigfoxDecoder(grammar: SigfoxGrammar, name: string): Decoder {
   };
 }
 
+function toDecoded(result: UplinkResult): Decoded {
+  if (result.errors.length > 0) return { ok: false, reason: result.errors.join('; ') };
+  return { ok: true, data: result.data, warnings: result.warnings };
+}
+
 export function codecDecoder(codec: Codec): Decoder {
   return {
     kind: 'codec',
     name: codec.name,
     decode(bytes, input) {
-      const result = codec.decodeUplink({ bytes, fPort: input.fPort, recvTime: input.recvTime });
-      if (result.errors.length > 0) return { ok: false, reason: result.errors.join('; ') };
-      return { ok: true, data: result.data, warnings: result.warnings };
+      return toDecoded(codec.decodeUplink({ bytes, fPort: input.fPort, recvTime: input.recvTime }));
+    },
+    decodeMany(items) {
+      return codec
+        .decodeUplinks(
+          items.map(({ bytes, input }) => ({ bytes, fPort: input.fPort, recvTime: input.recvTime })),
+        )
+        .map(toDecoded);
     },
   };
 }

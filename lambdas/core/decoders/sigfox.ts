@@ -34,7 +34,7 @@ export interface SigfoxField {
   readonly bit: number;
   /** Bits from the start of the frame to the field's first bit. */
   readonly startBit: number;
-  readonly scale?: { readonly factor: number; readonly offset: number };
+  readonly scale?: { readonly factor: number; readonly offset: number; readonly rounding: number };
 }
 
 export interface SigfoxGrammar {
@@ -184,7 +184,7 @@ export function parseSigfoxGrammar(source: string): SigfoxGrammar {
       const factor = scaleMatch?.[1] === undefined ? 1 : Number(scaleMatch[1]);
       const offset =
         scaleMatch?.[3] === undefined ? 0 : Number(scaleMatch[3]) * (scaleMatch[2] === '-' ? -1 : 1);
-      scale = { factor, offset };
+      scale = { factor, offset, rounding: roundingOf(factor, offset) };
     }
     names.add(name);
     fields.push({ name, byte, type, length, littleEndian, bit, startBit, ...(scale ? { scale } : {}) });
@@ -227,6 +227,13 @@ export function decodeSigfox(grammar: SigfoxGrammar, frame: Uint8Array): SigfoxD
         break;
       }
       default: {
+        if (field.length <= 32) {
+          // Up to 32 bits: plain numbers, no BigInt.
+          let raw = readSmall(frame, field);
+          if (field.type === 'int' && raw >= 2 ** (field.length - 1)) raw -= 2 ** field.length;
+          values[field.name] = applyScale(raw, field);
+          break;
+        }
         let raw = readBits(frame, field);
         if (field.type === 'int' && raw >> BigInt(field.length - 1) === 1n) raw -= 1n << BigInt(field.length);
         if (raw > BigInt(Number.MAX_SAFE_INTEGER) || raw < BigInt(Number.MIN_SAFE_INTEGER)) {
@@ -241,23 +248,39 @@ export function decodeSigfox(grammar: SigfoxGrammar, frame: Uint8Array): SigfoxD
   return { values, warnings };
 }
 
-function readBits(frame: Uint8Array, field: SigfoxField): bigint {
+/** Fields of up to 32 bits, in plain numbers; whole big-endian bytes are read a byte at a time. */
+function readSmall(frame: Uint8Array, field: SigfoxField): number {
   if (field.littleEndian) {
-    let value = 0n;
+    let value = 0;
+    for (let i = field.length / 8 - 1; i >= 0; i--) value = value * 256 + (frame[field.byte + i] ?? 0);
+    return value;
+  }
+  if (field.bit === 7 && field.length % 8 === 0) {
+    let value = 0;
+    for (let i = 0; i < field.length / 8; i++) value = value * 256 + (frame[field.byte + i] ?? 0);
+    return value;
+  }
+  let value = 0;
+  for (let i = 0; i < field.length; i++) {
+    const position = field.startBit + i;
+    value = value * 2 + (((frame[position >> 3] ?? 0) >> (7 - (position & 7))) & 1);
+  }
+  return value;
+}
+
+/** Fields of 33 to 64 bits, as BigInt: they may not fit a JS number. */
+function readBits(frame: Uint8Array, field: SigfoxField): bigint {
+  let value = 0n;
+  if (field.littleEndian) {
     for (let i = field.length / 8 - 1; i >= 0; i--)
       value = (value << 8n) | BigInt(frame[field.byte + i] ?? 0);
     return value;
   }
-  // Small fields (the common case) stay in plain numbers.
-  let value = 0n;
-  let small = 0;
   for (let i = 0; i < field.length; i++) {
     const position = field.startBit + i;
-    const bit = ((frame[position >> 3] ?? 0) >> (7 - (position & 7))) & 1;
-    if (field.length <= 32) small = small * 2 + bit;
-    else value = (value << 1n) | BigInt(bit);
+    value = (value << 1n) | BigInt(((frame[position >> 3] ?? 0) >> (7 - (position & 7))) & 1);
   }
-  return field.length <= 32 ? BigInt(small) : value;
+  return value;
 }
 
 /** Devices pad short strings with NUL bytes; those are not part of the value. */
@@ -268,7 +291,20 @@ function trimNulPadding(text: string): string {
 }
 
 function applyScale(value: number, field: SigfoxField): number {
-  if (!field.scale) return value;
-  // Round away binary noise (0.1 * 3 = 0.30000000000000004) to 15 significant digits.
-  return Number.parseFloat((value * field.scale.factor + field.scale.offset).toPrecision(15));
+  const scale = field.scale;
+  if (!scale) return value;
+  // Round away binary noise (3 * 0.1 = 0.30000000000000004) at the decimals the factor and offset have.
+  return Math.round((value * scale.factor + scale.offset) * scale.rounding) / scale.rounding;
+}
+
+/** 10^(decimal places of the factor or offset, whichever has more), at most 10^12. */
+function roundingOf(...numbers: number[]): number {
+  const places = Math.max(
+    ...numbers.map((n) => {
+      const [mantissa = '', exponent = '0'] = n.toExponential().split('e');
+      const decimals = (mantissa.split('.')[1] ?? '').length - Number(exponent);
+      return Math.max(0, decimals);
+    }),
+  );
+  return 10 ** Math.min(places, 12);
 }

@@ -78,6 +78,30 @@ describe('LoRaWAN codec sandbox (TS013 decodeUplink)', () => {
     expect(result.errors[0]).toContain(reason);
   });
 
+  it('decodes a batch in one sandbox entry with the same results as one by one', () => {
+    const codec = compileCodec(readFileSync('codecs/lht65.js', 'utf8'), 'lht65.js');
+    const inputs = codec.examples.map((e) => ({
+      bytes: Uint8Array.from(e.input.bytes),
+      fPort: e.input.fPort,
+      recvTime: new Date('2026-11-25T06:00:00Z'),
+    }));
+    expect(codec.decodeUplinks(inputs)).toEqual(inputs.map((i) => codec.decodeUplink(i)));
+  });
+
+  it('fails only the payload that runs too long when a batch overruns its time limit', () => {
+    const codec = compileCodec(
+      'function decodeUplink(i) { if (i.bytes[0] === 9) for (;;) {} return { data: { b: i.bytes[0] } }; }',
+      'slow.js',
+    );
+    const results = codec.decodeUplinks([input([1]), input([9]), input([3]), input(Array(2000).fill(0))]);
+    expect(results.map((r) => r.errors[0] ?? r.data)).toEqual([
+      { b: 1 },
+      'codec slow.js ran longer than 50 ms',
+      { b: 3 },
+      'payload is 2000 bytes; codecs take at most 1024',
+    ]);
+  });
+
   it('refuses payloads above the input limit before running the codec', () => {
     const result = run('function decodeUplink() { return { data: { ok: 1 } }; }', Array(2000).fill(0));
     expect(result.errors[0]).toContain('payload is 2000 bytes; codecs take at most 1024');
