@@ -6,12 +6,12 @@
  * `ingest.parse_input_only` is the floor: the two JSON.parse calls and the base64
  * decode every design needs before it can look at a reading.
  */
-import { DEFAULT_VALIDATION } from '../lambdas/core/config.ts';
+import { validateRuntimeConfig } from '../lambdas/core/config.ts';
 import { decodeMessage } from '../lambdas/core/ingest.ts';
 import { toNdjsonRows, toTimeSeriesRecord } from '../lambdas/core/reading.ts';
 import { type BenchResult, opsPerSecond } from './types.ts';
 
-const config = { deviceTypes: {}, validation: DEFAULT_VALIDATION };
+const config = validateRuntimeConfig({});
 const now = Date.now();
 const BATCH = 100;
 const messages = Array.from({ length: BATCH }, (_, i) => {

@@ -32,7 +32,7 @@ Commands:
              --mqtt-port <n> (1883)  --http-port <n> (3000)  --data <dir> (./.data)  --config <file>
              API key: IOT_PIPELINE_API_KEY, else one is generated and printed
   simulate   send readings from simulated devices
-             --devices <n> (10)  --rate <n/s|n/m|n/h> (10/s)  --format json|http (json)
+             --devices <n> (10)  --rate <n/s|n/m|n/h> (10/s)  --format json|http|sigfox|ttn (json: MQTT)
              --duration <30s|5m> --count <n>  --type <deviceType> (thermo)  --silent <0..1> (0.1)
              --mqtt-url <url> (mqtt://127.0.0.1:1883)  --http-url <url> (http://127.0.0.1:3000)
              AWS IoT: --endpoint <ats-endpoint> --cert <file> --key <file> [--ca <file>] [--basic-ingest <rule>]
@@ -169,13 +169,9 @@ async function simulate(args: string[]): Promise<number> {
   const silentShare = Number(values.silent);
   if (!(silentShare >= 0 && silentShare <= 1))
     throw new UsageError(`--silent "${values.silent}" must be between 0 and 1`);
-  if (values.format === 'sigfox' || values.format === 'ttn') {
-    throw new UsageError(
-      `--format ${values.format} needs the /v1/${values.format} route, which this version does not have yet; use --format json (MQTT) or http (POST /v1/telemetry)`,
-    );
-  }
-  if (values.format !== 'json' && values.format !== 'http')
-    throw new UsageError(`--format "${values.format}" must be json or http`);
+  const formats = ['json', 'http', 'sigfox', 'ttn'] as const;
+  const format = formats.find((f) => f === values.format);
+  if (!format) throw new UsageError(`--format "${values.format}" must be json (MQTT), http, sigfox or ttn`);
   if (values.endpoint && !(values.cert && values.key)) {
     throw new UsageError(
       '--endpoint needs the device certificate and key: --cert <file> --key <file> (and --ca <AmazonRootCA1.pem>)',
@@ -200,7 +196,7 @@ async function simulate(args: string[]): Promise<number> {
   const result = await runSimulation({
     devices,
     rate,
-    format: values.format,
+    format,
     type: values.type,
     silentShare,
     seed: Number(values.seed),

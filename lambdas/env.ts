@@ -11,6 +11,8 @@ export const ENV = {
   timestreamDatabase: 'TIMESTREAM_DATABASE',
   /** Timestream table name; unset when Timestream is switched off. */
   timestreamTable: 'TIMESTREAM_TABLE',
+  /** DynamoDB table of reading claims (duplicate suppression for Sigfox and The Things Stack). */
+  claimsTable: 'CLAIMS_TABLE',
   /** URL of the SQS ingest queue the HTTP function enqueues to. */
   ingestQueueUrl: 'INGEST_QUEUE_URL',
   /** ARN of the Secrets Manager secret holding the HTTP API key. */

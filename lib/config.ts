@@ -100,6 +100,8 @@ export const DEFAULT_CONFIG: PipelineConfig = {
   },
   alerts: {},
   deviceTypes: {},
+  httpMappings: {},
+  sigfoxDownlinks: {},
   validation: DEFAULT_VALIDATION,
 };
 
@@ -230,6 +232,8 @@ export function validateConfig(input: unknown): PipelineConfig {
   const runtime = validateRuntimeConfig({
     deviceTypes: withCodecSources(input.deviceTypes),
     validation: input.validation,
+    httpMappings: input.httpMappings,
+    sigfoxDownlinks: input.sigfoxDownlinks,
   });
 
   return {
@@ -307,6 +311,11 @@ function withCodecSources(deviceTypes: unknown): unknown {
 
 /** What the Lambdas need at run time, as one JSON string for an environment variable. */
 export function runtimeConfigJson(config: PipelineConfig): string {
-  const runtime: RuntimeConfig = { deviceTypes: config.deviceTypes, validation: config.validation };
+  const runtime: RuntimeConfig = {
+    deviceTypes: config.deviceTypes,
+    validation: config.validation,
+    httpMappings: config.httpMappings,
+    sigfoxDownlinks: config.sigfoxDownlinks,
+  };
   return JSON.stringify(runtime);
 }

@@ -5,6 +5,7 @@ import { ENV } from '../lambdas/env.ts';
 import { type PipelineConfig, runtimeConfigJson } from './config.ts';
 import { Alerts } from './constructs/alerts.ts';
 import { Analytics } from './constructs/analytics.ts';
+import { ReadingClaimsTable } from './constructs/claims.ts';
 import { HttpApi } from './constructs/http-api.ts';
 import { Ingest } from './constructs/ingest.ts';
 import { Lake } from './constructs/lake.ts';
@@ -53,6 +54,8 @@ export class PipelineStack extends Stack {
 
     const alerts = new Alerts(this, 'Alerts', { email: config.alerts.email });
 
+    const claims = new ReadingClaimsTable(this, 'Claims');
+
     const ingest = new Ingest(this, 'Ingest', {
       stage: config.stage,
       lake,
@@ -65,6 +68,7 @@ export class PipelineStack extends Stack {
       runtimeConfig: runtimeConfigJson(config),
       environment: {
         [ENV.lakeBucket]: lake.bucket.bucketName,
+        [ENV.claimsTable]: claims.table.tableName,
         ...(timeseries && {
           [ENV.timestreamDatabase]: timeseries.databaseName,
           [ENV.timestreamTable]: timeseries.tableName,
@@ -77,6 +81,7 @@ export class PipelineStack extends Stack {
       LAKE_PREFIXES.quarantine,
     ]);
     timeseries?.grantWrite(ingest.function);
+    claims.grantClaim(ingest.function);
 
     const http = new HttpApi(this, 'Http', {
       ingestQueue: ingest.queue,
@@ -96,7 +101,7 @@ export class PipelineStack extends Stack {
 
     new CfnOutput(this, 'HttpApiUrl', {
       value: http.url,
-      description: 'POST /v1/telemetry here',
+      description: 'POST /v1/telemetry, /v1/sigfox and /v1/ttn here',
     });
     new CfnOutput(this, 'ApiKeySecretArn', {
       value: http.apiKey.secretArn,

@@ -17,9 +17,23 @@ export async function startHttpServer(options: {
   readonly host: string;
   readonly port: number;
   readonly ingress: HttpIngressDeps;
+  /** Requests per second and burst, as the API Gateway stage throttles; 429 past them. */
+  readonly throttle?: { readonly rate: number; readonly burst: number };
   readonly onRequest?: (line: { method: string; path: string; status: number; bytes: number }) => void;
 }): Promise<LocalHttpServer> {
+  const bucket = options.throttle ? tokenBucket(options.throttle.rate, options.throttle.burst) : undefined;
   const server = createServer((request, response) => {
+    if (bucket && !bucket()) {
+      request.resume();
+      send(
+        response,
+        json(429, {
+          error: 'too_many_requests',
+          message: `More than ${options.throttle?.rate} requests a second (burst ${options.throttle?.burst}); retry later or raise http.throttleRateLimit`,
+        }),
+      );
+      return;
+    }
     void serve(request, response, options).catch((error: Error) => {
       // Only the queue can fail here; the client may retry, as with a 5xx from API Gateway.
       send(
@@ -48,7 +62,8 @@ async function serve(
   options: Parameters<typeof startHttpServer>[0],
 ): Promise<void> {
   const receivedAt = Date.now();
-  const path = new URL(request.url ?? '/', 'http://localhost').pathname;
+  const url = new URL(request.url ?? '/', 'http://localhost');
+  const path = url.pathname;
   const body = await readBody(request, options.ingress.maxBodyBytes);
   const headers: Record<string, string> = {};
   for (const [name, value] of Object.entries(request.headers)) {
@@ -61,7 +76,15 @@ async function serve(
           message: `The body is larger than ${options.ingress.maxBodyBytes} bytes`,
         })
       : await handleIngress(
-          { method: request.method ?? 'GET', path, headers, body, requestId: randomUUID(), receivedAt },
+          {
+            method: request.method ?? 'GET',
+            path,
+            query: url.search.slice(1),
+            headers,
+            body,
+            requestId: randomUUID(),
+            receivedAt,
+          },
           options.ingress,
         );
   send(response, result);
@@ -87,6 +110,24 @@ function readBody(request: IncomingMessage, limit: number): Promise<Buffer | 'to
     request.on('end', () => resolve(tooLarge ? 'too_large' : Buffer.concat(chunks)));
     request.on('error', reject);
   });
+}
+
+/** A token bucket: `rate` tokens a second, at most `burst` held; true when a request may pass. */
+export function tokenBucket(
+  rate: number,
+  burst: number,
+  now: () => number = performance.now.bind(performance),
+) {
+  let tokens = burst;
+  let last = now();
+  return (): boolean => {
+    const t = now();
+    tokens = Math.min(burst, tokens + ((t - last) / 1000) * rate);
+    last = t;
+    if (tokens < 1) return false;
+    tokens -= 1;
+    return true;
+  };
 }
 
 function send(

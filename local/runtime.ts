@@ -9,6 +9,7 @@ import { join, resolve } from 'node:path';
 import { DuckDBInstance } from '@duckdb/node-api';
 import {
   createLakeViews,
+  duckdbClaims,
   duckdbTimeSeries,
   type QueryResult,
   runQuery,
@@ -80,6 +81,7 @@ export async function startLocalRuntime(options: LocalRuntimeOptions): Promise<L
     config,
     lake: options.wrapLake ? options.wrapLake(lake) : lake,
     timeseries: await duckdbTimeSeries(connection),
+    claims: await duckdbClaims(connection),
     log: ingestLog,
   };
   const queue = new LocalQueue({
@@ -107,7 +109,8 @@ export async function startLocalRuntime(options: LocalRuntimeOptions): Promise<L
     http = await startHttpServer({
       host: LOCAL_HOST,
       port: options.httpPort,
-      ingress: { apiKey: options.apiKey, enqueue, maxBodyBytes: config.validation.maxPayloadBytes },
+      ingress: { apiKey: options.apiKey, enqueue, maxBodyBytes: config.validation.maxPayloadBytes, config },
+      throttle: { rate: config.http.throttleRateLimit, burst: config.http.throttleBurstLimit },
       onRequest: (r) => {
         if (r.status >= 400) log?.(`HTTP ${r.method} ${r.path} -> ${r.status}`);
       },

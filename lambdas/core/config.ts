@@ -9,6 +9,22 @@ export interface RuntimeConfig {
   /** Device types by name (the `<deviceType>` topic segment). A type not listed is decoded as JSON. */
   readonly deviceTypes: Readonly<Record<string, DeviceTypeConfig>>;
   readonly validation: ValidationLimits;
+  /**
+   * Field mappings for `POST /v1/telemetry?mapping=<name>`, for devices that cannot
+   * change what they send: which field is the device id, which the time, and the type.
+   */
+  readonly httpMappings: Readonly<Record<string, HttpMapping>>;
+  /** Sigfox downlinks by device id (8 bytes, 16 hex digits), before the device type's. */
+  readonly sigfoxDownlinks: Readonly<Record<string, string>>;
+}
+
+export interface HttpMapping {
+  /** Field holding the device id (instead of `$id`). */
+  readonly id: string;
+  /** Field holding the device time (instead of `$ts`). */
+  readonly time?: string;
+  /** Device type of these readings (else `http`). */
+  readonly type?: string;
 }
 
 export interface DeviceTypeConfig {
@@ -16,6 +32,8 @@ export interface DeviceTypeConfig {
   readonly description?: string;
   /** How the type's payload bytes become readings; JSON when absent. */
   readonly decoder?: DecoderConfig;
+  /** Answer to a Sigfox BIDIR callback (`ack: true`) of this type: 8 bytes as 16 hex digits. */
+  readonly sigfoxDownlink?: string;
 }
 
 /**
@@ -65,7 +83,12 @@ export class ConfigError extends Error {
  * Validates the run-time part of the config (filling defaults), so the synth, the
  * local runtime and a Lambda cold start reject the same mistakes with the same words.
  */
-export function validateRuntimeConfig(input: { deviceTypes?: unknown; validation?: unknown }): RuntimeConfig {
+export function validateRuntimeConfig(input: {
+  deviceTypes?: unknown;
+  validation?: unknown;
+  httpMappings?: unknown;
+  sigfoxDownlinks?: unknown;
+}): RuntimeConfig {
   const deviceTypes: Record<string, DeviceTypeConfig> = {};
   const types = input.deviceTypes ?? {};
   const decoders = new Map<string, Decoder>();
@@ -81,9 +104,14 @@ export function validateRuntimeConfig(input: { deviceTypes?: unknown; validation
     }
     const decoder =
       value.decoder === undefined ? undefined : validateDecoder(`deviceTypes.${name}.decoder`, value.decoder);
+    const downlink = value.sigfoxDownlink;
+    if (downlink !== undefined && (typeof downlink !== 'string' || !DOWNLINK_PATTERN.test(downlink))) {
+      throw new ConfigError(`deviceTypes.${name}.sigfoxDownlink`, downlink, '8 bytes as 16 hex digits');
+    }
     deviceTypes[name] = {
       ...(description === undefined ? {} : { description }),
       ...(decoder === undefined ? {} : { decoder }),
+      ...(downlink === undefined ? {} : { sigfoxDownlink: downlink.toLowerCase() }),
     };
     if (decoder) {
       // Grammars parsed and codecs compiled now, so a bad one fails the synth or the start.
@@ -118,7 +146,50 @@ export function validateRuntimeConfig(input: { deviceTypes?: unknown; validation
     }
     validation[key as keyof ValidationLimits] = value;
   }
-  return { deviceTypes, validation };
+  return {
+    deviceTypes,
+    validation,
+    httpMappings: validateMappings(input.httpMappings ?? {}),
+    sigfoxDownlinks: validateDownlinks(input.sigfoxDownlinks ?? {}),
+  };
+}
+
+/** Sigfox downlinks are 8 bytes. */
+export const DOWNLINK_PATTERN = /^[0-9a-fA-F]{16}$/;
+const FIELD_PATTERN = /^[^$\s][^\s]{0,127}$/;
+
+function validateMappings(value: unknown): Record<string, HttpMapping> {
+  if (!isObject(value)) throw new ConfigError('httpMappings', value, 'an object of mappings by name');
+  const mappings: Record<string, HttpMapping> = {};
+  for (const [name, mapping] of Object.entries(value)) {
+    const key = `httpMappings.${name}`;
+    if (!DEVICE_TYPE_PATTERN.test(name))
+      throw new ConfigError(key, name, `a name matching ${DEVICE_TYPE_PATTERN}`);
+    if (!isObject(mapping))
+      throw new ConfigError(key, mapping, '{ "id": "<field>", "time": "<field>", "type": "<deviceType>" }');
+    const { id, time, type } = mapping;
+    if (typeof id !== 'string' || !FIELD_PATTERN.test(id))
+      throw new ConfigError(`${key}.id`, id, 'the name of the field holding the device id');
+    if (time !== undefined && (typeof time !== 'string' || !FIELD_PATTERN.test(time)))
+      throw new ConfigError(`${key}.time`, time, 'the name of the field holding the time');
+    if (type !== undefined && (typeof type !== 'string' || !DEVICE_TYPE_PATTERN.test(type)))
+      throw new ConfigError(`${key}.type`, type, `a device type matching ${DEVICE_TYPE_PATTERN}`);
+    mappings[name] = { id, ...(time === undefined ? {} : { time }), ...(type === undefined ? {} : { type }) };
+  }
+  return mappings;
+}
+
+function validateDownlinks(value: unknown): Record<string, string> {
+  if (!isObject(value))
+    throw new ConfigError('sigfoxDownlinks', value, 'an object of downlinks by device id');
+  const downlinks: Record<string, string> = {};
+  for (const [device, data] of Object.entries(value)) {
+    if (typeof data !== 'string' || !DOWNLINK_PATTERN.test(data)) {
+      throw new ConfigError(`sigfoxDownlinks.${device}`, data, '8 bytes as 16 hex digits');
+    }
+    downlinks[device] = data.toLowerCase();
+  }
+  return downlinks;
 }
 
 function validateDecoder(key: string, value: unknown): DecoderConfig | undefined {

@@ -48,6 +48,7 @@ export type RejectionCode =
   | 'forbidden_key'
   | 'no_metrics'
   | 'decode_failed'
+  | 'invalid_callback'
   | 'timestream_rejected';
 
 export interface DecodeResult {

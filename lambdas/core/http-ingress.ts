@@ -4,12 +4,17 @@
  * at once, with a 4xx and a JSON reason, what it must fix. Never a 500 for bad input.
  */
 import { createHash, timingSafeEqual } from 'node:crypto';
+import { parseSigfoxCallback, parseTtnUplink } from './callbacks.ts';
+import { DEVICE_TYPE_PATTERN, type RuntimeConfig } from './config.ts';
 import type { Envelope } from './envelope.ts';
 import { INGEST_ROUTES } from './http-routes.ts';
+import { truncate } from './topics.ts';
 
 export interface HttpRequest {
   readonly method: string;
   readonly path: string;
+  /** The query string without `?` (API Gateway's `rawQueryString`). */
+  readonly query?: string;
   /** Header names in lower case. */
   readonly headers: Readonly<Record<string, string | undefined>>;
   readonly body: Buffer;
@@ -30,6 +35,10 @@ export interface HttpIngressDeps {
   readonly enqueue: (envelope: Envelope) => Promise<string>;
   /** Largest body accepted, in bytes. */
   readonly maxBodyBytes: number;
+  /** Told when the queue refused a message (the caller got a 503). */
+  readonly onEnqueueError?: (error: Error) => void;
+  /** Mappings, device types and downlinks; without it no mapping and no downlink is known. */
+  readonly config?: Pick<RuntimeConfig, 'deviceTypes' | 'httpMappings' | 'sigfoxDownlinks'>;
 }
 
 /** Handles one POST to an ingest route. */
@@ -67,18 +76,73 @@ export async function handleIngress(request: HttpRequest, deps: HttpIngressDeps)
       message: `The body is ${request.body.length} bytes; the limit is ${deps.maxBodyBytes}`,
     });
   }
+  let body: unknown;
   try {
-    JSON.parse(request.body.toString('utf8'));
+    body = JSON.parse(request.body.toString('utf8'));
   } catch (error) {
     return json(400, { error: 'invalid_json', message: `The body is not JSON: ${(error as Error).message}` });
   }
-  const messageId = await deps.enqueue({
-    source: route.source,
-    payload: request.body.toString('base64'),
-    topic: route.path,
-    receivedAt: request.receivedAt,
-    requestId: request.requestId,
-  });
+  const params = new URLSearchParams(request.query ?? '');
+  const type = params.get('type');
+  if (type !== null && !DEVICE_TYPE_PATTERN.test(type)) {
+    return json(400, {
+      error: 'invalid_type',
+      message: `?type=${truncate(type)} must match ${DEVICE_TYPE_PATTERN}`,
+    });
+  }
+  const mapping = params.get('mapping');
+  if (mapping !== null && (route.source !== 'http' || !deps.config?.httpMappings[mapping])) {
+    const known = Object.keys(deps.config?.httpMappings ?? {});
+    return json(400, {
+      error: 'unknown_mapping',
+      message:
+        route.source !== 'http'
+          ? `?mapping= applies to /v1/telemetry only`
+          : `No mapping "${truncate(mapping)}"; configured: ${known.length ? known.join(', ') : 'none (httpMappings in the config)'}`,
+    });
+  }
+  let downlink: string | undefined;
+  let device: string | undefined;
+  if (route.source === 'sigfox') {
+    const callback = parseSigfoxCallback(body);
+    if ('error' in callback) return json(400, { error: 'invalid_callback', message: callback.error });
+    device = callback.device;
+    if (callback.ack) {
+      downlink =
+        deps.config?.sigfoxDownlinks[callback.device] ?? deps.config?.deviceTypes[type ?? '']?.sigfoxDownlink;
+    }
+  } else if (route.source === 'ttn') {
+    const uplink = parseTtnUplink(body);
+    if ('error' in uplink) return json(400, { error: 'invalid_webhook', message: uplink.error });
+  }
+  // Only what the ingest path reads goes along: the route, and the parameters it knows.
+  const query = new URLSearchParams();
+  if (type !== null) query.set('type', type);
+  if (mapping !== null) query.set('mapping', mapping);
+  let messageId: string;
+  try {
+    messageId = await deps.enqueue({
+      source: route.source,
+      payload: request.body.toString('base64'),
+      topic: query.size > 0 ? `${route.path}?${query}` : route.path,
+      receivedAt: request.receivedAt,
+      requestId: request.requestId,
+    });
+  } catch (error) {
+    // Not acknowledged: the caller (Sigfox, The Things Stack, a device) sends it again.
+    deps.onEnqueueError?.(error as Error);
+    return json(
+      503,
+      { error: 'unavailable', message: 'The message could not be queued; send it again' },
+      { 'retry-after': '5' },
+    );
+  }
+  if (route.source === 'sigfox') {
+    // Sigfox reads a downlink from a 200 with the device id as key; 204 means none.
+    return downlink && device
+      ? json(200, { [device]: { downlinkData: downlink } })
+      : { statusCode: 204, headers: {}, body: '' };
+  }
   return json(202, { accepted: true, messageId });
 }
 

@@ -8,6 +8,11 @@ export interface IngestRoute {
 
 /**
  * The POST routes of the HTTP API (DESIGN.md, "Contracts"), shared by API Gateway and
- * the local server. `/v1/sigfox` and `/v1/ttn` join when their callback formats are decoded.
+ * the local server. Each takes `?type=<deviceType>` to name the device type whose
+ * decoder reads the payload; `/v1/telemetry` also takes `?mapping=<name>`.
  */
-export const INGEST_ROUTES: readonly IngestRoute[] = [{ path: '/v1/telemetry', source: 'http' }];
+export const INGEST_ROUTES: readonly IngestRoute[] = [
+  { path: '/v1/telemetry', source: 'http' },
+  { path: '/v1/sigfox', source: 'sigfox' },
+  { path: '/v1/ttn', source: 'ttn' },
+];

@@ -11,7 +11,8 @@
  */
 import { createHash } from 'node:crypto';
 import { gzipSync } from 'node:zlib';
-import type { RuntimeConfig } from './config.ts';
+import { parseSigfoxCallback, parseTtnUplink } from './callbacks.ts';
+import { DEVICE_TYPE_PATTERN, type HttpMapping, type RuntimeConfig } from './config.ts';
 import {
   type DecodeContext,
   type DecodeResult,
@@ -20,7 +21,7 @@ import {
   type RejectionCode,
   readingsFrom,
 } from './decode-json.ts';
-import { type Decoded, type Decoder, decoderFor } from './decoders/registry.ts';
+import { type Decoded, type Decoder, decoderFor, JSON_DECODER } from './decoders/registry.ts';
 import { type Envelope, sourceOf } from './envelope.ts';
 import { quarantineKey, rawKey, readingsKey, SOURCES, type Source } from './lake-layout.ts';
 import {
@@ -29,11 +30,12 @@ import {
   NO_LOG,
   NO_METRICS,
   type ObjectStore,
+  type ReadingClaims,
   type TimeSeriesSink,
 } from './ports.ts';
 import { type Reading, toNdjsonRows } from './reading.ts';
 import { lakeTimestamp } from './tables.ts';
-import { parseTelemetryTopic } from './topics.ts';
+import { parseTelemetryTopic, truncate } from './topics.ts';
 
 export interface QueueMessage {
   readonly messageId: string;
@@ -81,6 +83,8 @@ export interface IngestDeps {
   readonly lake: ObjectStore;
   /** Absent when Timestream is switched off. */
   readonly timeseries?: TimeSeriesSink;
+  /** Duplicate suppression across batches for network callbacks (Sigfox, The Things Stack). */
+  readonly claims?: ReadingClaims;
   readonly metrics?: IngestMetrics;
   readonly log?: IngestLog;
   /** Write `raw/` objects (the default); re-decoding, which reads them, turns this off. */
@@ -118,7 +122,7 @@ export function decodeMessages(
   const decoded = new Map<number, Decoded>();
   const groups = new Map<Decoder, number[]>();
   prepared.forEach((p, index) => {
-    if ('outcome' in p || p.decoder.kind === 'json' || !p.decoder.decodeMany) return;
+    if ('outcome' in p || !p.binary || p.decoder.kind === 'json' || !p.decoder.decodeMany) return;
     const group = groups.get(p.decoder);
     if (group) group.push(index);
     else groups.set(p.decoder, [index]);
@@ -127,7 +131,11 @@ export function decodeMessages(
     if (decoder.kind === 'json' || !decoder.decodeMany) continue;
     const inputs = indexes.map((i) => {
       const p = prepared[i] as Prepared;
-      return { bytes: p.bytes, input: { recvTime: new Date(p.context.receivedAt) } };
+      const binary = p.binary as NonNullable<Prepared['binary']>;
+      return {
+        bytes: binary.bytes,
+        input: { fPort: binary.fPort, recvTime: new Date(p.context.receivedAt) },
+      };
     });
     decoder.decodeMany(inputs).forEach((result, k) => {
       decoded.set(indexes[k] as number, result);
@@ -139,11 +147,21 @@ export function decodeMessages(
 interface Prepared {
   readonly messageId: string;
   readonly envelope: Envelope;
+  /** The payload as it arrived: what a rejection keeps. */
   readonly bytes: Buffer;
   readonly context: DecodeContext;
   readonly deviceId?: string;
   readonly deviceType?: string;
   readonly decoder: Decoder;
+  /** What the device type's decoder reads: the payload, Sigfox `data`, or TTN `frm_payload`. */
+  readonly binary?: { readonly bytes: Buffer; readonly fPort?: number };
+  /** Readings the network decoded already: Sigfox `customData#`, TTN `decoded_payload`. */
+  readonly given?: Record<string, unknown>;
+  /** Why there is nothing to decode. */
+  readonly missing?: string;
+  /** What the message says besides its payload (time, sequence number, radio), merged under each reading. */
+  readonly base?: Record<string, unknown>;
+  readonly mapping?: HttpMapping;
 }
 
 function prepare(
@@ -171,51 +189,165 @@ function prepare(
   }
   const source = sourceOf(envelope);
   const bytes = Buffer.from(envelope.payload, 'base64');
-  let deviceId: string | undefined;
-  let deviceType: string | undefined;
-  if (source === 'mqtt') {
-    const topic = parseTelemetryTopic(envelope.topic);
-    if ('error' in topic) {
-      return {
-        outcome: withRaw(envelope, message.messageId, undefined, undefined, [
-          { code: 'invalid_topic', reason: topic.error, payload: bytes },
-        ]),
-      };
-    }
-    ({ deviceId, deviceType } = topic);
-  }
-  const context: DecodeContext = {
+  const reject = (code: RejectionCode, reason: string, deviceId?: string, deviceType?: string) => ({
+    outcome: withRaw(envelope, message.messageId, deviceId, deviceType, [
+      { code, reason, deviceId, payload: bytes },
+    ]),
+  });
+  const context = (deviceId: string | undefined, deviceType: string): DecodeContext => ({
     deviceId,
-    deviceType: deviceType ?? DEFAULT_HTTP_DEVICE_TYPE,
+    deviceType,
     source,
     messageId: message.messageId,
     receivedAt: envelope.receivedAt,
     limits: config.validation,
+  });
+  const common = { messageId: message.messageId, envelope, bytes };
+  if (source === 'mqtt') {
+    const topic = parseTelemetryTopic(envelope.topic);
+    if ('error' in topic) return reject('invalid_topic', topic.error);
+    const decoder = decoderFor(config.deviceTypes, topic.deviceType);
+    return {
+      ...common,
+      context: context(topic.deviceId, topic.deviceType),
+      deviceId: topic.deviceId,
+      deviceType: topic.deviceType,
+      decoder,
+      ...(decoder.kind === 'json' ? {} : { binary: { bytes } }),
+    };
+  }
+  // HTTP routes: the route's parameters travel in the topic (`/v1/sigfox?type=tracker`).
+  const params = new URLSearchParams(envelope.topic.split('?')[1] ?? '');
+  const type = params.get('type');
+  if (type !== null && !DEVICE_TYPE_PATTERN.test(type)) {
+    return reject('invalid_topic', `?type=${truncate(type)} must match ${DEVICE_TYPE_PATTERN}`);
+  }
+  if (source === 'http') {
+    const mappingName = params.get('mapping');
+    const mapping = mappingName === null ? undefined : config.httpMappings[mappingName];
+    if (mappingName !== null && !mapping) {
+      return reject('invalid_topic', `no mapping "${truncate(mappingName)}" in the config (httpMappings)`);
+    }
+    const deviceType = type ?? mapping?.type ?? DEFAULT_HTTP_DEVICE_TYPE;
+    return { ...common, context: context(undefined, deviceType), deviceType, decoder: JSON_DECODER, mapping };
+  }
+  let body: unknown;
+  try {
+    body = JSON.parse(bytes.toString('utf8'));
+  } catch (error) {
+    return reject('invalid_callback', `the ${source} callback is not JSON: ${(error as Error).message}`);
+  }
+  if (source === 'sigfox') {
+    const callback = parseSigfoxCallback(body);
+    if ('error' in callback) return reject('invalid_callback', callback.error);
+    const deviceType = type ?? 'sigfox';
+    const decoder = decoderFor(config.deviceTypes, deviceType);
+    const custom = Object.keys(callback.customData).length > 0 ? { ...callback.customData } : undefined;
+    return {
+      ...common,
+      context: context(callback.device, deviceType),
+      deviceId: callback.device,
+      deviceType,
+      decoder,
+      ...(decoder.kind !== 'json'
+        ? { binary: { bytes: callback.data } }
+        : custom
+          ? { given: custom }
+          : {
+              missing: `device type "${deviceType}" has no decoder for the ${callback.data.length} bytes of "data": set deviceTypes.${deviceType}.decoder.sigfox (and ?type=${deviceType} on the callback URL), or send customData# fields`,
+            }),
+      base: {
+        $ts: callback.time,
+        ...(callback.seqNumber === undefined ? {} : { $seq: callback.seqNumber }),
+        ...callback.radio,
+      },
+    };
+  }
+  const uplink = parseTtnUplink(body);
+  if ('error' in uplink) return reject('invalid_callback', uplink.error);
+  const deviceType = type ?? 'ttn';
+  const decoder = decoderFor(config.deviceTypes, deviceType);
+  return {
+    ...common,
+    context: context(uplink.deviceId, deviceType),
+    deviceId: uplink.deviceId,
+    deviceType,
+    decoder,
+    ...(uplink.decodedPayload
+      ? { given: uplink.decodedPayload }
+      : decoder.kind !== 'json'
+        ? { binary: { bytes: uplink.frmPayload, fPort: uplink.fPort } }
+        : {
+            missing: `no decoded_payload and device type "${deviceType}" has no codec: set deviceTypes.${deviceType}.decoder.codec (and ?type=${deviceType} on the webhook URL), or a payload formatter in The Things Stack`,
+          }),
+    base: {
+      ...(uplink.receivedAt === undefined ? {} : { $ts: uplink.receivedAt }),
+      $seq: uplink.fCnt,
+      ...uplink.radio,
+    },
   };
-  const decoder = decoderFor(config.deviceTypes, context.deviceType);
-  return { messageId: message.messageId, envelope, bytes, context, deviceId, deviceType, decoder };
 }
 
-/** The device type's decoder (JSON when it has none) turns the bytes into readings. */
+/** The readings of a prepared message: its payload decoded, merged over what the message says besides. */
 function finish(p: Prepared, predecoded: Decoded | undefined): MessageOutcome {
   const { decoder, bytes, context } = p;
   let result: DecodeResult;
-  if (decoder.kind === 'json') result = decodeJson(bytes, context);
+  const failed = (reason: string): DecodeResult => ({
+    readings: [],
+    rejections: [{ code: 'decode_failed', reason, deviceId: context.deviceId, payload: bytes }],
+  });
+  if (p.mapping) result = decodeJsonWith(bytes, context, p.mapping);
+  else if (!p.binary && !p.given && !p.missing) result = decodeJson(bytes, context);
+  else if (p.missing) result = failed(p.missing);
   else {
-    const decoded = predecoded ?? decoder.decode(bytes, { recvTime: new Date(context.receivedAt) });
-    result = decoded.ok
-      ? readingsFrom(decoded.data, bytes, context)
-      : {
-          readings: [],
-          rejections: [
-            { code: 'decode_failed', reason: decoded.reason, deviceId: context.deviceId, payload: bytes },
-          ],
-        };
+    let data: unknown = p.given;
+    if (p.binary && decoder.kind !== 'json') {
+      const decoded =
+        predecoded ??
+        decoder.decode(p.binary.bytes, { fPort: p.binary.fPort, recvTime: new Date(context.receivedAt) });
+      data = decoded.ok ? decoded.data : undefined;
+      if (!decoded.ok) result = failed(decoded.reason);
+    }
+    result ??= readingsFrom(withBase(data, p.base), bytes, context);
   }
   return {
     ...withRaw(p.envelope, p.messageId, p.deviceId, p.deviceType, result.rejections),
     readings: result.readings,
   };
+}
+
+/** Merges the message's own fields under decoded readings (a decoded `$ts` wins); an array's elements get no `$seq`, each being its own reading. */
+function withBase(data: unknown, base: Record<string, unknown> | undefined): unknown {
+  if (!base) return data;
+  const isObject = (v: unknown): v is Record<string, unknown> =>
+    typeof v === 'object' && v !== null && !Array.isArray(v);
+  if (isObject(data)) return { ...base, ...data };
+  if (Array.isArray(data)) {
+    const { $seq: _, ...rest } = base;
+    return data.map((item) => (isObject(item) ? { ...rest, ...item } : item));
+  }
+  return data;
+}
+
+/** JSON through a field mapping: the mapped id and time fields become `$id` and `$ts`. */
+function decodeJsonWith(bytes: Buffer, context: DecodeContext, mapping: HttpMapping): DecodeResult {
+  let value: unknown;
+  try {
+    value = JSON.parse(bytes.toString('utf8'));
+  } catch {
+    return decodeJson(bytes, context); // the same rejection, with the same words
+  }
+  const map = (item: unknown) => {
+    if (typeof item !== 'object' || item === null || Array.isArray(item)) return item;
+    const { [mapping.id]: id, ...rest } = item as Record<string, unknown>;
+    const out: Record<string, unknown> = { ...rest, $id: id };
+    if (mapping.time !== undefined && mapping.time in rest) {
+      out.$ts = rest[mapping.time];
+      delete out[mapping.time];
+    }
+    return out;
+  };
+  return readingsFrom(Array.isArray(value) ? value.map(map) : map(value), bytes, context);
 }
 
 function withRaw(
@@ -321,6 +453,11 @@ export async function writeBatch(
       readings.push(reading);
     }
   }
+  if (deps.claims) {
+    const { kept, dropped } = await claimReadings(readings, deps.claims, fail);
+    duplicates += dropped;
+    readings.splice(0, readings.length, ...kept);
+  }
   const extraQuarantine: { q: QuarantineRecord; at: number }[] = [];
 
   if (deps.timeseries && readings.length > 0) {
@@ -416,6 +553,36 @@ export async function writeBatch(
   metrics.count('quarantined', quarantined.length);
   metrics.count('duplicates', duplicates);
   return failures;
+}
+
+/** Sources whose networks resend the same uplink in separate requests. */
+const RESENDING_SOURCES: ReadonlySet<Source> = new Set(['sigfox', 'ttn']);
+
+/**
+ * The claim key of a reading: device, sequence number and time, so a counter that
+ * wraps (Sigfox at 4096) or restarts (a LoRaWAN rejoin) is not taken for a duplicate.
+ */
+export function claimKey(reading: Reading): string {
+  return `${reading.source}#${reading.deviceId}#${reading.key}@${reading.time}`;
+}
+
+async function claimReadings(
+  readings: readonly Reading[],
+  claims: ReadingClaims,
+  fail: (ids: Iterable<string>, error: Error) => void,
+): Promise<{ kept: Reading[]; dropped: number }> {
+  const claimable = readings.filter((r) => RESENDING_SOURCES.has(r.source) && r.key.startsWith('seq:'));
+  if (claimable.length === 0) return { kept: [...readings], dropped: 0 };
+  let taken: Set<string>;
+  try {
+    taken = await claims.claim(claimable.map((r) => ({ key: claimKey(r), messageId: r.messageId })));
+  } catch (error) {
+    // Without the check a duplicate could be stored: retry these messages instead.
+    fail(new Set(claimable.map((r) => r.messageId)), asError(error));
+    return { kept: readings.filter((r) => !claimable.includes(r)), dropped: 0 };
+  }
+  const kept = readings.filter((r) => !(RESENDING_SOURCES.has(r.source) && taken.has(claimKey(r))));
+  return { kept, dropped: readings.length - kept.length };
 }
 
 interface LakeEntry {

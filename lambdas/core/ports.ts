@@ -35,6 +35,20 @@ export interface TimeSeriesSink {
   write(readings: readonly Reading[]): Promise<RejectedRecord[]>;
 }
 
+/**
+ * Which message stored a reading first, remembered across batches for a few days:
+ * networks send the same uplink again (Sigfox retries a callback after 1, 2 and 4
+ * minutes and reports one frame per base station; The Things Stack retries webhooks).
+ */
+export interface ReadingClaims {
+  /**
+   * Claims each key for its message. Resolves with the keys another message claimed
+   * first (duplicates); a message's own earlier claim (an SQS retry) is not one.
+   * Throws when the claims could not be checked (the messages are then retried).
+   */
+  claim(claims: readonly { readonly key: string; readonly messageId: string }[]): Promise<Set<string>>;
+}
+
 /** Counters and timings the ingest path reports (EMF metrics in Lambda). */
 export interface IngestMetrics {
   count(name: 'accepted' | 'quarantined' | 'duplicates' | 'messages', value: number): void;

@@ -19,12 +19,19 @@ export const handler = async (event: APIGatewayProxyEventV2): Promise<APIGateway
     {
       method: event.requestContext.http.method,
       path: event.rawPath,
+      query: event.rawQueryString,
       headers: event.headers,
       body,
       requestId: event.requestContext.requestId,
       receivedAt: event.requestContext.timeEpoch,
     },
-    { apiKey: await apiKey(), enqueue, maxBodyBytes: config.validation.maxPayloadBytes },
+    {
+      apiKey: await apiKey(),
+      enqueue,
+      maxBodyBytes: config.validation.maxPayloadBytes,
+      config,
+      onEnqueueError: (error) => logger.error('could not enqueue', { error }),
+    },
   );
   logger.info('request', { path: event.rawPath, status: response.statusCode, bytes: body.length });
   return response;

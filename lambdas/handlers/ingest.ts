@@ -1,9 +1,11 @@
 import { BatchProcessor, EventType, processPartialResponse } from '@aws-lambda-powertools/batch';
 import { Logger } from '@aws-lambda-powertools/logger';
 import { Metrics } from '@aws-lambda-powertools/metrics';
+import { DynamoDBClient } from '@aws-sdk/client-dynamodb';
 import { S3Client } from '@aws-sdk/client-s3';
 import { TimestreamWriteClient } from '@aws-sdk/client-timestream-write';
 import type { Context, SQSBatchResponse, SQSEvent, SQSRecord } from 'aws-lambda';
+import { dynamodbClaims } from '../adapters/aws/dynamodb-claims.ts';
 import { emfMetrics } from '../adapters/aws/metrics.ts';
 import { loadRuntimeConfig } from '../adapters/aws/runtime-config.ts';
 import { s3Store } from '../adapters/aws/s3-store.ts';
@@ -21,6 +23,7 @@ const deps: IngestDeps = {
   config: loadRuntimeConfig(),
   lake: s3Store(new S3Client({}), requireEnv(ENV.lakeBucket)),
   timeseries: database && table ? timestreamSink(new TimestreamWriteClient({}), database, table) : undefined,
+  claims: dynamodbClaims(new DynamoDBClient({}), requireEnv(ENV.claimsTable)),
   metrics: emfMetrics(metrics),
   log: {
     quarantined: (q) =>

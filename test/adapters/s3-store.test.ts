@@ -7,7 +7,7 @@ import { mockClient } from 'aws-sdk-client-mock';
 import S3rver from 's3rver';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { s3Store } from '../../lambdas/adapters/aws/s3-store.ts';
-import { DEFAULT_VALIDATION, validateRuntimeConfig } from '../../lambdas/core/config.ts';
+import { validateRuntimeConfig } from '../../lambdas/core/config.ts';
 import { decodeMessage, writeBatch } from '../../lambdas/core/ingest.ts';
 import { redecode } from '../../lambdas/core/redecode.ts';
 import { mqttMessage } from '../support/fakes.ts';
@@ -39,7 +39,7 @@ describe('s3Store against a local server speaking the S3 protocol', () => {
 
   it('writes the ingest batch as gzip NDJSON objects that read back intact', async () => {
     // Arrange
-    const config = { deviceTypes: {}, validation: DEFAULT_VALIDATION };
+    const config = validateRuntimeConfig({});
     const outcomes = [
       decodeMessage(mqttMessage('m1', { temp: 21.5, ok: true }, 'dt/thermo/dev-1', Date.now()), config),
     ];
@@ -91,7 +91,7 @@ describe('s3Store against a local server speaking the S3 protocol', () => {
   it('decodes the S3 raw archive again (redecode)', async () => {
     await client.send(new CreateBucketCommand({ Bucket: 'history' }));
     const store = s3Store(client, 'history');
-    const before = { deviceTypes: {}, validation: DEFAULT_VALIDATION };
+    const before = validateRuntimeConfig({});
     const now = Date.now();
     await writeBatch(
       [decodeMessage(mqttMessage('b1', Buffer.from('0992', 'hex'), 'dt/tracker/t-1', now), before)],

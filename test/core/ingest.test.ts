@@ -1,10 +1,10 @@
 import fc from 'fast-check';
 import { describe, expect, it } from 'vitest';
-import { DEFAULT_VALIDATION, type RuntimeConfig } from '../../lambdas/core/config.ts';
+import { type RuntimeConfig, validateRuntimeConfig } from '../../lambdas/core/config.ts';
 import { decodeMessage, IngestBatch, type IngestDeps, writeBatch } from '../../lambdas/core/ingest.ts';
 import { MemoryStore, MemoryTimeSeries, mqttMessage, NOW } from '../support/fakes.ts';
 
-const config: RuntimeConfig = { deviceTypes: {}, validation: DEFAULT_VALIDATION };
+const config: RuntimeConfig = validateRuntimeConfig({});
 
 function setup() {
   const lake = new MemoryStore();

@@ -1,9 +1,10 @@
+import { readFileSync } from 'node:fs';
 import { GetSecretValueCommand, SecretsManagerClient } from '@aws-sdk/client-secrets-manager';
 import { SendMessageCommand, SQSClient } from '@aws-sdk/client-sqs';
 import type { APIGatewayProxyEventV2, APIGatewayProxyStructuredResultV2 } from 'aws-lambda';
 import { mockClient } from 'aws-sdk-client-mock';
 import { beforeAll, beforeEach, describe, expect, it, vi } from 'vitest';
-import { DEFAULT_VALIDATION } from '../../lambdas/core/config.ts';
+import { DEFAULT_VALIDATION, validateRuntimeConfig } from '../../lambdas/core/config.ts';
 import { decodeMessage } from '../../lambdas/core/ingest.ts';
 
 const sqs = mockClient(SQSClient);
@@ -15,9 +16,11 @@ function request(
   body: string,
   headers: Record<string, string> = {},
   path = '/v1/telemetry',
+  query = '',
 ): APIGatewayProxyEventV2 {
   return {
     rawPath: path,
+    rawQueryString: query,
     headers: { 'content-type': 'application/json', authorization: `Bearer ${KEY}`, ...headers },
     body,
     isBase64Encoded: false,
@@ -30,6 +33,10 @@ describe('http handler', () => {
     vi.stubEnv('INGEST_QUEUE_URL', 'https://sqs.us-east-1.amazonaws.com/123456789012/ingest');
     vi.stubEnv('API_KEY_SECRET_ARN', 'arn:aws:secretsmanager:us-east-1:123456789012:secret:key');
     vi.stubEnv('POWERTOOLS_LOG_LEVEL', 'SILENT');
+    vi.stubEnv(
+      'PIPELINE_RUNTIME_CONFIG',
+      JSON.stringify({ sigfoxDownlinks: { '1A2B3C': '0102030405060708' } }),
+    );
     ({ handler } = await import('../../lambdas/handlers/http.ts'));
   });
   beforeEach(() => {
@@ -46,10 +53,7 @@ describe('http handler', () => {
     expect(response.statusCode).toBe(202);
     expect(JSON.parse(String(response.body))).toEqual({ accepted: true, messageId: 'sqs-1' });
     const body = sqs.commandCalls(SendMessageCommand)[0]?.args[0].input.MessageBody ?? '';
-    const outcome = decodeMessage(
-      { messageId: 'sqs-1', body },
-      { deviceTypes: {}, validation: DEFAULT_VALIDATION },
-    );
+    const outcome = decodeMessage({ messageId: 'sqs-1', body }, validateRuntimeConfig({}));
     expect(outcome.readings[0]).toMatchObject({ deviceId: 'dev-1', source: 'http', metrics: { temp: 21 } });
   });
 
@@ -85,5 +89,38 @@ describe('http handler', () => {
     expect(body.error).toBe(error);
     expect(body.message.length).toBeGreaterThan(10);
     expect(sqs.commandCalls(SendMessageCommand)).toHaveLength(0);
+  });
+
+  it('answers a Sigfox callback with 204 once it is queued, and a BIDIR one with its downlink', async () => {
+    const uplink = readFileSync(new URL('../fixtures/sigfox-uplink.json', import.meta.url), 'utf8');
+    const bidir = readFileSync(new URL('../fixtures/sigfox-bidir.json', import.meta.url), 'utf8');
+    const plain = await handler(request(uplink, { authorization: KEY }, '/v1/sigfox', 'type=tracker'));
+    expect(plain.statusCode).toBe(204);
+    const body = JSON.parse(sqs.commandCalls(SendMessageCommand)[0]?.args[0].input.MessageBody ?? '{}');
+    expect(body).toMatchObject({ source: 'sigfox', topic: '/v1/sigfox?type=tracker' });
+    const answer = await handler(request(bidir, {}, '/v1/sigfox'));
+    expect(answer.statusCode).toBe(200);
+    expect(JSON.parse(String(answer.body))).toEqual({ '1A2B3C': { downlinkData: '0102030405060708' } });
+  });
+
+  it('answers a The Things Stack uplink with 202 and a webhook of another kind with 400', async () => {
+    const uplink = readFileSync(new URL('../fixtures/ttn-uplink.json', import.meta.url), 'utf8');
+    expect((await handler(request(uplink, {}, '/v1/ttn'))).statusCode).toBe(202);
+    const join = await handler(
+      request('{"end_device_ids":{"device_id":"d"},"join_accept":{}}', {}, '/v1/ttn'),
+    );
+    expect(join.statusCode).toBe(400);
+    expect(JSON.parse(String(join.body)).message).toContain('enable only "Uplink message"');
+  });
+
+  it('does not acknowledge a callback it could not queue: the network retries it', async () => {
+    sqs.on(SendMessageCommand).rejects(new Error('ServiceUnavailable'));
+    const uplink = readFileSync(new URL('../fixtures/sigfox-uplink.json', import.meta.url), 'utf8');
+    const response = await handler(request(uplink, {}, '/v1/sigfox'));
+    expect(response.statusCode).toBe(503);
+    expect(JSON.parse(String(response.body))).toEqual({
+      error: 'unavailable',
+      message: 'The message could not be queued; send it again',
+    });
   });
 });

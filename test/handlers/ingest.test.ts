@@ -28,6 +28,7 @@ const now = Date.now();
 describe('ingest handler', () => {
   beforeAll(async () => {
     vi.stubEnv('LAKE_BUCKET', 'lake-bucket');
+    vi.stubEnv('CLAIMS_TABLE', 'claims');
     vi.stubEnv('TIMESTREAM_DATABASE', 'iot');
     vi.stubEnv('TIMESTREAM_TABLE', 'readings');
     vi.stubEnv('POWERTOOLS_METRICS_NAMESPACE', 'Test');

@@ -108,6 +108,20 @@ describe('PipelineStack (defaults)', () => {
     ]);
     const write = statements.find((s) => s.Action === 'timestream:WriteRecords');
     expect(write?.Resource).toEqual({ 'Fn::GetAtt': [expect.stringMatching(/^TimeSeriesTable/), 'Arn'] });
+    const claim = statements.find((s) => s.Action === 'dynamodb:PutItem');
+    expect(claim?.Resource).toEqual([{ 'Fn::GetAtt': [expect.stringMatching(/^ClaimsTable/), 'Arn'] }]);
+    expect(statements.flatMap((s) => [s.Action].flat()).filter((a) => a.startsWith('dynamodb:'))).toEqual([
+      'dynamodb:PutItem',
+    ]);
+  });
+
+  it('keeps claims in a pay-per-request table that expires them by TTL', () => {
+    synth.template.hasResourceProperties('AWS::DynamoDB::Table', {
+      BillingMode: 'PAY_PER_REQUEST',
+      KeySchema: [{ AttributeName: 'pk', KeyType: 'HASH' }],
+      TimeToLiveSpecification: { AttributeName: 'expiresAt', Enabled: true },
+      SSESpecification: { SSEEnabled: true },
+    });
   });
 
   it('lets the HTTP function only enqueue and read its API key', () => {
@@ -215,7 +229,9 @@ describe('PipelineStack (defaults)', () => {
       DefaultRouteSettings: { ThrottlingRateLimit: 100, ThrottlingBurstLimit: 200 },
       AccessLogSettings: { DestinationArn: Match.anyValue(), Format: Match.stringLikeRegexp('requestId') },
     });
-    synth.template.hasResourceProperties('AWS::ApiGatewayV2::Route', { RouteKey: 'POST /v1/telemetry' });
+    for (const route of ['POST /v1/telemetry', 'POST /v1/sigfox', 'POST /v1/ttn']) {
+      synth.template.hasResourceProperties('AWS::ApiGatewayV2::Route', { RouteKey: route });
+    }
   });
 
   it('generates the API key in Secrets Manager, never in the template', () => {

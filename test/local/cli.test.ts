@@ -62,6 +62,44 @@ describe('iot-pipeline CLI', () => {
     expect(series.stdout).toBe('n\r\n36\r\n');
   });
 
+  it('simulates Sigfox callbacks and The Things Stack uplinks over HTTP', async () => {
+    const dataDir = await mkdtemp(join(tmpdir(), 'iot-cli-'));
+    const rt = await startLocalRuntime({ dataDir, mqttPort: 0, httpPort: 0, apiKey: 'k' });
+    try {
+      const common = [
+        '--devices',
+        '2',
+        '--count',
+        '6',
+        '--rate',
+        '50/s',
+        '--silent',
+        '0',
+        '--http-url',
+        `http://127.0.0.1:${rt.httpPort}`,
+        '--json',
+      ];
+      const sigfox = await cli(['simulate', '--format', 'sigfox', '--type', 'sim-sigfox', ...common]);
+      expect(JSON.parse(sigfox.stdout)).toMatchObject({ sent: 6, failed: 0 });
+      const ttn = await cli(['simulate', '--format', 'ttn', '--type', 'sim-ttn', ...common]);
+      expect(JSON.parse(ttn.stdout)).toMatchObject({ sent: 6, failed: 0 });
+      await vi.waitFor(
+        async () => {
+          const { rows } = await rt.query(
+            "SELECT source, device_type, count(*)::INT AS n FROM readings WHERE metric IN ('temp', 'temperature') GROUP BY ALL ORDER BY 1",
+          );
+          expect(rows).toEqual([
+            { source: 'sigfox', device_type: 'sim-sigfox', n: 6 },
+            { source: 'ttn', device_type: 'sim-ttn', n: 6 },
+          ]);
+        },
+        { timeout: 10_000 },
+      );
+    } finally {
+      await rt.close();
+    }
+  });
+
   it('decodes a payload with an inline grammar, a codec file or a configured device type', async () => {
     const sigfox = await cli([
       'decode',

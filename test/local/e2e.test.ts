@@ -2,7 +2,7 @@
  * The whole flow through the local runtime: a real MQTT connection and real HTTP
  * requests in, rows out of the lake folder (read by DuckDB) and the time-series table.
  */
-import { existsSync } from 'node:fs';
+import { existsSync, readFileSync } from 'node:fs';
 import { mkdtemp, readFile } from 'node:fs/promises';
 import { createServer } from 'node:net';
 import { tmpdir } from 'node:os';
@@ -267,6 +267,107 @@ describe('local runtime, failures', () => {
       );
     } finally {
       blocker.close();
+    }
+  });
+});
+
+describe('local runtime, network callbacks over real HTTP', () => {
+  const fixture = (name: string) => readFileSync(new URL(`../fixtures/${name}`, import.meta.url), 'utf8');
+  let rt: LocalRuntime;
+
+  beforeAll(async () => {
+    rt = await runtime({
+      config: validateConfig({
+        deviceTypes: {
+          tracker: { decoder: { sigfox: 'temp::int:16*0.01 battery::uint:8*0.02 moving::bool:7' } },
+          lht65: { decoder: { codec: 'codecs/lht65.js' } },
+        },
+        sigfoxDownlinks: { '1A2B3C': '0102030405060708' },
+      }),
+    });
+  });
+  afterAll(async () => {
+    await rt?.close();
+  });
+
+  const send = (path: string, body: string) =>
+    fetch(`http://127.0.0.1:${rt.httpPort}${path}`, {
+      method: 'POST',
+      headers: { authorization: API_KEY, 'content-type': 'application/json' },
+      body,
+    });
+
+  it('stores a Sigfox frame once, however often Sigfox sends it, and answers BIDIR with the downlink', async () => {
+    // Callbacks carry device time: move the fixture's to now so it passes the age check.
+    const time = String(Math.floor(Date.now() / 1000) - 2);
+    const uplink = fixture('sigfox-uplink.json').replace('1795586398', time);
+    expect((await send('/v1/sigfox?type=tracker', uplink)).status).toBe(204);
+    await vi.waitFor(() => expect(rt.queue.stats().pending).toBe(0), WAIT);
+    // A retry after a minute and the same frame heard by a second base station.
+    expect((await send('/v1/sigfox?type=tracker', uplink)).status).toBe(204);
+    expect(
+      (await send('/v1/sigfox?type=tracker', uplink.replace('"duplicate": false', '"duplicate": true')))
+        .status,
+    ).toBe(204);
+    const bidir = await send(
+      '/v1/sigfox?type=tracker',
+      fixture('sigfox-bidir.json').replace('1795586398', time),
+    );
+    expect(bidir.status).toBe(200);
+    expect(await bidir.json()).toEqual({ '1A2B3C': { downlinkData: '0102030405060708' } });
+    await vi.waitFor(async () => {
+      expect(rt.queue.stats()).toMatchObject({ sent: 4, pending: 0 });
+      const { rows } = await rt.query(
+        "SELECT metric, value FROM readings WHERE device_id = '1A2B3C' AND metric IN ('temp', 'radio.rssi') ORDER BY message_id, metric",
+      );
+      // Two frames (seqNumber 1234 once, 1235 once), each with its temperature and radio strength.
+      expect(rows).toHaveLength(4);
+      expect(rows.filter((r) => r.metric === 'temp').map((r) => r.value)).toEqual([24.5, 24.5]);
+      expect((await rt.query("SELECT count(*)::INT AS n FROM raw WHERE source = 'sigfox'")).rows).toEqual([
+        { n: 4 },
+      ]);
+    }, WAIT);
+  });
+
+  it('stores a The Things Stack uplink decoded by the codec of the type named in the URL', async () => {
+    const now = new Date(Date.now() - 1000).toISOString();
+    const uplink = fixture('ttn-uplink-zero-fields.json').replaceAll('2026-11-25T05:59:59.000000001Z', now);
+    const response = await send('/v1/ttn?type=lht65', uplink);
+    expect(response.status).toBe(202);
+    await vi.waitFor(async () => {
+      const { rows } = await rt.query(
+        "SELECT metric, value FROM readings WHERE device_id = 'lht65-cellar' AND metric = 'humidity'",
+      );
+      expect(rows).toEqual([{ metric: 'humidity', value: 50 }]);
+    }, WAIT);
+  });
+
+  it('answers 400 with the reason for a callback it cannot use', async () => {
+    const response = await send('/v1/sigfox', '{"device":"1A2B3C","time":1,"data":"abc"}');
+    expect(response.status).toBe(400);
+    expect(await response.json()).toEqual({
+      error: 'invalid_callback',
+      message: '"data": 3 hex digits: a byte is two, so the count must be even',
+    });
+  });
+});
+
+describe('local runtime, throttling', () => {
+  it('answers 429 with a JSON reason past the configured rate and burst', async () => {
+    const rt = await runtime({
+      config: validateConfig({ http: { throttleRateLimit: 1, throttleBurstLimit: 2 } }),
+    });
+    try {
+      const statuses: number[] = [];
+      for (let i = 0; i < 4; i++) statuses.push((await post(rt, JSON.stringify({ $id: 'd', t: i }))).status);
+      expect(statuses).toEqual([202, 202, 429, 429]);
+      const response = await post(rt, '{}');
+      expect(await response.json()).toEqual({
+        error: 'too_many_requests',
+        message: expect.stringContaining('raise http.throttleRateLimit'),
+      });
+    } finally {
+      await rt.close();
     }
   });
 });

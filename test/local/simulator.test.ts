@@ -1,4 +1,6 @@
 import { describe, expect, it } from 'vitest';
+import { decodeSigfox, parseSigfoxGrammar } from '../../lambdas/core/decoders/sigfox.ts';
+import { httpBody, SIMULATOR_SIGFOX_GRAMMAR } from '../../local/simulate.ts';
 import {
   createFleet,
   isSilent,
@@ -54,5 +56,22 @@ describe('device simulator', () => {
     expect(() => parseRate('0/s')).toThrow('above zero');
     expect(() => parseDuration('soon')).toThrow('30s, 5m or 1h');
     expect(parseDuration('5m')).toBe(300_000);
+  });
+
+  it("sends a Sigfox frame that the documented grammar decodes to Sigfox's own customData", () => {
+    const rand = random(5);
+    const [device] = createFleet({ ...options, devices: 1, silentShare: 0 }, rand);
+    if (!device) throw new Error('no device');
+    const body = httpBody('sigfox', device, nextReading(device, 1_795_586_398_000, rand)) as Record<
+      string,
+      string
+    >;
+    const { values } = decodeSigfox(
+      parseSigfoxGrammar(SIMULATOR_SIGFOX_GRAMMAR),
+      Buffer.from(body.data ?? '', 'hex'),
+    );
+    expect(values.temp).toBeCloseTo(Number(body['customData#temp']), 2);
+    expect(values.battery).toBeCloseTo(Number(body['customData#battery']), 1);
+    expect(body.device).toMatch(/^[0-9A-F]+$/);
   });
 });

@@ -6,7 +6,7 @@
 import { existsSync, readdirSync } from 'node:fs';
 import { join } from 'node:path';
 import type { DuckDBConnection, DuckDBValue } from '@duckdb/node-api';
-import type { TimeSeriesSink } from '../../core/ports.ts';
+import type { ReadingClaims, TimeSeriesSink } from '../../core/ports.ts';
 import type { Reading } from '../../core/reading.ts';
 import { type ColumnType, LAKE_TABLES, type LakeTable } from '../../core/tables.ts';
 
@@ -69,6 +69,44 @@ export async function duckdbTimeSeries(connection: DuckDBConnection): Promise<Ti
         );
       }
       return [];
+    },
+  };
+}
+
+/** Claims (duplicate suppression across batches) in a DuckDB table, kept two days like DynamoDB's. */
+export async function duckdbClaims(
+  connection: DuckDBConnection,
+  now: () => number = Date.now,
+): Promise<ReadingClaims> {
+  await connection.run(
+    'CREATE TABLE IF NOT EXISTS claims (pk VARCHAR PRIMARY KEY, message_id VARCHAR NOT NULL, expires_at BIGINT NOT NULL)',
+  );
+  return {
+    async claim(claims) {
+      const at = now();
+      await connection.run('DELETE FROM claims WHERE expires_at < $1', [at]);
+      const taken = new Set<string>();
+      if (claims.length === 0) return taken;
+      const reader = await connection.runAndReadAll(
+        `SELECT pk, message_id FROM claims WHERE pk IN (${claims.map((_, i) => `$${i + 1}`).join(', ')})`,
+        claims.map((c) => c.key),
+      );
+      const owners = new Map(reader.getRowObjectsJson().map((r) => [String(r.pk), String(r.message_id)]));
+      const fresh = new Map<string, string>();
+      for (const { key, messageId } of claims) {
+        const owner = owners.get(key) ?? fresh.get(key);
+        if (owner !== undefined && owner !== messageId) taken.add(key);
+        else if (owner === undefined) fresh.set(key, messageId);
+      }
+      if (fresh.size > 0) {
+        const values: DuckDBValue[] = [];
+        const rows = [...fresh].map(([key, messageId], i) => {
+          values.push(key, messageId, at + 2 * 86_400_000);
+          return `($${i * 3 + 1}, $${i * 3 + 2}, $${i * 3 + 3})`;
+        });
+        await connection.run(`INSERT INTO claims VALUES ${rows.join(', ')} ON CONFLICT DO NOTHING`, values);
+      }
+      return taken;
     },
   };
 }

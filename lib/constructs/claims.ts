@@ -1,0 +1,35 @@
+import { RemovalPolicy, Validations } from 'aws-cdk-lib';
+import * as dynamodb from 'aws-cdk-lib/aws-dynamodb';
+import type * as iam from 'aws-cdk-lib/aws-iam';
+import { Construct } from 'constructs';
+
+/**
+ * The claims table: which message stored a Sigfox or The Things Stack reading first,
+ * so a callback the network sends again is stored once. Pay per request (one write per
+ * callback reading), items expire by TTL after two days.
+ */
+export class ReadingClaimsTable extends Construct {
+  readonly table: dynamodb.Table;
+
+  constructor(scope: Construct, id: string) {
+    super(scope, id);
+    this.table = new dynamodb.Table(this, 'Table', {
+      partitionKey: { name: 'pk', type: dynamodb.AttributeType.STRING },
+      billingMode: dynamodb.BillingMode.PAY_PER_REQUEST,
+      timeToLiveAttribute: 'expiresAt',
+      encryption: dynamodb.TableEncryption.AWS_MANAGED,
+      // Claims are two days of duplicate suppression, not data: nothing to keep.
+      removalPolicy: RemovalPolicy.DESTROY,
+    });
+    Validations.of(this.table).acknowledge({
+      id: 'AwsSolutions-DDB3',
+      reason:
+        'Claims expire after two days and hold no data (the lake has every message); losing them lets at most a resent duplicate through, so point-in-time recovery would cost without protecting anything.',
+    });
+  }
+
+  /** Conditional PutItem only: the ingest function neither reads, scans nor deletes claims. */
+  grantClaim(grantee: iam.IGrantable): void {
+    this.table.grant(grantee, 'dynamodb:PutItem');
+  }
+}
