@@ -22,7 +22,7 @@ import {
   writeBatch,
 } from './ingest.ts';
 import { LAKE_PREFIXES, SOURCES } from './lake-layout.ts';
-import type { LakeStore } from './ports.ts';
+import type { LakeStore, ReadingClaims } from './ports.ts';
 
 export interface RedecodeOptions {
   /** First and last arrival day, `YYYY-MM-DD`. */
@@ -54,6 +54,8 @@ export async function redecode(
   const first = parseDay(options.from, 'from');
   const last = parseDay(options.to, 'to');
   if (last < first) throw new Error(`--to ${options.to} is before --from ${options.from}`);
+  // Network resends (Sigfox, The Things Stack) are stored once, as the ingest path does.
+  const claims = runClaims();
   const report = {
     days: 0,
     messages: 0,
@@ -87,6 +89,7 @@ export async function redecode(
         config,
         lake: store,
         writeRaw: false,
+        claims,
         metrics: {
           count: (name, value) => {
             if (name === 'accepted') accepted += value;
@@ -105,9 +108,25 @@ export async function redecode(
   return report;
 }
 
+/** Claims held for one run: the first message (in arrival order) owns a reading. */
+function runClaims(): ReadingClaims {
+  const owners = new Map<string, string>();
+  return {
+    async claim(claims) {
+      const taken = new Set<string>();
+      for (const { key, messageId } of claims) {
+        const owner = owners.get(key);
+        if (owner === undefined) owners.set(key, messageId);
+        else if (owner !== messageId) taken.add(key);
+      }
+      return taken;
+    },
+  };
+}
+
 /** The day's raw records as the queue messages they came in. */
 async function rawMessages(store: LakeStore, dt: string): Promise<QueueMessage[]> {
-  const messages: QueueMessage[] = [];
+  const messages: { message: QueueMessage; at: number }[] = [];
   for (const source of SOURCES) {
     for (const key of await store.list(`${LAKE_PREFIXES.raw}source=${source}/dt=${dt}/`)) {
       for (const line of await readLines(store, key)) {
@@ -119,11 +138,15 @@ async function rawMessages(store: LakeStore, dt: string): Promise<QueueMessage[]
           receivedAt: Date.parse(`${raw.received_at.replace(' ', 'T')}Z`),
           ...(raw.client_id === null ? {} : { clientId: raw.client_id }),
         };
-        messages.push({ messageId: raw.message_id, body: JSON.stringify(envelope) });
+        messages.push({
+          message: { messageId: raw.message_id, body: JSON.stringify(envelope) },
+          at: envelope.receivedAt,
+        });
       }
     }
   }
-  return messages;
+  // In arrival order, so the first of several resends keeps its reading, as at ingest.
+  return messages.sort((a, b) => a.at - b.at).map((m) => m.message);
 }
 
 /** Removes the lines of these messages from every object under the prefix. */

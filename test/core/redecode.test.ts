@@ -87,6 +87,43 @@ describe('redecode: decoding the raw archive again', () => {
     ]);
   });
 
+  it('stores a resent Sigfox frame once when decoding again', async () => {
+    const store = folderStore(await mkdtemp(join(tmpdir(), 'redecode-')));
+    const callback = (duplicate: boolean) =>
+      JSON.stringify({
+        device: '1A2B3C',
+        time: NOW / 1000 - 2,
+        data: '0992',
+        seqNumber: 9,
+        ack: false,
+        duplicate,
+      });
+    const envelope = (id: string, at: number, body: string) => ({
+      messageId: id,
+      body: JSON.stringify({
+        source: 'sigfox',
+        payload: Buffer.from(body).toString('base64'),
+        topic: '/v1/sigfox?type=tracker',
+        receivedAt: at,
+      }),
+    });
+    const before = validateRuntimeConfig({});
+    // Two separate batches (no claims here): both callbacks quarantined for want of a grammar.
+    for (const m of [
+      envelope('first', NOW, callback(false)),
+      envelope('again', NOW + 60_000, callback(true)),
+    ]) {
+      await writeBatch([decodeMessage(m, before, () => NOW)], { config: before, lake: store });
+    }
+    await redecode(store, tracker('temp::int:16*0.01'), {
+      from: '2026-11-25',
+      to: '2026-11-25',
+      lookbackDays: 1,
+    });
+    const readings = await lines(store, 'readings/');
+    expect(readings.map((r) => [r.message_id, r.metric, r.value])).toEqual([['first', 'temp', 24.5]]);
+  });
+
   it('explains a day it cannot read', async () => {
     const store = await ingested(validateRuntimeConfig({}));
     await expect(
