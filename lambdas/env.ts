@@ -13,6 +13,10 @@ export const ENV = {
   timestreamTable: 'TIMESTREAM_TABLE',
   /** DynamoDB table of reading claims (duplicate suppression for Sigfox and The Things Stack). */
   claimsTable: 'CLAIMS_TABLE',
+  /** DynamoDB table of the device registry. */
+  registryTable: 'REGISTRY_TABLE',
+  /** SNS topic for device alerts. */
+  alertTopicArn: 'ALERT_TOPIC_ARN',
   /** URL of the SQS ingest queue the HTTP function enqueues to. */
   ingestQueueUrl: 'INGEST_QUEUE_URL',
   /** ARN of the Secrets Manager secret holding the HTTP API key. */

@@ -1,4 +1,5 @@
 import { readFileSync } from 'node:fs';
+import type { Severity } from '../lambdas/core/alerts.ts';
 import {
   ConfigError,
   DEFAULT_VALIDATION,
@@ -81,6 +82,14 @@ export interface IngestConfig {
 export interface AlertsConfig {
   /** Email address subscribed to the alert topic; none when empty. */
   readonly email?: string;
+  /**
+   * Device alert severities the email receives (a filter on the `severity` message
+   * attribute). Unset: everything, CloudWatch alarms included; set: only device alerts
+   * of these severities (alarms carry no attributes).
+   */
+  readonly emailSeverities?: readonly Severity[];
+  /** HTTPS endpoint (a ticketing system) subscribed to every alert, unfiltered. */
+  readonly webhookUrl?: string;
 }
 
 /** Defaults: safe, cheap, and what the README documents. */
@@ -102,6 +111,8 @@ export const DEFAULT_CONFIG: PipelineConfig = {
   deviceTypes: {},
   httpMappings: {},
   sigfoxDownlinks: {},
+  alertRules: [],
+  offline: { severity: 'warning' },
   validation: DEFAULT_VALIDATION,
 };
 
@@ -178,7 +189,10 @@ export function validateConfig(input: unknown): PipelineConfig {
     if (!isPlainObject(value)) throw new ConfigError(key, value, 'an object');
     const defaults = DEFAULT_CONFIG[key] as object;
     for (const sub of Object.keys(value)) {
-      if (!(sub in defaults) && !(key === 'alerts' && sub === 'email')) {
+      if (
+        !(sub in defaults) &&
+        !(key === 'alerts' && ['email', 'emailSeverities', 'webhookUrl'].includes(sub))
+      ) {
         throw new ConfigError(`${key}.${sub}`, value[sub], `one of ${Object.keys(defaults).join(', ')}`);
       }
     }
@@ -212,6 +226,27 @@ export function validateConfig(input: unknown): PipelineConfig {
   ) {
     throw new ConfigError('alerts.email', alerts.email, 'an email address');
   }
+  const severities = ['info', 'warning', 'critical'];
+  if (
+    alerts.emailSeverities !== undefined &&
+    (!Array.isArray(alerts.emailSeverities) || !alerts.emailSeverities.every((s) => severities.includes(s)))
+  ) {
+    throw new ConfigError(
+      'alerts.emailSeverities',
+      alerts.emailSeverities,
+      `a list of ${severities.join(', ')}`,
+    );
+  }
+  if (
+    alerts.webhookUrl !== undefined &&
+    (typeof alerts.webhookUrl !== 'string' || !/^https:\/\/[^\s]+$/.test(alerts.webhookUrl))
+  ) {
+    throw new ConfigError(
+      'alerts.webhookUrl',
+      alerts.webhookUrl,
+      'an https:// URL (SNS delivers to HTTPS endpoints)',
+    );
+  }
   const throttleRateLimit = int('http.throttleRateLimit', http.throttleRateLimit, 1, 10_000);
   const throttleBurstLimit = int('http.throttleBurstLimit', http.throttleBurstLimit, 1, 5_000);
   const batchSize = int('ingest.batchSize', ingest.batchSize, 1, 10_000);
@@ -234,6 +269,8 @@ export function validateConfig(input: unknown): PipelineConfig {
     validation: input.validation,
     httpMappings: input.httpMappings,
     sigfoxDownlinks: input.sigfoxDownlinks,
+    alertRules: input.alertRules,
+    offline: input.offline,
   });
 
   return {
@@ -273,7 +310,13 @@ export function validateConfig(input: unknown): PipelineConfig {
       // 15 minutes is Lambda's limit; the visibility timeout (6x) must stay within SQS's 12 hours.
       timeoutSeconds: int('ingest.timeoutSeconds', ingest.timeoutSeconds, 1, 900),
     },
-    alerts: typeof alerts.email === 'string' ? { email: alerts.email } : {},
+    alerts: {
+      ...(typeof alerts.email === 'string' ? { email: alerts.email } : {}),
+      ...(Array.isArray(alerts.emailSeverities)
+        ? { emailSeverities: alerts.emailSeverities as Severity[] }
+        : {}),
+      ...(typeof alerts.webhookUrl === 'string' ? { webhookUrl: alerts.webhookUrl } : {}),
+    },
     ...runtime,
   };
 }
@@ -316,6 +359,8 @@ export function runtimeConfigJson(config: PipelineConfig): string {
     validation: config.validation,
     httpMappings: config.httpMappings,
     sigfoxDownlinks: config.sigfoxDownlinks,
+    alertRules: config.alertRules,
+    offline: config.offline,
   };
   return JSON.stringify(runtime);
 }

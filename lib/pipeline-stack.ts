@@ -10,6 +10,7 @@ import { HttpApi } from './constructs/http-api.ts';
 import { Ingest } from './constructs/ingest.ts';
 import { Lake } from './constructs/lake.ts';
 import { Monitoring } from './constructs/monitoring.ts';
+import { Registry } from './constructs/registry.ts';
 import { TimeSeries } from './constructs/timeseries.ts';
 import { acknowledgeStackFindings } from './nag.ts';
 
@@ -52,7 +53,15 @@ export class PipelineStack extends Stack {
       resultsExpirationDays: config.athena.resultsExpirationDays,
     });
 
-    const alerts = new Alerts(this, 'Alerts', { email: config.alerts.email });
+    const alerts = new Alerts(this, 'Alerts', {
+      email: config.alerts.email,
+      emailSeverities: config.alerts.emailSeverities,
+      webhookUrl: config.alerts.webhookUrl,
+    });
+    const registry = new Registry(this, 'Registry', {
+      alerts,
+      runtimeConfig: runtimeConfigJson(config),
+    });
 
     const claims = new ReadingClaimsTable(this, 'Claims');
 
@@ -69,6 +78,8 @@ export class PipelineStack extends Stack {
       environment: {
         [ENV.lakeBucket]: lake.bucket.bucketName,
         [ENV.claimsTable]: claims.table.tableName,
+        [ENV.registryTable]: registry.table.tableName,
+        [ENV.alertTopicArn]: alerts.topic.topicArn,
         ...(timeseries && {
           [ENV.timestreamDatabase]: timeseries.databaseName,
           [ENV.timestreamTable]: timeseries.tableName,
@@ -82,9 +93,12 @@ export class PipelineStack extends Stack {
     ]);
     timeseries?.grantWrite(ingest.function);
     claims.grantClaim(ingest.function);
+    registry.grantUpdate(ingest.function);
+    alerts.grantPublish(ingest.function);
 
     const http = new HttpApi(this, 'Http', {
       ingestQueue: ingest.queue,
+      registryTable: registry.table,
       runtimeConfig: runtimeConfigJson(config),
       throttleRateLimit: config.http.throttleRateLimit,
       throttleBurstLimit: config.http.throttleBurstLimit,
@@ -93,7 +107,7 @@ export class PipelineStack extends Stack {
     new Monitoring(this, 'Monitoring', {
       topic: alerts.topic,
       deadLetterQueues: { Ingest: ingest.deadLetterQueue },
-      functions: { Ingest: ingest.function, Http: http.function },
+      functions: { Ingest: ingest.function, Http: http.function, Offline: registry.offlineFunction },
       topicRuleNames: [ingest.ruleName],
     });
 
@@ -116,6 +130,7 @@ export class PipelineStack extends Stack {
     new CfnOutput(this, 'GlueDatabaseName', { value: analytics.databaseName });
     new CfnOutput(this, 'AthenaWorkGroup', { value: analytics.workGroupName });
     new CfnOutput(this, 'AlertTopicArn', { value: alerts.topic.topicArn });
+    new CfnOutput(this, 'RegistryTableName', { value: registry.table.tableName });
     new CfnOutput(this, 'IngestDeadLetterQueueUrl', { value: ingest.deadLetterQueue.queueUrl });
     if (timeseries) {
       new CfnOutput(this, 'TimestreamDatabase', { value: timeseries.databaseName });

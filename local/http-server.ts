@@ -5,6 +5,8 @@
  */
 import { randomUUID } from 'node:crypto';
 import { createServer, type IncomingMessage, type ServerResponse } from 'node:http';
+import type { DeviceRegistry } from '../lambdas/core/estate.ts';
+import { DEVICES_PATH, handleDevicesRequest } from '../lambdas/core/http-devices.ts';
 import { type HttpIngressDeps, handleIngress, json } from '../lambdas/core/http-ingress.ts';
 import { listen } from './listen.ts';
 
@@ -17,6 +19,8 @@ export async function startHttpServer(options: {
   readonly host: string;
   readonly port: number;
   readonly ingress: HttpIngressDeps;
+  /** Answers GET /v1/devices from the registry. */
+  readonly registry?: DeviceRegistry;
   /** Requests per second and burst, as the API Gateway stage throttles; 429 past them. */
   readonly throttle?: { readonly rate: number; readonly burst: number };
   readonly onRequest?: (line: { method: string; path: string; status: number; bytes: number }) => void;
@@ -75,18 +79,31 @@ async function serve(
           error: 'payload_too_large',
           message: `The body is larger than ${options.ingress.maxBodyBytes} bytes`,
         })
-      : await handleIngress(
-          {
-            method: request.method ?? 'GET',
-            path,
-            query: url.search.slice(1),
-            headers,
-            body,
-            requestId: randomUUID(),
-            receivedAt,
-          },
-          options.ingress,
-        );
+      : path === DEVICES_PATH && options.registry
+        ? await handleDevicesRequest(
+            {
+              method: request.method ?? 'GET',
+              path,
+              query: url.search.slice(1),
+              headers,
+              body,
+              requestId: '',
+              receivedAt,
+            },
+            { apiKey: options.ingress.apiKey, registry: options.registry },
+          )
+        : await handleIngress(
+            {
+              method: request.method ?? 'GET',
+              path,
+              query: url.search.slice(1),
+              headers,
+              body,
+              requestId: randomUUID(),
+              receivedAt,
+            },
+            options.ingress,
+          );
   send(response, result);
   options.onRequest?.({
     method: request.method ?? '',

@@ -7,9 +7,11 @@
 import { mkdir } from 'node:fs/promises';
 import { join, resolve } from 'node:path';
 import { DuckDBInstance } from '@duckdb/node-api';
+import { localAlerts } from '../lambdas/adapters/local/alerts.ts';
 import {
   createLakeViews,
   duckdbClaims,
+  duckdbRegistry,
   duckdbTimeSeries,
   type QueryResult,
   runQuery,
@@ -17,7 +19,8 @@ import {
 } from '../lambdas/adapters/local/duckdb.ts';
 import { folderStore } from '../lambdas/adapters/local/folder-store.ts';
 import { LocalQueue, type LocalQueueOptions } from '../lambdas/adapters/local/queue.ts';
-import { decodeMessage, type IngestDeps, writeBatch } from '../lambdas/core/ingest.ts';
+import { type DeviceRegistry, detectOffline, type EstateDeps } from '../lambdas/core/estate.ts';
+import { decodeMessages, type IngestDeps, writeBatch } from '../lambdas/core/ingest.ts';
 import type { IngestLog, ObjectStore } from '../lambdas/core/ports.ts';
 import { DEFAULT_CONFIG, type PipelineConfig } from '../lib/config.ts';
 import { type LocalBroker, startBroker } from './broker.ts';
@@ -37,7 +40,13 @@ export interface LocalRuntimeOptions {
   readonly queue?: Partial<Omit<LocalQueueOptions, 'deadLetterFile'>>;
   /** Wraps the lake store: fault injection for tests and benchmarks. */
   readonly wrapLake?: (store: ObjectStore) => ObjectStore;
-  /** Where messages for the operator go (quarantines, retries); silent when absent. */
+  /** POST each alert here as JSON, besides printing it. */
+  readonly alertWebhookUrl?: string;
+  /** How often devices are checked for silence (the offline alert); default every 30 s. */
+  readonly offlineCheckMs?: number;
+  /** Clock for offline checks (tests). */
+  readonly now?: () => number;
+  /** Where messages for the operator go (quarantines, retries, alerts); silent when absent. */
   readonly log?: (line: string) => void;
 }
 
@@ -49,6 +58,9 @@ export interface LocalRuntime {
   readonly databaseFile: string;
   readonly deadLetterFile: string;
   readonly queue: LocalQueue;
+  readonly registry: DeviceRegistry;
+  /** Runs an offline check now (it also runs every `offlineCheckMs`). */
+  checkOffline(): Promise<void>;
   /** Runs SQL over the lake views (`readings`, `raw`, `quarantine`, ...) and the `timeseries` table. */
   query(sql: string): Promise<QueryResult>;
   /** Stops taking messages, stores what is queued (retries included), and closes everything. */
@@ -77,11 +89,21 @@ export async function startLocalRuntime(options: LocalRuntimeOptions): Promise<L
     retrying: (messageId, error) => log?.(`will retry ${messageId}: ${error.message}`),
   };
   const lake = folderStore(lakeDir);
+  const registry = await duckdbRegistry(connection);
+  const estate: EstateDeps = {
+    registry,
+    config,
+    publisher: localAlerts({
+      log: (line) => (log ?? console.log)(line),
+      webhookUrl: options.alertWebhookUrl,
+    }),
+  };
   const deps: IngestDeps = {
     config,
     lake: options.wrapLake ? options.wrapLake(lake) : lake,
     timeseries: await duckdbTimeSeries(connection),
     claims: await duckdbClaims(connection),
+    estate,
     log: ingestLog,
   };
   const queue = new LocalQueue({
@@ -94,12 +116,14 @@ export async function startLocalRuntime(options: LocalRuntimeOptions): Promise<L
     ...options.queue,
     deadLetterFile,
   });
-  queue.consume((batch) =>
-    writeBatch(
-      batch.map((message) => decodeMessage(message, config)),
-      deps,
-    ),
-  );
+  // One DuckDB connection serves ingest and offline checks: they take turns.
+  let turn: Promise<unknown> = Promise.resolve();
+  const exclusive = <T>(work: () => Promise<T>): Promise<T> => {
+    const run = turn.then(work);
+    turn = run.catch(() => undefined);
+    return run;
+  };
+  queue.consume((batch) => exclusive(() => writeBatch(decodeMessages(batch, config), deps)));
   const enqueue = (envelope: object) => queue.send(JSON.stringify(envelope));
 
   let broker: LocalBroker | undefined;
@@ -111,6 +135,7 @@ export async function startLocalRuntime(options: LocalRuntimeOptions): Promise<L
       port: options.httpPort,
       ingress: { apiKey: options.apiKey, enqueue, maxBodyBytes: config.validation.maxPayloadBytes, config },
       throttle: { rate: config.http.throttleRateLimit, burst: config.http.throttleBurstLimit },
+      registry,
       onRequest: (r) => {
         if (r.status >= 400) log?.(`HTTP ${r.method} ${r.path} -> ${r.status}`);
       },
@@ -122,6 +147,17 @@ export async function startLocalRuntime(options: LocalRuntimeOptions): Promise<L
     throw error;
   }
   const started = { broker, http };
+  const now = options.now ?? Date.now;
+  // Offline checks share the connection with ingest: one at a time, never overlapping.
+  let checking = Promise.resolve();
+  const checkOffline = () => {
+    checking = exclusive(() => detectOffline(estate, now()))
+      .then(() => undefined)
+      .catch((error: Error) => log?.(`offline check failed: ${error.message}`));
+    return checking;
+  };
+  const offlineTimer = setInterval(checkOffline, options.offlineCheckMs ?? 30_000);
+  offlineTimer.unref();
   let closing: Promise<void> | undefined;
   return {
     mqttPort: broker.port,
@@ -131,6 +167,8 @@ export async function startLocalRuntime(options: LocalRuntimeOptions): Promise<L
     databaseFile,
     deadLetterFile,
     queue,
+    registry,
+    checkOffline,
     async query(sql) {
       // Its own connection: ingest writes go on while a query runs.
       const reader = await database.connect();
@@ -143,7 +181,9 @@ export async function startLocalRuntime(options: LocalRuntimeOptions): Promise<L
     },
     close() {
       closing ??= (async () => {
+        clearInterval(offlineTimer);
         await Promise.all([started.broker.close(), started.http.close()]);
+        await checking;
         await queue.drain();
         connection.closeSync();
         database.closeSync();

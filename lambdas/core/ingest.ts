@@ -23,6 +23,7 @@ import {
 } from './decode-json.ts';
 import { type Decoded, type Decoder, decoderFor, JSON_DECODER } from './decoders/registry.ts';
 import { type Envelope, sourceOf } from './envelope.ts';
+import { type EstateDeps, updateEstate } from './estate.ts';
 import { quarantineKey, rawKey, readingsKey, SOURCES, type Source } from './lake-layout.ts';
 import {
   type IngestLog,
@@ -83,6 +84,8 @@ export interface IngestDeps {
   readonly lake: ObjectStore;
   /** Absent when Timestream is switched off. */
   readonly timeseries?: TimeSeriesSink;
+  /** Device registry and alerts, updated once per device per batch; none when absent. */
+  readonly estate?: EstateDeps;
   /** Duplicate suppression across batches for network callbacks (Sigfox, The Things Stack). */
   readonly claims?: ReadingClaims;
   readonly metrics?: IngestMetrics;
@@ -528,6 +531,15 @@ export async function writeBatch(
       fail,
     ),
   ]);
+  if (deps.estate) {
+    // Before readings/: a device whose record could not be written fails its messages,
+    // which are then retried whole. Applying the same readings again changes nothing.
+    const pending = rows.filter((r) => alive(r.messageId));
+    const { failed } = await updateEstate(pending, deps.estate);
+    for (const [deviceId, error] of failed) {
+      fail(new Set(pending.filter((r) => r.deviceId === deviceId).map((r) => r.messageId)), error);
+    }
+  }
   // readings/ last: a message that failed anything above is retried whole, so its
   // readings reach the lake exactly once.
   await writeObjects(

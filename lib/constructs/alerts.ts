@@ -1,8 +1,9 @@
+import { Validations } from 'aws-cdk-lib';
 import * as iam from 'aws-cdk-lib/aws-iam';
 import * as kms from 'aws-cdk-lib/aws-kms';
 import * as sns from 'aws-cdk-lib/aws-sns';
 import * as subscriptions from 'aws-cdk-lib/aws-sns-subscriptions';
-import { Construct } from 'constructs';
+import { Construct, type IConstruct } from 'constructs';
 
 export interface AlertsProps {
   /**
@@ -11,6 +12,18 @@ export interface AlertsProps {
    * @default no subscription
    */
   readonly email?: string;
+  /**
+   * Severities the email receives; only device alerts carry one.
+   *
+   * @default every message, alarms included
+   */
+  readonly emailSeverities?: readonly string[];
+  /**
+   * HTTPS endpoint subscribed to every message (a ticketing system).
+   *
+   * @default none
+   */
+  readonly webhookUrl?: string;
 }
 
 /**
@@ -44,6 +57,27 @@ export class Alerts extends Construct {
       masterKey: this.key,
       enforceSSL: true,
     });
-    if (props.email) this.topic.addSubscription(new subscriptions.EmailSubscription(props.email));
+    if (props.email) {
+      this.topic.addSubscription(
+        new subscriptions.EmailSubscription(props.email, {
+          ...(props.emailSeverities && {
+            filterPolicy: {
+              severity: sns.SubscriptionFilter.stringFilter({ allowlist: [...props.emailSeverities] }),
+            },
+          }),
+        }),
+      );
+    }
+    if (props.webhookUrl) this.topic.addSubscription(new subscriptions.UrlSubscription(props.webhookUrl));
+  }
+
+  /** Lets a function publish alerts: sns:Publish on the topic, and the topic key to encrypt with. */
+  grantPublish(grantee: iam.IGrantable & IConstruct): void {
+    this.topic.grantPublish(grantee);
+    Validations.of(grantee).acknowledge({
+      id: 'AwsSolutions-IAM5[Action::kms:GenerateDataKey*]',
+      reason:
+        'Publishing to a KMS-encrypted SNS topic needs GenerateDataKey*; the grant is on the alert topic key only.',
+    });
   }
 }

@@ -2,10 +2,12 @@ import { Duration, RemovalPolicy, Validations } from 'aws-cdk-lib';
 import { AccessLogFormat } from 'aws-cdk-lib/aws-apigateway';
 import * as apigw from 'aws-cdk-lib/aws-apigatewayv2';
 import { HttpLambdaIntegration } from 'aws-cdk-lib/aws-apigatewayv2-integrations';
+import type * as dynamodb from 'aws-cdk-lib/aws-dynamodb';
 import * as logs from 'aws-cdk-lib/aws-logs';
 import * as secretsmanager from 'aws-cdk-lib/aws-secretsmanager';
 import type * as sqs from 'aws-cdk-lib/aws-sqs';
 import { Construct } from 'constructs';
+import { DEVICES_PATH } from '../../lambdas/core/http-devices.ts';
 import { INGEST_ROUTES } from '../../lambdas/core/http-routes.ts';
 import { ENV } from '../../lambdas/env.ts';
 import { PipelineFunction } from './pipeline-function.ts';
@@ -13,6 +15,10 @@ import { PipelineFunction } from './pipeline-function.ts';
 export interface HttpApiProps {
   /** Queue the HTTP function enqueues accepted messages to. */
   readonly ingestQueue: sqs.IQueue;
+  /**
+   * The device registry table `GET /v1/devices` lists; without it the route is absent.
+   */
+  readonly registryTable?: dynamodb.ITable;
   /** JSON of the run-time config (validation limits), from `runtimeConfigJson`; built into the bundle. */
   readonly runtimeConfig: string;
   /**
@@ -109,6 +115,11 @@ export class HttpApi extends Construct {
     });
     for (const route of INGEST_ROUTES) {
       this.api.addRoutes({ path: route.path, methods: [apigw.HttpMethod.POST], integration });
+    }
+    if (props.registryTable) {
+      this.api.addRoutes({ path: DEVICES_PATH, methods: [apigw.HttpMethod.GET], integration });
+      props.registryTable.grant(this.function, 'dynamodb:Scan');
+      this.function.addEnvironment(ENV.registryTable, props.registryTable.tableName);
     }
     Validations.of(this.api).acknowledge({
       id: 'AwsSolutions-APIG4',

@@ -1,4 +1,6 @@
+import { BatchGetItemCommand, DynamoDBClient, PutItemCommand } from '@aws-sdk/client-dynamodb';
 import { PutObjectCommand, S3Client } from '@aws-sdk/client-s3';
+import { PublishBatchCommand, SNSClient } from '@aws-sdk/client-sns';
 import {
   RejectedRecordsException,
   ThrottlingException,
@@ -11,6 +13,8 @@ import { beforeAll, beforeEach, describe, expect, it, vi } from 'vitest';
 import { mqttMessage } from '../support/fakes.ts';
 
 const s3 = mockClient(S3Client);
+const ddb = mockClient(DynamoDBClient);
+const sns = mockClient(SNSClient);
 const timestream = mockClient(TimestreamWriteClient);
 let handler: (
   event: SQSEvent,
@@ -28,6 +32,8 @@ const now = Date.now();
 describe('ingest handler', () => {
   beforeAll(async () => {
     vi.stubEnv('LAKE_BUCKET', 'lake-bucket');
+    vi.stubEnv('REGISTRY_TABLE', 'registry');
+    vi.stubEnv('ALERT_TOPIC_ARN', 'arn:aws:sns:us-east-1:123456789012:alerts');
     vi.stubEnv('CLAIMS_TABLE', 'claims');
     vi.stubEnv('TIMESTREAM_DATABASE', 'iot');
     vi.stubEnv('TIMESTREAM_TABLE', 'readings');
@@ -39,6 +45,11 @@ describe('ingest handler', () => {
   beforeEach(() => {
     s3.reset();
     timestream.reset();
+    ddb.reset();
+    sns.reset();
+    ddb.on(BatchGetItemCommand).resolves({ Responses: { registry: [] } });
+    ddb.on(PutItemCommand).resolves({});
+    sns.on(PublishBatchCommand).resolves({ Successful: [], Failed: [] });
     s3.on(PutObjectCommand).resolves({});
     timestream.on(WriteRecordsCommand).resolves({ RecordsIngested: { Total: 1 } });
   });

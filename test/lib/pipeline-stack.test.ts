@@ -31,7 +31,7 @@ describe('PipelineStack (defaults)', () => {
 
   it('runs every Lambda on nodejs24.x arm64 with explicit memory and timeout', () => {
     const functions = synth.template.findResources('AWS::Lambda::Function');
-    expect(Object.keys(functions)).toHaveLength(2);
+    expect(Object.keys(functions)).toHaveLength(3);
     for (const fn of Object.values(functions)) {
       expect(fn.Properties).toMatchObject({ Runtime: 'nodejs24.x', Architectures: ['arm64'] });
       expect(fn.Properties.MemorySize).toBeGreaterThanOrEqual(128);
@@ -96,7 +96,9 @@ describe('PipelineStack (defaults)', () => {
   it('scopes the ingest function to its queue, three lake prefixes and the Timestream table', () => {
     const statements = statementsOf(synth, 'IngestFunction');
     for (const statement of statements) {
-      for (const action of [statement.Action].flat()) expect(action).not.toMatch(/\*/);
+      // The one wildcard: the alert topic key's GenerateDataKey* (acknowledged, key-scoped).
+      for (const action of [statement.Action].flat())
+        if (action !== 'kms:GenerateDataKey*') expect(action).not.toMatch(/\*/);
     }
     const s3 = statements.find((s) => s.Action === 's3:PutObject');
     expect(JSON.stringify(s3?.Resource)).toMatch(/\/raw\/\*.*\/readings\/\*.*\/quarantine\/\*/);
@@ -110,9 +112,34 @@ describe('PipelineStack (defaults)', () => {
     expect(write?.Resource).toEqual({ 'Fn::GetAtt': [expect.stringMatching(/^TimeSeriesTable/), 'Arn'] });
     const claim = statements.find((s) => s.Action === 'dynamodb:PutItem');
     expect(claim?.Resource).toEqual([{ 'Fn::GetAtt': [expect.stringMatching(/^ClaimsTable/), 'Arn'] }]);
-    expect(statements.flatMap((s) => [s.Action].flat()).filter((a) => a.startsWith('dynamodb:'))).toEqual([
+    expect(
+      statements
+        .flatMap((s) => [s.Action].flat())
+        .filter((a) => a.startsWith('dynamodb:'))
+        .sort(),
+    ).toEqual(['dynamodb:BatchGetItem', 'dynamodb:PutItem', 'dynamodb:PutItem']);
+    const publish = statements.find((s) => s.Action === 'sns:Publish');
+    expect(publish?.Resource).toEqual({ Ref: expect.stringMatching(/^AlertsTopic/) });
+  });
+
+  it('keeps the device registry with point-in-time recovery and checks it for silent devices on a schedule', () => {
+    synth.template.hasResourceProperties('AWS::DynamoDB::Table', {
+      KeySchema: [{ AttributeName: 'deviceId', KeyType: 'HASH' }],
+      BillingMode: 'PAY_PER_REQUEST',
+      PointInTimeRecoverySpecification: { PointInTimeRecoveryEnabled: true },
+    });
+    const [rule] = Object.values(synth.template.findResources('AWS::Events::Rule'));
+    expect(rule?.Properties.ScheduleExpression).toBe('rate(5 minutes)');
+    expect(rule?.Properties.Targets[0].Arn).toEqual({
+      'Fn::GetAtt': [expect.stringMatching(/^RegistryOfflineFunction/), 'Arn'],
+    });
+    const actions = actionsOf(statementsOf(synth, 'RegistryOfflineFunction'));
+    expect(actions).toEqual(expect.arrayContaining(['dynamodb:PutItem', 'dynamodb:Scan', 'sns:Publish']));
+    expect(actions.filter((a) => a.startsWith('dynamodb:')).sort()).toEqual([
       'dynamodb:PutItem',
+      'dynamodb:Scan',
     ]);
+    synth.template.hasResourceProperties('AWS::ApiGatewayV2::Route', { RouteKey: 'GET /v1/devices' });
   });
 
   it('keeps claims in a pay-per-request table that expires them by TTL', () => {
@@ -124,8 +151,9 @@ describe('PipelineStack (defaults)', () => {
     });
   });
 
-  it('lets the HTTP function only enqueue and read its API key', () => {
+  it('lets the HTTP function only enqueue, read its API key and list the registry', () => {
     expect(actionsOf(statementsOf(synth, 'HttpFunction'))).toEqual([
+      'dynamodb:Scan',
       'secretsmanager:DescribeSecret',
       'secretsmanager:GetSecretValue',
       'sqs:GetQueueAttributes',
@@ -263,6 +291,7 @@ describe('PipelineStack (defaults)', () => {
     const alarms = Object.values(synth.template.findResources('AWS::CloudWatch::Alarm'));
     expect(alarms.map((a) => a.Properties.MetricName).sort()).toEqual([
       'ApproximateNumberOfMessagesVisible',
+      'Errors',
       'Errors',
       'Errors',
       'Failure',

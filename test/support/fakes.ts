@@ -1,4 +1,6 @@
 import { gunzipSync } from 'node:zlib';
+import type { DeviceRecord } from '../../lambdas/core/alerts.ts';
+import type { DeviceRegistry } from '../../lambdas/core/estate.ts';
 import type { ObjectStore, RejectedRecord, TimeSeriesSink } from '../../lambdas/core/ports.ts';
 import { type Reading, type TimeSeriesRecord, toTimeSeriesRecord } from '../../lambdas/core/reading.ts';
 
@@ -56,4 +58,26 @@ export function mqttMessage(
     messageId,
     body: JSON.stringify({ payload: bytes.toString('base64'), topic, clientId: 'dev-1', receivedAt }),
   };
+}
+
+/** The registry port as DynamoDB behaves: versioned, conditional writes. */
+export function memoryRegistry(): DeviceRegistry & { records: Map<string, DeviceRecord>; puts: number } {
+  const records = new Map<string, DeviceRecord>();
+  const registry = {
+    records,
+    puts: 0,
+    async get(ids: readonly string[]) {
+      return new Map(ids.flatMap((id) => (records.has(id) ? [[id, records.get(id) as DeviceRecord]] : [])));
+    },
+    async put(record: DeviceRecord, expected: number) {
+      registry.puts++;
+      if ((records.get(record.deviceId)?.version ?? 0) !== expected) return false;
+      records.set(record.deviceId, record);
+      return true;
+    },
+    async list() {
+      return [...records.values()];
+    },
+  };
+  return registry;
 }

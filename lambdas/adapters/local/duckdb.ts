@@ -6,6 +6,8 @@
 import { existsSync, readdirSync } from 'node:fs';
 import { join } from 'node:path';
 import type { DuckDBConnection, DuckDBValue } from '@duckdb/node-api';
+import type { DeviceRecord } from '../../core/alerts.ts';
+import type { DeviceRegistry } from '../../core/estate.ts';
 import type { ReadingClaims, TimeSeriesSink } from '../../core/ports.ts';
 import type { Reading } from '../../core/reading.ts';
 import { type ColumnType, LAKE_TABLES, type LakeTable } from '../../core/tables.ts';
@@ -108,6 +110,43 @@ export async function duckdbClaims(
       }
       return taken;
     },
+  };
+}
+
+/** The device registry in a DuckDB table: the record as JSON, versioned like DynamoDB's. */
+export async function duckdbRegistry(connection: DuckDBConnection): Promise<DeviceRegistry> {
+  await connection.run(
+    'CREATE TABLE IF NOT EXISTS devices (device_id VARCHAR PRIMARY KEY, device_type VARCHAR, last_seen TIMESTAMP, version BIGINT, record JSON)',
+  );
+  const rows = async (sql: string, values: DuckDBValue[] = []) =>
+    (await connection.runAndReadAll(sql, values))
+      .getRowObjectsJson()
+      .map((r) => JSON.parse(String(r.record)) as DeviceRecord);
+  return {
+    async get(ids) {
+      if (ids.length === 0) return new Map();
+      const found = await rows(
+        `SELECT record FROM devices WHERE device_id IN (${ids.map((_, i) => `$${i + 1}`).join(', ')})`,
+        [...ids],
+      );
+      return new Map(found.map((r) => [r.deviceId, r]));
+    },
+    async put(record, expected) {
+      const current = await connection.runAndReadAll('SELECT version FROM devices WHERE device_id = $1', [
+        record.deviceId,
+      ]);
+      const version = Number(current.getRowObjectsJson()[0]?.version ?? 0);
+      if (version !== expected) return false;
+      await connection.run('INSERT OR REPLACE INTO devices VALUES ($1, $2, epoch_ms($3::BIGINT), $4, $5)', [
+        record.deviceId,
+        record.deviceType,
+        record.lastSeen,
+        record.version,
+        JSON.stringify(record),
+      ]);
+      return true;
+    },
+    list: () => rows('SELECT record FROM devices ORDER BY device_id'),
   };
 }
 

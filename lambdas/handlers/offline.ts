@@ -1,0 +1,25 @@
+import { Logger } from '@aws-lambda-powertools/logger';
+import { DynamoDBClient } from '@aws-sdk/client-dynamodb';
+import { SNSClient } from '@aws-sdk/client-sns';
+import { dynamodbRegistry } from '../adapters/aws/dynamodb-registry.ts';
+import { loadRuntimeConfig } from '../adapters/aws/runtime-config.ts';
+import { snsAlerts } from '../adapters/aws/sns-alerts.ts';
+import { detectOffline, type EstateDeps } from '../core/estate.ts';
+import { ENV, requireEnv } from '../env.ts';
+
+const logger = new Logger();
+// Built once per container, outside the handler.
+const estate: EstateDeps = {
+  config: loadRuntimeConfig(),
+  registry: dynamodbRegistry(new DynamoDBClient({}), requireEnv(ENV.registryTable)),
+  publisher: snsAlerts(new SNSClient({}), requireEnv(ENV.alertTopicArn)),
+};
+
+/** EventBridge schedule: raise offline alerts for devices silent longer than their timeout. */
+export const handler = async (): Promise<{ raised: number }> => {
+  const events = await detectOffline(estate, Date.now());
+  for (const event of events)
+    logger.warn('device offline', { deviceId: event.deviceId, deviceType: event.deviceType });
+  logger.info('offline check', { raised: events.length });
+  return { raised: events.length };
+};
