@@ -10,10 +10,12 @@ import { type ParseArgsConfig, parseArgs } from 'node:util';
 import { S3Client } from '@aws-sdk/client-s3';
 import { DuckDBInstance } from '@duckdb/node-api';
 import { s3Store } from '../lambdas/adapters/aws/s3-store.ts';
-import { createLakeViews, runQuery } from '../lambdas/adapters/local/duckdb.ts';
+import { createLakeViews, duckdbRegistry, runQuery } from '../lambdas/adapters/local/duckdb.ts';
 import { folderStore } from '../lambdas/adapters/local/folder-store.ts';
 import { parseHex } from '../lambdas/core/decoders/hex.ts';
 import { buildDecoder, type Decoder, decoderFor } from '../lambdas/core/decoders/registry.ts';
+import { type DeviceFilter, type DeviceSummary, filterDevices } from '../lambdas/core/estate.ts';
+import { DEVICES_PATH, parseFilter } from '../lambdas/core/http-devices.ts';
 import { redecode } from '../lambdas/core/redecode.ts';
 import { ConfigError, DEFAULT_CONFIG, readConfigFile } from '../lib/config.ts';
 import { StartupError } from '../local/listen.ts';
@@ -29,7 +31,7 @@ const USAGE = `Usage: iot-pipeline <command> [options]
 
 Commands:
   start      run the whole pipeline locally (MQTT broker, HTTP API, lake folder, DuckDB)
-             --mqtt-port <n> (1883)  --http-port <n> (3000)  --data <dir> (./.data)  --config <file>
+             --mqtt-port <n> (1883)  --http-port <n> (3000)  --data <dir> (./.data)  --config <file>  --alert-webhook <url>
              API key: IOT_PIPELINE_API_KEY, else one is generated and printed
   simulate   send readings from simulated devices
              --devices <n> (10)  --rate <n/s|n/m|n/h> (10/s)  --format json|http|sigfox|ttn (json: MQTT)
@@ -42,6 +44,9 @@ Commands:
   redecode   decode the raw archive again with the current decoders and replace the readings it made
              --from <YYYY-MM-DD> --to <YYYY-MM-DD> (arrival days)  [--config <file>]  [--lookback-days <n>] (2)
              local lake: [--data <dir>] (./.data)   S3 lake: --bucket <LakeBucketName>   [--json]
+  devices    list the device estate: [--type <t>] [--tag key=value] [--status online|offline] [--silent-for 1h]
+             from a running pipeline: [--url <HttpApiUrl>] (local: --http-port, 3000), key from IOT_PIPELINE_API_KEY;
+             when no local runtime answers, from [--data <dir>] directly   [--json]
   query      run SQL on the local lake with DuckDB: query "SELECT ..." [--data <dir>] [--json | --csv]
              tables: readings, raw, quarantine, curated_readings, daily_metrics (and timeseries when start is not running)
 `;
@@ -59,6 +64,8 @@ async function main(argv: string[]): Promise<number> {
       return decode(rest);
     case 'redecode':
       return redecodeCommand(rest);
+    case 'devices':
+      return devices(rest);
     case undefined:
     case 'help':
     case '--help':
@@ -94,8 +101,12 @@ async function start(args: string[]): Promise<number> {
       'http-port': { type: 'string' },
       data: { type: 'string', default: './.data' },
       config: { type: 'string' },
+      'alert-webhook': { type: 'string' },
     },
   });
+  const webhook = values['alert-webhook'];
+  if (webhook !== undefined && !/^https?:\/\/\S+$/.test(webhook))
+    throw new UsageError(`--alert-webhook "${webhook}" must be an http(s) URL`);
   const config = values.config ? readConfigFile(values.config) : DEFAULT_CONFIG;
   const given = process.env.IOT_PIPELINE_API_KEY;
   const apiKey = given || randomBytes(24).toString('base64url');
@@ -105,6 +116,7 @@ async function start(args: string[]): Promise<number> {
     httpPort: port(values['http-port'], 3000, '--http-port'),
     apiKey,
     config,
+    alertWebhookUrl: webhook,
     log: (line) => console.log(`${new Date().toISOString()} ${line}`),
   });
   console.log(
@@ -341,6 +353,80 @@ async function redecodeCommand(args: string[]): Promise<number> {
     );
   }
   return report.failedMessages > 0 ? 1 : 0;
+}
+
+async function devices(args: string[]): Promise<number> {
+  const { values } = parse({
+    args,
+    options: {
+      type: { type: 'string' },
+      tag: { type: 'string' },
+      status: { type: 'string' },
+      'silent-for': { type: 'string' },
+      url: { type: 'string' },
+      'http-port': { type: 'string' },
+      data: { type: 'string', default: './.data' },
+      json: { type: 'boolean', default: false },
+    },
+  });
+  const params = new URLSearchParams();
+  if (values.type) params.set('type', values.type);
+  if (values.tag) params.set('tag', values.tag);
+  if (values.status) params.set('status', values.status);
+  if (values['silent-for']) params.set('silentFor', values['silent-for']);
+  const filter = parseFilter(params);
+  if ('error' in filter) throw new UsageError(filter.error);
+  const url = values.url ?? `http://${LOCAL_HOST}:${port(values['http-port'], 3000, '--http-port')}`;
+  let list: DeviceSummary[];
+  try {
+    const response = await fetch(`${url.replace(/\/$/, '')}${DEVICES_PATH}?${params}`, {
+      headers: { authorization: `Bearer ${process.env.IOT_PIPELINE_API_KEY ?? ''}` },
+    });
+    const body = (await response.json()) as { devices?: DeviceSummary[]; message?: string };
+    if (!response.ok) throw new UsageError(`${url} answered ${response.status}: ${body.message ?? ''}`);
+    list = body.devices ?? [];
+  } catch (error) {
+    if (error instanceof UsageError || values.url) throw error;
+    // No local runtime running: read its registry file.
+    list = await devicesFromFile(join(values.data, 'pipeline.duckdb'), filter);
+  }
+  if (values.json) {
+    process.stdout.write(`${JSON.stringify(list)}\n`);
+    return 0;
+  }
+  const columns = ['device', 'type', 'status', 'last seen', 'lost', 'open alerts', 'attributes'];
+  const rows = list.map((d) => ({
+    device: d.deviceId,
+    type: d.deviceType,
+    status: d.status,
+    'last seen': d.lastSeen,
+    lost: d.lostMessages,
+    'open alerts': d.openAlerts.map((a) => a.rule).join(' '),
+    attributes: Object.entries(d.attributes)
+      .map(([k, v]) => `${k}=${v}`)
+      .join(' '),
+  }));
+  process.stdout.write(formatTable({ columns, rows }));
+  process.stderr.write(`(${list.length} device${list.length === 1 ? '' : 's'})\n`);
+  return 0;
+}
+
+async function devicesFromFile(file: string, filter: DeviceFilter): Promise<DeviceSummary[]> {
+  const { existsSync } = await import('node:fs');
+  if (!existsSync(file))
+    throw new UsageError(
+      `No local runtime answered and ${file} does not exist: start one with npm start, or pass --url`,
+    );
+  const instance = await DuckDBInstance.create(':memory:');
+  const connection = await instance.connect();
+  try {
+    await connection.run(`ATTACH '${file.replaceAll("'", "''")}' AS pipeline (READ_ONLY)`);
+    await connection.run('USE pipeline');
+    return filterDevices(await (await duckdbRegistry(connection)).list(), filter, Date.now());
+  } finally {
+    connection.closeSync();
+    instance.closeSync();
+  }
 }
 
 async function query(args: string[]): Promise<number> {

@@ -4,6 +4,7 @@
  */
 import { existsSync, readFileSync } from 'node:fs';
 import { mkdtemp, readFile } from 'node:fs/promises';
+import { createServer as createHttpServer } from 'node:http';
 import { createServer } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -368,6 +369,96 @@ describe('local runtime, throttling', () => {
       });
     } finally {
       await rt.close();
+    }
+  });
+});
+
+describe('local runtime, alerts and the device estate', () => {
+  it('raises and clears a threshold alert and an offline alert exactly once each, printed and posted to the webhook', async () => {
+    const received: {
+      subject: string;
+      attributes: Record<string, string>;
+      message: Record<string, unknown>;
+    }[] = [];
+    const webhook = createHttpServer((request, response) => {
+      let body = '';
+      request.on('data', (chunk) => {
+        body += chunk;
+      });
+      request.on('end', () => {
+        received.push(JSON.parse(body));
+        response.writeHead(204).end();
+      });
+    });
+    await new Promise<void>((resolve) => webhook.listen(0, '127.0.0.1', resolve));
+    const address = webhook.address();
+    const lines: string[] = [];
+    const rt = await runtime({
+      config: validateConfig({
+        alertRules: [
+          {
+            name: 'hot',
+            metric: 'temp',
+            comparison: '>',
+            threshold: 30,
+            hysteresis: 1,
+            severity: 'critical',
+          },
+        ],
+        deviceTypes: { thermo: { offlineAfter: '1500ms' } },
+      }),
+      offlineCheckMs: 100,
+      alertWebhookUrl: `http://127.0.0.1:${typeof address === 'object' && address ? address.port : 0}/alerts`,
+      log: (line) => lines.push(line),
+    });
+    try {
+      const device = await mqtt.connectAsync(`mqtt://127.0.0.1:${rt.mqttPort}`, { clientId: 'dev-hot' });
+      const start = Date.now() - 10_000;
+      // Crosses 30, stays above, dips into the hysteresis band (29.5 is not a clear), then clears.
+      for (const [i, temp] of [25, 31, 32, 29.5, 28].entries()) {
+        await device.publishAsync('dt/thermo/dev-hot', JSON.stringify({ $ts: start + i * 1000, temp }), {
+          qos: 1,
+        });
+      }
+      await vi.waitFor(
+        () =>
+          expect(received.map((r) => `${r.attributes.rule} ${r.attributes.state}`)).toContain('hot cleared'),
+        WAIT,
+      );
+      // Then silence: the offline check raises once, however often it runs.
+      await vi.waitFor(
+        () =>
+          expect(received.map((r) => `${r.attributes.rule} ${r.attributes.state}`)).toContain(
+            'offline raised',
+          ),
+        WAIT,
+      );
+      await new Promise((resolve) => setTimeout(resolve, 500));
+      await device.publishAsync('dt/thermo/dev-hot', JSON.stringify({ temp: 22 }), { qos: 1 });
+      await vi.waitFor(() => expect(received).toHaveLength(4), WAIT);
+      await device.endAsync();
+      expect(received.map((r) => `${r.attributes.rule} ${r.attributes.state}`)).toEqual([
+        'hot raised',
+        'hot cleared',
+        'offline raised',
+        'offline cleared',
+      ]);
+      expect(received[0]).toMatchObject({
+        subject: '[critical] RAISED: hot: dev-hot temp 31 (> 30)',
+        attributes: { severity: 'critical', deviceType: 'thermo' },
+        message: { deviceId: 'dev-hot', metric: 'temp', value: 31, threshold: 30 },
+      });
+      expect(lines.filter((l) => l.startsWith('ALERT'))).toHaveLength(4);
+      const devices = await fetch(`http://127.0.0.1:${rt.httpPort}/v1/devices?type=thermo&status=online`, {
+        headers: { authorization: `Bearer ${API_KEY}` },
+      });
+      expect(await devices.json()).toMatchObject({
+        count: 1,
+        devices: [{ deviceId: 'dev-hot', status: 'online', lastValues: { temp: 22 }, openAlerts: [] }],
+      });
+    } finally {
+      await rt.close();
+      webhook.close();
     }
   });
 });
