@@ -17,6 +17,10 @@ export const ENV = {
   registryTable: 'REGISTRY_TABLE',
   /** SNS topic for device alerts. */
   alertTopicArn: 'ALERT_TOPIC_ARN',
+  /** Athena workgroup of the daily job and the query API. */
+  athenaWorkGroup: 'ATHENA_WORKGROUP',
+  /** Glue database of the lake tables. */
+  glueDatabase: 'GLUE_DATABASE',
   /** URL of the SQS ingest queue the HTTP function enqueues to. */
   ingestQueueUrl: 'INGEST_QUEUE_URL',
   /** ARN of the Secrets Manager secret holding the HTTP API key. */

@@ -6,6 +6,7 @@ import { type PipelineConfig, runtimeConfigJson } from './config.ts';
 import { Alerts } from './constructs/alerts.ts';
 import { Analytics } from './constructs/analytics.ts';
 import { ReadingClaimsTable } from './constructs/claims.ts';
+import { DailyJob } from './constructs/daily-job.ts';
 import { HttpApi } from './constructs/http-api.ts';
 import { Ingest } from './constructs/ingest.ts';
 import { Lake } from './constructs/lake.ts';
@@ -52,6 +53,8 @@ export class PipelineStack extends Stack {
       bytesScannedCutoffPerQuery: config.athena.bytesScannedCutoffPerQuery,
       resultsExpirationDays: config.athena.resultsExpirationDays,
     });
+
+    const daily = new DailyJob(this, 'Daily', { lake, analytics });
 
     const alerts = new Alerts(this, 'Alerts', {
       email: config.alerts.email,
@@ -107,7 +110,12 @@ export class PipelineStack extends Stack {
     new Monitoring(this, 'Monitoring', {
       topic: alerts.topic,
       deadLetterQueues: { Ingest: ingest.deadLetterQueue },
-      functions: { Ingest: ingest.function, Http: http.function, Offline: registry.offlineFunction },
+      functions: {
+        Ingest: ingest.function,
+        Http: http.function,
+        Offline: registry.offlineFunction,
+        Daily: daily.function,
+      },
       topicRuleNames: [ingest.ruleName],
     });
 

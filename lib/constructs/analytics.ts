@@ -3,6 +3,7 @@ import * as athena from 'aws-cdk-lib/aws-athena';
 import * as glue from 'aws-cdk-lib/aws-glue';
 import * as s3 from 'aws-cdk-lib/aws-s3';
 import { Construct } from 'constructs';
+import { NAMED_QUERIES } from '../../lambdas/core/analytics.ts';
 import { LAKE_TABLES, type LakeTable, SOURCE_VALUES } from '../../lambdas/core/tables.ts';
 
 export interface AnalyticsProps {
@@ -104,6 +105,19 @@ export class Analytics extends Construct {
         },
       },
     });
+
+    // Saved queries for the common questions, in the workgroup's Saved queries tab.
+    for (const query of NAMED_QUERIES) {
+      const named = new athena.CfnNamedQuery(this, `Query${pascal(query.name.replaceAll('-', '_'))}`, {
+        name: query.name,
+        description: query.description,
+        database: props.databaseName,
+        workGroup: this.workGroup.name,
+        queryString: query.sql,
+      });
+      named.addDependency(this.workGroup);
+      named.addResourceDependency(this.database);
+    }
   }
 }
 

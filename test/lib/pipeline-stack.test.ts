@@ -31,7 +31,7 @@ describe('PipelineStack (defaults)', () => {
 
   it('runs every Lambda on nodejs24.x arm64 with explicit memory and timeout', () => {
     const functions = synth.template.findResources('AWS::Lambda::Function');
-    expect(Object.keys(functions)).toHaveLength(3);
+    expect(Object.keys(functions)).toHaveLength(4);
     for (const fn of Object.values(functions)) {
       expect(fn.Properties).toMatchObject({ Runtime: 'nodejs24.x', Architectures: ['arm64'] });
       expect(fn.Properties.MemorySize).toBeGreaterThanOrEqual(128);
@@ -128,8 +128,9 @@ describe('PipelineStack (defaults)', () => {
       BillingMode: 'PAY_PER_REQUEST',
       PointInTimeRecoverySpecification: { PointInTimeRecoveryEnabled: true },
     });
-    const [rule] = Object.values(synth.template.findResources('AWS::Events::Rule'));
-    expect(rule?.Properties.ScheduleExpression).toBe('rate(5 minutes)');
+    const rule = Object.values(synth.template.findResources('AWS::Events::Rule')).find(
+      (r) => r.Properties.ScheduleExpression === 'rate(5 minutes)',
+    );
     expect(rule?.Properties.Targets[0].Arn).toEqual({
       'Fn::GetAtt': [expect.stringMatching(/^RegistryOfflineFunction/), 'Arn'],
     });
@@ -140,6 +141,32 @@ describe('PipelineStack (defaults)', () => {
       'dynamodb:Scan',
     ]);
     synth.template.hasResourceProperties('AWS::ApiGatewayV2::Route', { RouteKey: 'GET /v1/devices' });
+  });
+
+  it('runs the daily job after midnight with Athena, writing only curated/ and reports/, and saves the common queries', () => {
+    const rule = Object.values(synth.template.findResources('AWS::Events::Rule')).find(
+      (r) => r.Properties.ScheduleExpression === 'cron(15 1 * * ? *)',
+    );
+    expect(rule?.Properties.Targets[0].Arn).toEqual({
+      'Fn::GetAtt': [expect.stringMatching(/^DailyFunction/), 'Arn'],
+    });
+    const statements = statementsOf(synth, 'DailyFunction');
+    const writes = statements.find((s) => [s.Action].flat().includes('s3:AbortMultipartUpload'));
+    expect(JSON.stringify(writes?.Resource)).toMatch(
+      /curated\/readings\/\*.*curated\/daily_metrics\/\*.*reports\/\*/,
+    );
+    const athena = statements.find((s) => [s.Action].flat().includes('athena:StartQueryExecution'));
+    expect(JSON.stringify(athena?.Resource)).toContain('workgroup/iot-pipeline-dev');
+    const named = Object.values(synth.template.findResources('AWS::Athena::NamedQuery')).map(
+      (q) => q.Properties.Name,
+    );
+    expect(named.sort()).toEqual([
+      'daily-min-max-per-device',
+      'devices-silent-since',
+      'latest-value-per-device',
+      'quarantine-reasons',
+      'readings-of-one-device',
+    ]);
   });
 
   it('keeps claims in a pay-per-request table that expires them by TTL', () => {
@@ -291,6 +318,7 @@ describe('PipelineStack (defaults)', () => {
     const alarms = Object.values(synth.template.findResources('AWS::CloudWatch::Alarm'));
     expect(alarms.map((a) => a.Properties.MetricName).sort()).toEqual([
       'ApproximateNumberOfMessagesVisible',
+      'Errors',
       'Errors',
       'Errors',
       'Errors',

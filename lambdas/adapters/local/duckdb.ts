@@ -3,10 +3,11 @@
  * query engine over the lake folder (in place of Athena), with the table names and
  * columns of the Glue catalog, built from the same definition (`LAKE_TABLES`).
  */
-import { existsSync, readdirSync } from 'node:fs';
+import { existsSync, mkdirSync, readdirSync } from 'node:fs';
 import { join } from 'node:path';
 import type { DuckDBConnection, DuckDBValue } from '@duckdb/node-api';
 import type { DeviceRecord } from '../../core/alerts.ts';
+import { type QueryEngine, VIEWS } from '../../core/analytics.ts';
 import type { DeviceRegistry } from '../../core/estate.ts';
 import type { ReadingClaims, TimeSeriesSink } from '../../core/ports.ts';
 import type { Reading } from '../../core/reading.ts';
@@ -160,6 +161,32 @@ export async function createLakeViews(connection: DuckDBConnection, lakeDir: str
   for (const table of LAKE_TABLES) {
     await connection.run(`CREATE OR REPLACE TEMP VIEW ${table.name} AS ${lakeTableSql(table, lakeDir)}`);
   }
+  // The analysts' views, as the daily job creates them in Athena.
+  for (const view of VIEWS) await connection.run(`CREATE OR REPLACE TEMP VIEW ${view.name} AS ${view.sql}`);
+}
+
+/**
+ * The query engine over the local lake: SQL on the lake views, and `unload` as DuckDB
+ * COPY into the lake folder (Parquet, or headerless CSV), where Athena would UNLOAD.
+ */
+export async function duckdbEngine(connection: DuckDBConnection, lakeDir: string): Promise<QueryEngine> {
+  await createLakeViews(connection, lakeDir);
+  return {
+    async run(sql) {
+      const { rows } = await runQuery(connection, sql);
+      return { rows: [...rows], bytesScanned: 0 };
+    },
+    async unload(select, prefix, format) {
+      const dir = join(lakeDir, prefix);
+      mkdirSync(dir, { recursive: true });
+      const file = join(dir, format === 'parquet' ? 'data.parquet' : 'data.csv');
+      const options =
+        format === 'parquet' ? "(FORMAT PARQUET, COMPRESSION 'snappy')" : '(FORMAT CSV, HEADER false)';
+      await connection.run(`COPY (${select}) TO ${sqlString(file)} ${options}`);
+      // New files: the views must see them.
+      await createLakeViews(connection, lakeDir);
+    },
+  };
 }
 
 function lakeTableSql(table: LakeTable, lakeDir: string): string {

@@ -1,0 +1,148 @@
+import {
+  type AthenaClient,
+  GetQueryExecutionCommand,
+  GetQueryResultsCommand,
+  StartQueryExecutionCommand,
+  TooManyRequestsException,
+} from '@aws-sdk/client-athena';
+import type { QueryEngine } from '../../core/analytics.ts';
+
+export interface AthenaEngineOptions {
+  readonly workGroup: string;
+  readonly database: string;
+  /** The lake bucket UNLOAD writes to. */
+  readonly bucket: string;
+  /** Wait between polls, doubling up to 5 s. */
+  readonly pollMs?: number;
+  /** Give up on a query after this long. */
+  readonly timeoutMs?: number;
+  /** Runs of a query that failed for a transient reason (throttling), the first included. */
+  readonly attempts?: number;
+  readonly sleep?: (ms: number) => Promise<void>;
+  /** Told while a query runs (the CLI prints a progress line). */
+  readonly onProgress?: (state: {
+    id: string;
+    state: string;
+    elapsedMs: number;
+    bytesScanned: number;
+  }) => void;
+}
+
+/** Failures worth running the query again for: Athena's own throttling and S3 slow-downs. */
+const TRANSIENT = /throttl|rate exceeded|slow ?down|too many|internal error/i;
+
+/**
+ * Athena as the query engine: start the query in the workgroup, poll until it ends,
+ * page through the results; UNLOAD for writing Parquet or CSV into the lake. Parameters
+ * are passed as execution parameters, never spliced into the SQL.
+ */
+export function athenaEngine(
+  client: AthenaClient,
+  options: AthenaEngineOptions,
+): QueryEngine & {
+  query(
+    sql: string,
+    parameters?: readonly string[],
+  ): Promise<{ id: string; rows: Record<string, unknown>[]; bytesScanned: number }>;
+} {
+  const sleep = options.sleep ?? ((ms: number) => new Promise<void>((resolve) => setTimeout(resolve, ms)));
+  const attempts = options.attempts ?? 3;
+
+  async function start(sql: string, parameters?: readonly string[]): Promise<string> {
+    for (let attempt = 1; ; attempt++) {
+      try {
+        const started = await client.send(
+          new StartQueryExecutionCommand({
+            QueryString: sql,
+            WorkGroup: options.workGroup,
+            QueryExecutionContext: { Database: options.database },
+            ...(parameters?.length ? { ExecutionParameters: [...parameters] } : {}),
+          }),
+        );
+        if (!started.QueryExecutionId) throw new Error('Athena started a query without an id');
+        return started.QueryExecutionId;
+      } catch (error) {
+        if (error instanceof TooManyRequestsException && attempt < 5) {
+          await sleep(200 * 2 ** attempt);
+          continue;
+        }
+        throw error;
+      }
+    }
+  }
+
+  async function wait(id: string): Promise<{ state: string; reason: string; bytesScanned: number }> {
+    const began = Date.now();
+    let delay = options.pollMs ?? 500;
+    for (;;) {
+      const { QueryExecution: execution } = await client.send(
+        new GetQueryExecutionCommand({ QueryExecutionId: id }),
+      );
+      const state = execution?.Status?.State ?? 'UNKNOWN';
+      const bytesScanned = execution?.Statistics?.DataScannedInBytes ?? 0;
+      options.onProgress?.({ id, state, elapsedMs: Date.now() - began, bytesScanned });
+      if (state === 'SUCCEEDED' || state === 'FAILED' || state === 'CANCELLED') {
+        return { state, reason: execution?.Status?.StateChangeReason ?? '', bytesScanned };
+      }
+      if (Date.now() - began > (options.timeoutMs ?? 10 * 60_000)) {
+        throw new Error(
+          `Athena query ${id} still ${state} after ${Math.round((Date.now() - began) / 1000)} s`,
+        );
+      }
+      await sleep(delay);
+      delay = Math.min(delay * 2, 5000);
+    }
+  }
+
+  async function execute(
+    sql: string,
+    parameters?: readonly string[],
+  ): Promise<{ id: string; bytesScanned: number }> {
+    for (let attempt = 1; ; attempt++) {
+      const id = await start(sql, parameters);
+      const { state, reason, bytesScanned } = await wait(id);
+      if (state === 'SUCCEEDED') return { id, bytesScanned };
+      if (state === 'FAILED' && TRANSIENT.test(reason) && attempt < attempts) {
+        await sleep(1000 * attempt);
+        continue;
+      }
+      throw new Error(`Athena query ${id} ${state.toLowerCase()}: ${reason}`);
+    }
+  }
+
+  async function results(id: string): Promise<Record<string, unknown>[]> {
+    const rows: Record<string, unknown>[] = [];
+    let columns: string[] | undefined;
+    let token: string | undefined;
+    do {
+      const page = await client.send(new GetQueryResultsCommand({ QueryExecutionId: id, NextToken: token }));
+      columns ??= page.ResultSet?.ResultSetMetadata?.ColumnInfo?.map((c) => c.Name ?? '') ?? [];
+      for (const [i, row] of (page.ResultSet?.Rows ?? []).entries()) {
+        const values = row.Data?.map((d) => d.VarCharValue ?? null) ?? [];
+        // The first row of the first page repeats the column names.
+        if (token === undefined && i === 0 && values.every((v, k) => v === columns?.[k])) continue;
+        rows.push(Object.fromEntries((columns ?? []).map((c, k) => [c, values[k] ?? null])));
+      }
+      token = page.NextToken;
+    } while (token);
+    return rows;
+  }
+
+  return {
+    async query(sql, parameters) {
+      const { id, bytesScanned } = await execute(sql, parameters);
+      return { id, rows: await results(id), bytesScanned };
+    },
+    async run(sql) {
+      const { id, bytesScanned } = await execute(sql);
+      return { rows: /^\s*(SELECT|WITH|SHOW|DESCRIBE)\b/i.test(sql) ? await results(id) : [], bytesScanned };
+    },
+    async unload(select, prefix, format) {
+      const properties =
+        format === 'parquet'
+          ? "format = 'PARQUET', compression = 'SNAPPY'"
+          : "format = 'TEXTFILE', field_delimiter = ','";
+      await execute(`UNLOAD (${select}) TO 's3://${options.bucket}/${prefix}' WITH (${properties})`);
+    },
+  };
+}

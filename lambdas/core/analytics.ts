@@ -1,0 +1,244 @@
+/**
+ * The daily analytics job without AWS: for one day, compact `readings/` into Parquet
+ * under `curated/readings/`, write the per device and metric aggregates (min, max,
+ * avg, count, first and last time) as Parquet under `curated/daily_metrics/` and as CSV
+ * under `reports/daily/`, refresh the QuickSight manifest, and keep the views current.
+ * Idempotent: each output of the day is deleted before it is written again, so a day
+ * can be re-run (late data) and gives the same result.
+ *
+ * The SQL is written once, in the dialect Athena (Trino) and DuckDB share, so the
+ * local runtime and the tests run exactly what Athena runs.
+ */
+import { LAKE_PREFIXES } from './lake-layout.ts';
+import type { LakeStore } from './ports.ts';
+
+/** A query engine: Athena in AWS, DuckDB locally. */
+export interface QueryEngine {
+  /** Runs a statement; resolves with its rows (as strings or JSON values) and the bytes it scanned. */
+  run(sql: string): Promise<{ rows: Record<string, unknown>[]; bytesScanned: number }>;
+  /** Writes the rows of `select` under the lake key prefix, as Parquet or headerless CSV. */
+  unload(select: string, prefix: string, format: 'parquet' | 'csv'): Promise<void>;
+}
+
+const DAY = /^\d{4}-\d{2}-\d{2}$/;
+
+/** A `YYYY-MM-DD` day, checked: it goes into SQL and keys. */
+export function checkDay(day: string): string {
+  if (
+    !DAY.test(day) ||
+    Number.isNaN(Date.parse(`${day}T00:00:00Z`)) ||
+    new Date(`${day}T00:00:00Z`).toISOString().slice(0, 10) !== day
+  ) {
+    throw new Error(`"${day}" is not a day; write YYYY-MM-DD`);
+  }
+  return day;
+}
+
+/** The readings of a day, as the curated (Parquet) table holds them. */
+export function curatedReadingsSelect(day: string): string {
+  return `SELECT device_id, device_type, time, metric, value, value_str, value_bool, source, received_at
+FROM readings
+WHERE dt = '${checkDay(day)}'`;
+}
+
+/** Per device and metric: min, max, avg, count, first and last time of the numeric values of a day. */
+export function dailyMetricsSelect(day: string): string {
+  return `SELECT device_id, metric, DATE '${checkDay(day)}' AS day,
+  min(value) AS min, max(value) AS max, avg(value) AS avg, count(*) AS count,
+  min(time) AS first_time, max(time) AS last_time
+FROM readings
+WHERE dt = '${day}' AND value IS NOT NULL
+GROUP BY device_id, metric`;
+}
+
+/** The report rows (CSV for QuickSight): the aggregates and the day's range (max - min). */
+export function dailyReportSelect(day: string): string {
+  return `SELECT device_id, metric, CAST(DATE '${checkDay(day)}' AS VARCHAR) AS day,
+  min(value) AS min, max(value) AS max, max(value) - min(value) AS range, avg(value) AS avg, count(*) AS count,
+  CAST(min(time) AS VARCHAR) AS first_time, CAST(max(time) AS VARCHAR) AS last_time
+FROM readings
+WHERE dt = '${day}' AND value IS NOT NULL
+GROUP BY device_id, metric
+ORDER BY device_id, metric`;
+}
+
+/** Columns of the CSV reports, in order (they carry no header). */
+export const REPORT_COLUMNS = [
+  'device_id',
+  'metric',
+  'day',
+  'min',
+  'max',
+  'range',
+  'avg',
+  'count',
+  'first_time',
+  'last_time',
+];
+
+/** Views for QuickSight and analysts: text values made one column; the daily range ("max - min"). */
+export const VIEWS: readonly { readonly name: string; readonly sql: string }[] = [
+  {
+    name: 'v_readings',
+    sql: `SELECT device_id, device_type, time, metric, value,
+  COALESCE(value_str, CAST(value_bool AS VARCHAR)) AS text_value, source, received_at, dt
+FROM readings`,
+  },
+  {
+    name: 'v_daily_metrics',
+    sql: `SELECT device_id, metric, day, min, max, max - min AS range, avg, count, first_time, last_time, dt
+FROM daily_metrics`,
+  },
+];
+
+/** Saved queries for the common questions (named queries in the Athena workgroup). */
+export const NAMED_QUERIES: readonly {
+  readonly name: string;
+  readonly description: string;
+  readonly sql: string;
+}[] = [
+  {
+    name: 'latest-value-per-device',
+    description: 'Latest value of each metric of each device, today',
+    sql: `SELECT device_id, metric, max_by(value, time) AS value, max(time) AS time
+FROM readings
+WHERE dt = CAST(current_date AS VARCHAR)
+GROUP BY device_id, metric
+ORDER BY device_id, metric`,
+  },
+  {
+    name: 'daily-min-max-per-device',
+    description: 'Daily min, max and range of each metric per device, last 7 days',
+    sql: `SELECT device_id, metric, day, min, max, range, avg, count
+FROM v_daily_metrics
+WHERE dt >= CAST(current_date - INTERVAL '7' DAY AS VARCHAR)
+ORDER BY device_id, metric, day`,
+  },
+  {
+    name: 'devices-silent-since',
+    description: 'Devices whose last reading in the last 30 days is older than a day',
+    sql: `SELECT device_id, max(time) AS last_seen
+FROM readings
+WHERE dt >= CAST(current_date - INTERVAL '30' DAY AS VARCHAR)
+GROUP BY device_id
+HAVING max(time) < current_timestamp - INTERVAL '1' DAY
+ORDER BY last_seen`,
+  },
+  {
+    name: 'readings-of-one-device',
+    description: 'Readings of one device in a time range (run with the device id as the parameter)',
+    sql: `SELECT time, metric, value, value_str, value_bool
+FROM readings
+WHERE device_id = ? AND dt BETWEEN CAST(current_date - INTERVAL '1' DAY AS VARCHAR) AND CAST(current_date AS VARCHAR)
+ORDER BY time, metric`,
+  },
+  {
+    name: 'quarantine-reasons',
+    description: 'Why messages were quarantined, by count, last 7 days',
+    sql: `SELECT reason_code, count(*) AS messages, min(reason) AS example
+FROM quarantine
+WHERE dt >= CAST(current_date - INTERVAL '7' DAY AS VARCHAR)
+GROUP BY reason_code
+ORDER BY messages DESC`,
+  },
+];
+
+/** QuickSight reads at most this many files through one S3 manifest. */
+export const QUICKSIGHT_MAX_FILES = 1000;
+
+export interface QuickSightManifest {
+  readonly fileLocations: readonly { readonly URIPrefixes: readonly string[] }[];
+  readonly globalUploadSettings: {
+    readonly format: 'CSV';
+    readonly delimiter: ',';
+    readonly textqualifier: '"';
+    readonly containsHeader: 'false';
+  };
+}
+
+/**
+ * The manifest of the newest report days whose files fit QuickSight's limit, from the
+ * keys under `reports/daily/`. One URI prefix per day, newest first.
+ */
+export function quicksightManifest(
+  bucket: string,
+  reportKeys: readonly string[],
+  maxFiles = QUICKSIGHT_MAX_FILES,
+): QuickSightManifest {
+  const files = new Map<string, number>();
+  for (const key of reportKeys) {
+    const day = /^reports\/daily\/dt=(\d{4}-\d{2}-\d{2})\//.exec(key)?.[1];
+    if (day) files.set(day, (files.get(day) ?? 0) + 1);
+  }
+  const prefixes: string[] = [];
+  let total = 0;
+  for (const day of [...files.keys()].sort().reverse()) {
+    const count = files.get(day) ?? 0;
+    if (total + count > maxFiles) break;
+    total += count;
+    prefixes.push(`s3://${bucket}/${LAKE_PREFIXES.reports}daily/dt=${day}/`);
+  }
+  return {
+    fileLocations: [{ URIPrefixes: prefixes }],
+    globalUploadSettings: { format: 'CSV', delimiter: ',', textqualifier: '"', containsHeader: 'false' },
+  };
+}
+
+export interface DailyJobDeps {
+  readonly engine: QueryEngine;
+  readonly lake: LakeStore;
+  /** Bucket name, for the manifest's S3 URIs. */
+  readonly bucket: string;
+  readonly log?: (line: string) => void;
+  /** Create or replace the views (Athena); the local engine has them already. */
+  readonly createViews?: boolean;
+}
+
+export interface DailyJobReport {
+  readonly day: string;
+  /** Days listed in the QuickSight manifest. */
+  readonly reportDays: number;
+}
+
+/** Runs the daily job for one day (re-runnable). */
+export async function runDailyJob(day: string, deps: DailyJobDeps): Promise<DailyJobReport> {
+  checkDay(day);
+  const outputs = [
+    {
+      prefix: `${LAKE_PREFIXES.curated}dt=${day}/`,
+      select: curatedReadingsSelect(day),
+      format: 'parquet' as const,
+    },
+    {
+      prefix: `${LAKE_PREFIXES.dailyMetrics}dt=${day}/`,
+      select: dailyMetricsSelect(day),
+      format: 'parquet' as const,
+    },
+    {
+      prefix: `${LAKE_PREFIXES.reports}daily/dt=${day}/`,
+      select: dailyReportSelect(day),
+      format: 'csv' as const,
+    },
+  ];
+  for (const output of outputs) {
+    // UNLOAD writes only to an empty location: what an earlier run wrote goes first.
+    for (const key of await deps.lake.list(output.prefix)) await deps.lake.delete(key);
+    await deps.engine.unload(output.select, output.prefix, output.format);
+    deps.log?.(`daily ${day}: wrote ${output.prefix}`);
+  }
+  if (deps.createViews !== false) {
+    for (const view of VIEWS) await deps.engine.run(`CREATE OR REPLACE VIEW ${view.name} AS ${view.sql}`);
+  }
+  const manifest = quicksightManifest(deps.bucket, await deps.lake.list(`${LAKE_PREFIXES.reports}daily/`));
+  await deps.lake.put(
+    `${LAKE_PREFIXES.reports}manifest.json`,
+    Buffer.from(JSON.stringify(manifest, null, 2)),
+    'application/json',
+  );
+  return { day, reportDays: manifest.fileLocations[0]?.URIPrefixes.length ?? 0 };
+}
+
+/** The day before `now`, in UTC: what the schedule compacts. */
+export function yesterday(now: number): string {
+  return new Date(now - 86_400_000).toISOString().slice(0, 10);
+}

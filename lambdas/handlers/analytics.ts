@@ -1,0 +1,28 @@
+import { Logger } from '@aws-lambda-powertools/logger';
+import { AthenaClient } from '@aws-sdk/client-athena';
+import { S3Client } from '@aws-sdk/client-s3';
+import { athenaEngine } from '../adapters/aws/athena.ts';
+import { s3Store } from '../adapters/aws/s3-store.ts';
+import { checkDay, runDailyJob, yesterday } from '../core/analytics.ts';
+import { ENV, requireEnv } from '../env.ts';
+
+const logger = new Logger();
+const bucket = requireEnv(ENV.lakeBucket);
+// Built once per container, outside the handler.
+const engine = athenaEngine(new AthenaClient({}), {
+  workGroup: requireEnv(ENV.athenaWorkGroup),
+  database: requireEnv(ENV.glueDatabase),
+  bucket,
+});
+const lake = s3Store(new S3Client({}), bucket);
+
+/**
+ * The daily job: EventBridge calls it after midnight UTC for yesterday; invoke it with
+ * `{"day": "2026-11-20"}` to (re)build another day, e.g. after late data.
+ */
+export const handler = async (event: { day?: string } = {}) => {
+  const day = event.day === undefined ? yesterday(Date.now()) : checkDay(event.day);
+  const report = await runDailyJob(day, { engine, lake, bucket, log: (line) => logger.info(line) });
+  logger.info('daily job done', { ...report });
+  return report;
+};

@@ -1,0 +1,166 @@
+import { mkdtemp, readFile } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { DuckDBInstance } from '@duckdb/node-api';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { duckdbEngine } from '../../lambdas/adapters/local/duckdb.ts';
+import { folderStore } from '../../lambdas/adapters/local/folder-store.ts';
+import {
+  checkDay,
+  dailyMetricsSelect,
+  NAMED_QUERIES,
+  quicksightManifest,
+  runDailyJob,
+  VIEWS,
+} from '../../lambdas/core/analytics.ts';
+import { validateRuntimeConfig } from '../../lambdas/core/config.ts';
+import { decodeMessage, writeBatch } from '../../lambdas/core/ingest.ts';
+import { mqttMessage } from '../support/fakes.ts';
+
+const DAY = '2026-11-24';
+const at = (hhmm: string) => Date.parse(`${DAY}T${hhmm}:00Z`);
+
+describe('daily job on a local lake built from known readings (the SQL Athena runs, run by DuckDB)', () => {
+  let dir: string;
+  let instance: DuckDBInstance;
+
+  beforeAll(async () => {
+    dir = await mkdtemp(join(tmpdir(), 'daily-'));
+    const lake = folderStore(join(dir, 'lake'));
+    const config = validateRuntimeConfig({});
+    const now = at('23:59') + 60_000;
+    const messages = [
+      mqttMessage('a1', { $ts: at('00:10'), temp: 20, door: true, fw: '1.2' }, 'dt/thermo/dev-a', now),
+      mqttMessage('a2', { $ts: at('12:00'), temp: 26 }, 'dt/thermo/dev-a', now),
+      mqttMessage('a3', { $ts: at('23:50'), temp: 23 }, 'dt/thermo/dev-a', now),
+      mqttMessage('b1', { $ts: at('08:00'), temp: -5, battery: 3.6 }, 'dt/thermo/dev-b', now),
+      mqttMessage('b2', { $ts: at('09:00'), temp: -7, battery: 3.5 }, 'dt/thermo/dev-b', now),
+      // Another day: not part of the aggregate.
+      mqttMessage('c1', { $ts: at('00:00') - 1000, temp: 99 }, 'dt/thermo/dev-a', now),
+    ];
+    await writeBatch(
+      messages.map((m) => decodeMessage(m, config, () => now)),
+      { config, lake },
+    );
+    instance = await DuckDBInstance.create(':memory:');
+    const connection = await instance.connect();
+    const engine = await duckdbEngine(connection, join(dir, 'lake'));
+    await runDailyJob(DAY, { engine, lake, bucket: 'lake-bucket', createViews: false });
+    // Re-running a day replaces its outputs.
+    await runDailyJob(DAY, { engine, lake, bucket: 'lake-bucket', createViews: false });
+  });
+  afterAll(() => instance?.closeSync());
+
+  const query = async (sql: string) => {
+    const connection = await instance.connect();
+    const engine = await duckdbEngine(connection, join(dir, 'lake'));
+    return (await engine.run(sql)).rows;
+  };
+
+  it('writes the daily aggregates with the expected numbers', async () => {
+    const rows = await query(
+      'SELECT device_id, metric, CAST(day AS VARCHAR) AS day, min, max, avg, count::INT AS count, CAST(first_time AS VARCHAR) AS first_time, CAST(last_time AS VARCHAR) AS last_time FROM daily_metrics ORDER BY 1, 2',
+    );
+    expect(rows).toEqual([
+      {
+        device_id: 'dev-a',
+        metric: 'temp',
+        day: DAY,
+        min: 20,
+        max: 26,
+        avg: 23,
+        count: 3,
+        first_time: `${DAY} 00:10:00`,
+        last_time: `${DAY} 23:50:00`,
+      },
+      {
+        device_id: 'dev-b',
+        metric: 'battery',
+        day: DAY,
+        min: 3.5,
+        max: 3.6,
+        avg: 3.55,
+        count: 2,
+        first_time: `${DAY} 08:00:00`,
+        last_time: `${DAY} 09:00:00`,
+      },
+      {
+        device_id: 'dev-b',
+        metric: 'temp',
+        day: DAY,
+        min: -7,
+        max: -5,
+        avg: -6,
+        count: 2,
+        first_time: `${DAY} 08:00:00`,
+        last_time: `${DAY} 09:00:00`,
+      },
+    ]);
+  });
+
+  it('compacts the day into Parquet with every row, text and boolean values included, once after a re-run', async () => {
+    const rows = await query(
+      `SELECT metric, count(*)::INT AS n FROM curated_readings WHERE dt = '${DAY}' GROUP BY 1 ORDER BY 1`,
+    );
+    expect(rows).toEqual([
+      { metric: 'battery', n: 2 },
+      { metric: 'door', n: 1 },
+      { metric: 'fw', n: 1 },
+      { metric: 'temp', n: 5 },
+    ]);
+  });
+
+  it('writes the CSV report with the daily range, and a QuickSight manifest pointing at it', async () => {
+    const csv = await readFile(join(dir, 'lake', 'reports', 'daily', `dt=${DAY}`, 'data.csv'), 'utf8');
+    expect(csv.trim().split('\n')[0]).toBe(
+      `dev-a,temp,${DAY},20.0,26.0,6.0,23.0,3,${DAY} 00:10:00,${DAY} 23:50:00`,
+    );
+    const manifest = JSON.parse(await readFile(join(dir, 'lake', 'reports', 'manifest.json'), 'utf8'));
+    expect(manifest).toEqual({
+      fileLocations: [{ URIPrefixes: [`s3://lake-bucket/reports/daily/dt=${DAY}/`] }],
+      globalUploadSettings: { format: 'CSV', delimiter: ',', textqualifier: '"', containsHeader: 'false' },
+    });
+  });
+
+  it('gives analysts the views Athena has', async () => {
+    const rows = await query(`SELECT device_id, range FROM v_daily_metrics WHERE metric = 'temp' ORDER BY 1`);
+    expect(rows).toEqual([
+      { device_id: 'dev-a', range: 6 },
+      { device_id: 'dev-b', range: 2 },
+    ]);
+    const text = await query(
+      `SELECT text_value FROM v_readings WHERE metric IN ('door', 'fw') ORDER BY metric`,
+    );
+    expect(text).toEqual([{ text_value: 'true' }, { text_value: '1.2' }]);
+  });
+
+  it('runs the named queries that need no parameter on DuckDB too', async () => {
+    for (const named of NAMED_QUERIES.filter((q) => !q.sql.includes('?'))) {
+      await expect(query(named.sql), named.name).resolves.toBeInstanceOf(Array);
+    }
+  });
+});
+
+describe('analytics SQL and manifest', () => {
+  it('refuses a day that is not a day before it reaches SQL', () => {
+    for (const bad of ["2026-11-24' OR 1=1 --", '2026-02-30', '24.11.2026', '']) {
+      expect(() => dailyMetricsSelect(bad)).toThrow('is not a day; write YYYY-MM-DD');
+    }
+    expect(checkDay('2028-02-29')).toBe('2028-02-29');
+  });
+
+  it("keeps the manifest within QuickSight's file limit, newest days first", () => {
+    const keys = ['2026-11-01', '2026-11-02', '2026-11-03'].flatMap((day) =>
+      Array.from({ length: 400 }, (_, i) => `reports/daily/dt=${day}/part-${i}.csv`),
+    );
+    const manifest = quicksightManifest('b', [...keys, 'reports/manifest.json']);
+    expect(manifest.fileLocations[0]?.URIPrefixes).toEqual([
+      's3://b/reports/daily/dt=2026-11-03/',
+      's3://b/reports/daily/dt=2026-11-02/',
+    ]);
+  });
+
+  it('defines views over the Glue tables', () => {
+    expect(VIEWS.map((v) => v.name)).toEqual(['v_readings', 'v_daily_metrics']);
+  });
+});
