@@ -7,11 +7,14 @@ import { randomBytes } from 'node:crypto';
 import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { type ParseArgsConfig, parseArgs } from 'node:util';
+import { AthenaClient } from '@aws-sdk/client-athena';
 import { S3Client } from '@aws-sdk/client-s3';
 import { DuckDBInstance } from '@duckdb/node-api';
+import { athenaEngine } from '../lambdas/adapters/aws/athena.ts';
 import { s3Store } from '../lambdas/adapters/aws/s3-store.ts';
-import { createLakeViews, duckdbRegistry, runQuery } from '../lambdas/adapters/local/duckdb.ts';
+import { createLakeViews, duckdbEngine, duckdbRegistry, runQuery } from '../lambdas/adapters/local/duckdb.ts';
 import { folderStore } from '../lambdas/adapters/local/folder-store.ts';
+import { ATHENA_PRICE, athenaCost, checkDay, runDailyJob, yesterday } from '../lambdas/core/analytics.ts';
 import { parseHex } from '../lambdas/core/decoders/hex.ts';
 import { buildDecoder, type Decoder, decoderFor } from '../lambdas/core/decoders/registry.ts';
 import { type DeviceFilter, type DeviceSummary, filterDevices } from '../lambdas/core/estate.ts';
@@ -47,7 +50,9 @@ Commands:
   devices    list the device estate: [--type <t>] [--tag key=value] [--status online|offline] [--silent-for 1h]
              from a running pipeline: [--url <HttpApiUrl>] (local: --http-port, 3000), key from IOT_PIPELINE_API_KEY;
              when no local runtime answers, from [--data <dir>] directly   [--json]
-  query      run SQL on the local lake with DuckDB: query "SELECT ..." [--data <dir>] [--json | --csv]
+  daily      run the daily job on the local lake: [--day <YYYY-MM-DD>] (yesterday) [--data <dir>]
+  query      run SQL: query "SELECT ..." [--json | --csv]; on the local lake with DuckDB [--data <dir>],
+             or on Athena with --workgroup <AthenaWorkGroup> --database <GlueDatabaseName> (stack outputs)
              tables: readings, raw, quarantine, curated_readings, daily_metrics (and timeseries when start is not running)
 `;
 
@@ -66,6 +71,8 @@ async function main(argv: string[]): Promise<number> {
       return redecodeCommand(rest);
     case 'devices':
       return devices(rest);
+    case 'daily':
+      return daily(rest);
     case undefined:
     case 'help':
     case '--help':
@@ -429,18 +436,59 @@ async function devicesFromFile(file: string, filter: DeviceFilter): Promise<Devi
   }
 }
 
+async function daily(args: string[]): Promise<number> {
+  const { values } = parse({
+    args,
+    options: { day: { type: 'string' }, data: { type: 'string', default: './.data' } },
+  });
+  let day: string;
+  try {
+    day = values.day === undefined ? yesterday(Date.now()) : checkDay(values.day);
+  } catch (error) {
+    throw new UsageError(`--day: ${(error as Error).message}`);
+  }
+  const lakeDir = join(values.data, 'lake');
+  const instance = await DuckDBInstance.create(':memory:');
+  try {
+    const engine = await duckdbEngine(await instance.connect(), lakeDir);
+    const report = await runDailyJob(day, {
+      engine,
+      lake: folderStore(lakeDir),
+      bucket: 'local-lake',
+      createViews: false,
+      log: (line) => process.stderr.write(`${line}\n`),
+    });
+    process.stderr.write(`daily: ${day} done; the manifest lists ${report.reportDays} report days\n`);
+    return 0;
+  } finally {
+    instance.closeSync();
+  }
+}
+
 async function query(args: string[]): Promise<number> {
   const { values, positionals } = parse({
     args,
     allowPositionals: true,
     options: {
       data: { type: 'string', default: './.data' },
+      workgroup: { type: 'string' },
+      database: { type: 'string' },
       json: { type: 'boolean', default: false },
       csv: { type: 'boolean', default: false },
     },
   });
   const sql = positionals.join(' ').trim();
   if (!sql) throw new UsageError(`Give the SQL to run: query "SELECT * FROM readings LIMIT 10"\n\n${USAGE}`);
+  if (values.workgroup !== undefined) {
+    if (!values.database)
+      throw new UsageError('--workgroup needs --database <GlueDatabaseName> (a stack output)');
+    return queryAthena(
+      sql,
+      values.workgroup,
+      values.database,
+      values.json ? 'json' : values.csv ? 'csv' : 'table',
+    );
+  }
   const instance = await DuckDBInstance.create(':memory:');
   const connection = await instance.connect();
   try {
@@ -460,6 +508,51 @@ async function query(args: string[]): Promise<number> {
     connection.closeSync();
     instance.closeSync();
   }
+}
+
+async function queryAthena(
+  sql: string,
+  workGroup: string,
+  database: string,
+  output: 'json' | 'csv' | 'table',
+): Promise<number> {
+  const tty = process.stderr.isTTY;
+  const engine = athenaEngine(new AthenaClient({}), {
+    workGroup,
+    database,
+    bucket: '',
+    onProgress: ({ state, elapsedMs, bytesScanned }) => {
+      const line = `athena: ${state.toLowerCase()}, ${(elapsedMs / 1000).toFixed(1)} s, ${formatBytes(bytesScanned)} scanned`;
+      process.stderr.write(tty ? `\r${line}\u001b[K` : `${line}\n`);
+    },
+  });
+  let result: Awaited<ReturnType<typeof engine.query>>;
+  try {
+    result = await engine.query(sql);
+  } catch (error) {
+    if (tty) process.stderr.write('\n');
+    throw new UsageError(`The query failed: ${(error as Error).message}`);
+  }
+  if (tty) process.stderr.write('\n');
+  const columns = Object.keys(result.rows[0] ?? {});
+  if (output === 'json') process.stdout.write(`${JSON.stringify(result.rows)}\n`);
+  else if (output === 'csv') process.stdout.write(formatCsv({ columns, rows: result.rows }));
+  else process.stdout.write(formatTable({ columns, rows: result.rows }));
+  process.stderr.write(
+    `(${result.rows.length} rows; ${formatBytes(result.bytesScanned)} scanned, $${athenaCost(result.bytesScanned).toFixed(6)} at $${ATHENA_PRICE.perTbScanned}/TB with a 10 MB minimum; query ${result.id})\n`,
+  );
+  return 0;
+}
+
+function formatBytes(bytes: number): string {
+  const units = ['B', 'KB', 'MB', 'GB', 'TB'];
+  let value = bytes;
+  let unit = 0;
+  while (value >= 1024 && unit < units.length - 1) {
+    value /= 1024;
+    unit++;
+  }
+  return `${value.toFixed(unit === 0 ? 0 : 1)} ${units[unit]}`;
 }
 
 /** The runtime's time-series table, when its file exists and no running runtime holds it. */

@@ -101,7 +101,7 @@ export class PipelineStack extends Stack {
 
     const http = new HttpApi(this, 'Http', {
       ingestQueue: ingest.queue,
-      registryTable: registry.table,
+      query: { registryTable: registry.table, analytics, lakeBucket: lake.bucket },
       runtimeConfig: runtimeConfigJson(config),
       throttleRateLimit: config.http.throttleRateLimit,
       throttleBurstLimit: config.http.throttleBurstLimit,
@@ -115,6 +115,7 @@ export class PipelineStack extends Stack {
         Http: http.function,
         Offline: registry.offlineFunction,
         Daily: daily.function,
+        ...(http.queryFunction && { Query: http.queryFunction }),
       },
       topicRuleNames: [ingest.ruleName],
     });

@@ -8,6 +8,7 @@ import { createServer, type IncomingMessage, type ServerResponse } from 'node:ht
 import type { DeviceRegistry } from '../lambdas/core/estate.ts';
 import { DEVICES_PATH, handleDevicesRequest } from '../lambdas/core/http-devices.ts';
 import { type HttpIngressDeps, handleIngress, json } from '../lambdas/core/http-ingress.ts';
+import { handleQueryRequest, isQueryPath, type PagedQueries } from '../lambdas/core/query-api.ts';
 import { listen } from './listen.ts';
 
 export interface LocalHttpServer {
@@ -21,6 +22,8 @@ export async function startHttpServer(options: {
   readonly ingress: HttpIngressDeps;
   /** Answers GET /v1/devices from the registry. */
   readonly registry?: DeviceRegistry;
+  /** Answers GET /v1/devices/{id}/readings|daily. */
+  readonly queries?: PagedQueries;
   /** Requests per second and burst, as the API Gateway stage throttles; 429 past them. */
   readonly throttle?: { readonly rate: number; readonly burst: number };
   readonly onRequest?: (line: { method: string; path: string; status: number; bytes: number }) => void;
@@ -79,8 +82,8 @@ async function serve(
           error: 'payload_too_large',
           message: `The body is larger than ${options.ingress.maxBodyBytes} bytes`,
         })
-      : path === DEVICES_PATH && options.registry
-        ? await handleDevicesRequest(
+      : isQueryPath(path) && options.queries
+        ? await handleQueryRequest(
             {
               method: request.method ?? 'GET',
               path,
@@ -90,20 +93,33 @@ async function serve(
               requestId: '',
               receivedAt,
             },
-            { apiKey: options.ingress.apiKey, registry: options.registry },
+            { apiKey: options.ingress.apiKey, engine: options.queries },
           )
-        : await handleIngress(
-            {
-              method: request.method ?? 'GET',
-              path,
-              query: url.search.slice(1),
-              headers,
-              body,
-              requestId: randomUUID(),
-              receivedAt,
-            },
-            options.ingress,
-          );
+        : path === DEVICES_PATH && options.registry
+          ? await handleDevicesRequest(
+              {
+                method: request.method ?? 'GET',
+                path,
+                query: url.search.slice(1),
+                headers,
+                body,
+                requestId: '',
+                receivedAt,
+              },
+              { apiKey: options.ingress.apiKey, registry: options.registry },
+            )
+          : await handleIngress(
+              {
+                method: request.method ?? 'GET',
+                path,
+                query: url.search.slice(1),
+                headers,
+                body,
+                requestId: randomUUID(),
+                receivedAt,
+              },
+              options.ingress,
+            );
   send(response, result);
   options.onRequest?.({
     method: request.method ?? '',

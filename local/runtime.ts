@@ -11,6 +11,7 @@ import { localAlerts } from '../lambdas/adapters/local/alerts.ts';
 import {
   createLakeViews,
   duckdbClaims,
+  duckdbPagedQueries,
   duckdbRegistry,
   duckdbTimeSeries,
   type QueryResult,
@@ -136,6 +137,7 @@ export async function startLocalRuntime(options: LocalRuntimeOptions): Promise<L
       ingress: { apiKey: options.apiKey, enqueue, maxBodyBytes: config.validation.maxPayloadBytes, config },
       throttle: { rate: config.http.throttleRateLimit, burst: config.http.throttleBurstLimit },
       registry,
+      queries: duckdbPagedQueries(() => database.connect(), lakeDir),
       onRequest: (r) => {
         if (r.status >= 400) log?.(`HTTP ${r.method} ${r.path} -> ${r.status}`);
       },

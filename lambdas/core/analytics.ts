@@ -238,6 +238,14 @@ export async function runDailyJob(day: string, deps: DailyJobDeps): Promise<Dail
   return { day, reportDays: manifest.fileLocations[0]?.URIPrefixes.length ?? 0 };
 }
 
+/** Athena's us-east-1 price: $ per TB scanned, with a 10 MB minimum per query (a test keeps these equal to aws-prices.json). */
+export const ATHENA_PRICE = { perTbScanned: 5, minimumBytesPerQuery: 10 * 1024 * 1024 } as const;
+
+/** What a query that scanned this many bytes costs. */
+export function athenaCost(bytesScanned: number): number {
+  return (Math.max(bytesScanned, ATHENA_PRICE.minimumBytesPerQuery) / 1024 ** 4) * ATHENA_PRICE.perTbScanned;
+}
+
 /** The day before `now`, in UTC: what the schedule compacts. */
 export function yesterday(now: number): string {
   return new Date(now - 86_400_000).toISOString().slice(0, 10);

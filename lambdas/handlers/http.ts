@@ -1,13 +1,10 @@
 import { Logger } from '@aws-lambda-powertools/logger';
-import { DynamoDBClient } from '@aws-sdk/client-dynamodb';
 import { SecretsManagerClient } from '@aws-sdk/client-secrets-manager';
 import { SQSClient } from '@aws-sdk/client-sqs';
 import type { APIGatewayProxyEventV2, APIGatewayProxyStructuredResultV2 } from 'aws-lambda';
-import { dynamodbRegistry } from '../adapters/aws/dynamodb-registry.ts';
 import { sqsEnqueue } from '../adapters/aws/queue.ts';
 import { loadRuntimeConfig } from '../adapters/aws/runtime-config.ts';
 import { cachedSecret } from '../adapters/aws/secret.ts';
-import { DEVICES_PATH, handleDevicesRequest } from '../core/http-devices.ts';
 import { handleIngress } from '../core/http-ingress.ts';
 import { ENV, requireEnv } from '../env.ts';
 
@@ -16,25 +13,8 @@ const config = loadRuntimeConfig();
 const enqueue = sqsEnqueue(new SQSClient({}), requireEnv(ENV.ingestQueueUrl));
 const apiKey = cachedSecret(new SecretsManagerClient({}), requireEnv(ENV.apiKeySecretArn));
 
-const registryTable = process.env[ENV.registryTable];
-const registry = registryTable ? dynamodbRegistry(new DynamoDBClient({}), registryTable) : undefined;
-
 export const handler = async (event: APIGatewayProxyEventV2): Promise<APIGatewayProxyStructuredResultV2> => {
   const body = Buffer.from(event.body ?? '', event.isBase64Encoded ? 'base64' : 'utf8');
-  if (event.rawPath === DEVICES_PATH && registry) {
-    return handleDevicesRequest(
-      {
-        method: event.requestContext.http.method,
-        path: event.rawPath,
-        query: event.rawQueryString,
-        headers: event.headers,
-        body,
-        requestId: event.requestContext.requestId,
-        receivedAt: event.requestContext.timeEpoch,
-      },
-      { apiKey: await apiKey(), registry },
-    );
-  }
   const response = await handleIngress(
     {
       method: event.requestContext.http.method,

@@ -115,7 +115,7 @@ export class Analytics extends Construct {
         workGroup: this.workGroup.name,
         queryString: query.sql,
       });
-      named.addDependency(this.workGroup);
+      named.addResourceDependency(this.workGroup);
       named.addResourceDependency(this.database);
     }
   }

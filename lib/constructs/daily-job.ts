@@ -59,7 +59,12 @@ export class DailyJob extends Construct {
  * objects of the database, reading the lake, and the results bucket; writing (UNLOAD)
  * only under `curated/` and `reports/`.
  */
-export function grantAthena(grantee: PipelineFunction, analytics: Analytics, lakeBucket: s3.IBucket): void {
+export function grantAthena(
+  grantee: PipelineFunction,
+  analytics: Analytics,
+  lakeBucket: s3.IBucket,
+  access: 'read' | 'read-write' = 'read-write',
+): void {
   const stack = Stack.of(grantee);
   grantee.addToRolePolicy(
     new iam.PolicyStatement({
@@ -86,8 +91,8 @@ export function grantAthena(grantee: PipelineFunction, analytics: Analytics, lak
         'glue:GetTable',
         'glue:GetTables',
         'glue:GetPartitions',
-        'glue:CreateTable',
-        'glue:UpdateTable',
+        // Views are created and replaced by the daily job only.
+        ...(access === 'read-write' ? ['glue:CreateTable', 'glue:UpdateTable'] : []),
       ],
       resources: [
         glueArn('catalog'),
@@ -98,14 +103,17 @@ export function grantAthena(grantee: PipelineFunction, analytics: Analytics, lak
   );
   lakeBucket.grantRead(grantee);
   analytics.resultsBucket.grantReadWrite(grantee);
-  grantee.addToRolePolicy(
-    new iam.PolicyStatement({
-      actions: ['s3:PutObject', 's3:DeleteObject', 's3:AbortMultipartUpload'],
-      resources: [LAKE_PREFIXES.curated, LAKE_PREFIXES.dailyMetrics, LAKE_PREFIXES.reports].map((p) =>
-        lakeBucket.arnForObjects(`${p}*`),
-      ),
-    }),
-  );
+  if (access === 'read-write') {
+    grantee.addToRolePolicy(
+      new iam.PolicyStatement({
+        actions: ['s3:PutObject', 's3:DeleteObject', 's3:AbortMultipartUpload'],
+        resources: [LAKE_PREFIXES.curated, LAKE_PREFIXES.dailyMetrics, LAKE_PREFIXES.reports].map((p) =>
+          lakeBucket.arnForObjects(`${p}*`),
+        ),
+      }),
+    );
+  }
+
   const id = (bucket: s3.IBucket) => stack.getLogicalId(bucket.node.defaultChild as s3.CfnBucket);
   const findings: [string, string][] = [
     ['Action::s3:GetObject*', 'read the lake tables'],

@@ -4,21 +4,29 @@ import * as apigw from 'aws-cdk-lib/aws-apigatewayv2';
 import { HttpLambdaIntegration } from 'aws-cdk-lib/aws-apigatewayv2-integrations';
 import type * as dynamodb from 'aws-cdk-lib/aws-dynamodb';
 import * as logs from 'aws-cdk-lib/aws-logs';
+import type * as s3 from 'aws-cdk-lib/aws-s3';
 import * as secretsmanager from 'aws-cdk-lib/aws-secretsmanager';
 import type * as sqs from 'aws-cdk-lib/aws-sqs';
 import { Construct } from 'constructs';
 import { DEVICES_PATH } from '../../lambdas/core/http-devices.ts';
 import { INGEST_ROUTES } from '../../lambdas/core/http-routes.ts';
 import { ENV } from '../../lambdas/env.ts';
+import type { Analytics } from './analytics.ts';
+import { grantAthena } from './daily-job.ts';
 import { PipelineFunction } from './pipeline-function.ts';
 
 export interface HttpApiProps {
   /** Queue the HTTP function enqueues accepted messages to. */
   readonly ingestQueue: sqs.IQueue;
   /**
-   * The device registry table `GET /v1/devices` lists; without it the route is absent.
+   * The read side: `GET /v1/devices` (registry) and `GET /v1/devices/{id}/readings|daily`
+   * (Athena), served by their own function; without it those routes are absent.
    */
-  readonly registryTable?: dynamodb.ITable;
+  readonly query?: {
+    readonly registryTable: dynamodb.ITable;
+    readonly analytics: Analytics;
+    readonly lakeBucket: s3.IBucket;
+  };
   /** JSON of the run-time config (validation limits), from `runtimeConfigJson`; built into the bundle. */
   readonly runtimeConfig: string;
   /**
@@ -44,6 +52,8 @@ export interface HttpApiProps {
  */
 export class HttpApi extends Construct {
   public readonly api: apigw.HttpApi;
+  /** Serves the read routes, when `query` is given. */
+  public readonly queryFunction?: PipelineFunction;
   public readonly function: PipelineFunction;
   public readonly apiKey: secretsmanager.Secret;
 
@@ -116,10 +126,30 @@ export class HttpApi extends Construct {
     for (const route of INGEST_ROUTES) {
       this.api.addRoutes({ path: route.path, methods: [apigw.HttpMethod.POST], integration });
     }
-    if (props.registryTable) {
-      this.api.addRoutes({ path: DEVICES_PATH, methods: [apigw.HttpMethod.GET], integration });
-      props.registryTable.grant(this.function, 'dynamodb:Scan');
-      this.function.addEnvironment(ENV.registryTable, props.registryTable.tableName);
+    if (props.query) {
+      const { registryTable, analytics, lakeBucket } = props.query;
+      this.queryFunction = new PipelineFunction(this, 'QueryFunction', {
+        handler: 'query',
+        description: 'Answers GET /v1/devices and the readings/daily query API',
+        memorySize: 256,
+        // API Gateway gives an integration 30 s; the handler waits 20 for Athena.
+        timeout: Duration.seconds(29),
+        environment: {
+          [ENV.apiKeySecretArn]: this.apiKey.secretArn,
+          [ENV.registryTable]: registryTable.tableName,
+          [ENV.athenaWorkGroup]: analytics.workGroupName,
+          [ENV.glueDatabase]: analytics.databaseName,
+        },
+      });
+      this.apiKey.grantRead(this.queryFunction);
+      registryTable.grant(this.queryFunction, 'dynamodb:Scan');
+      grantAthena(this.queryFunction, analytics, lakeBucket, 'read');
+      const queries = new HttpLambdaIntegration('QueryIntegration', this.queryFunction, {
+        payloadFormatVersion: apigw.PayloadFormatVersion.VERSION_2_0,
+      });
+      for (const path of [DEVICES_PATH, `${DEVICES_PATH}/{id}/readings`, `${DEVICES_PATH}/{id}/daily`]) {
+        this.api.addRoutes({ path, methods: [apigw.HttpMethod.GET], integration: queries });
+      }
     }
     Validations.of(this.api).acknowledge({
       id: 'AwsSolutions-APIG4',

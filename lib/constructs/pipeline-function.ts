@@ -7,7 +7,7 @@ import type { Construct } from 'constructs';
 import { ENV } from '../../lambdas/env.ts';
 
 /** The Lambda handlers this project ships, by file name under `lambdas/handlers/`. */
-export type HandlerName = 'ingest' | 'http' | 'offline' | 'analytics';
+export type HandlerName = 'ingest' | 'http' | 'offline' | 'analytics' | 'query';
 
 export interface PipelineFunctionProps {
   /** Which handler under `lambdas/handlers/` this function runs. */

@@ -1,3 +1,4 @@
+import { existsSync, readFileSync } from 'node:fs';
 import { mkdtemp, readFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -6,6 +7,8 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { duckdbEngine } from '../../lambdas/adapters/local/duckdb.ts';
 import { folderStore } from '../../lambdas/adapters/local/folder-store.ts';
 import {
+  ATHENA_PRICE,
+  athenaCost,
   checkDay,
   dailyMetricsSelect,
   NAMED_QUERIES,
@@ -158,6 +161,15 @@ describe('analytics SQL and manifest', () => {
       's3://b/reports/daily/dt=2026-11-03/',
       's3://b/reports/daily/dt=2026-11-02/',
     ]);
+  });
+
+  // The shared price list sits beside the repository in the workspace, not in a clone of it.
+  const priceFile = new URL('../../../shared/aws-prices.json', import.meta.url);
+  it.skipIf(!existsSync(priceFile))('prices Athena as aws-prices.json does', () => {
+    const prices = JSON.parse(readFileSync(priceFile, 'utf8'));
+    expect(ATHENA_PRICE).toEqual(prices.athena);
+    expect(athenaCost(1024 ** 4)).toBe(5);
+    expect(athenaCost(1)).toBeCloseTo((10 * 1024 * 1024 * 5) / 1024 ** 4);
   });
 
   it('defines views over the Glue tables', () => {

@@ -12,7 +12,7 @@ describe('Lambda bundles', () => {
     );
     // Assert
     const functions = Object.values(template.findResources('AWS::Lambda::Function'));
-    expect(functions).toHaveLength(4);
+    expect(functions).toHaveLength(5);
     for (const fn of functions) {
       // The code's S3 key is `<asset hash>.zip`; the cloud assembly holds the bundle in `asset.<hash>/`.
       const hash = String(fn.Properties.Code.S3Key).replace(/\.zip$/, '');

@@ -31,7 +31,7 @@ describe('PipelineStack (defaults)', () => {
 
   it('runs every Lambda on nodejs24.x arm64 with explicit memory and timeout', () => {
     const functions = synth.template.findResources('AWS::Lambda::Function');
-    expect(Object.keys(functions)).toHaveLength(4);
+    expect(Object.keys(functions)).toHaveLength(5);
     for (const fn of Object.values(functions)) {
       expect(fn.Properties).toMatchObject({ Runtime: 'nodejs24.x', Architectures: ['arm64'] });
       expect(fn.Properties.MemorySize).toBeGreaterThanOrEqual(128);
@@ -140,7 +140,25 @@ describe('PipelineStack (defaults)', () => {
       'dynamodb:PutItem',
       'dynamodb:Scan',
     ]);
-    synth.template.hasResourceProperties('AWS::ApiGatewayV2::Route', { RouteKey: 'GET /v1/devices' });
+    for (const route of ['GET /v1/devices', 'GET /v1/devices/{id}/readings', 'GET /v1/devices/{id}/daily']) {
+      synth.template.hasResourceProperties('AWS::ApiGatewayV2::Route', { RouteKey: route });
+    }
+    // The read side has its own function: reads the registry and runs Athena; it writes only query results.
+    const statements = statementsOf(synth, 'HttpQueryFunction');
+    expect(actionsOf(statements)).toEqual(
+      expect.arrayContaining([
+        'dynamodb:Scan',
+        'athena:StartQueryExecution',
+        'secretsmanager:GetSecretValue',
+      ]),
+    );
+    const writes = statements.filter((s) =>
+      [s.Action]
+        .flat()
+        .some((action) => !action.startsWith('xray:') && /Put|Delete|Create|Update|SendMessage/.test(action)),
+    );
+    expect(writes.length).toBeGreaterThan(0);
+    for (const write of writes) expect(JSON.stringify(write.Resource)).toMatch(/AnalyticsQueryResults/);
   });
 
   it('runs the daily job after midnight with Athena, writing only curated/ and reports/, and saves the common queries', () => {
@@ -178,9 +196,8 @@ describe('PipelineStack (defaults)', () => {
     });
   });
 
-  it('lets the HTTP function only enqueue, read its API key and list the registry', () => {
+  it('lets the HTTP function only enqueue and read its API key', () => {
     expect(actionsOf(statementsOf(synth, 'HttpFunction'))).toEqual([
-      'dynamodb:Scan',
       'secretsmanager:DescribeSecret',
       'secretsmanager:GetSecretValue',
       'sqs:GetQueueAttributes',
@@ -318,6 +335,7 @@ describe('PipelineStack (defaults)', () => {
     const alarms = Object.values(synth.template.findResources('AWS::CloudWatch::Alarm'));
     expect(alarms.map((a) => a.Properties.MetricName).sort()).toEqual([
       'ApproximateNumberOfMessagesVisible',
+      'Errors',
       'Errors',
       'Errors',
       'Errors',

@@ -57,6 +57,18 @@ describe('iot-pipeline CLI', () => {
       '----------+---------',
       'sim-0001  | 4',
     ]);
+    // The daily job on the local lake, then its aggregates.
+    const today = new Date().toISOString().slice(0, 10);
+    const job = await cli(['daily', '--day', today, '--data', dataDir]);
+    expect(job.stderr).toContain(`daily: ${today} done`);
+    const metrics = await cli([
+      'query',
+      '--data',
+      dataDir,
+      '--json',
+      "SELECT count(*)::INT AS n FROM daily_metrics WHERE metric = 'temp'",
+    ]);
+    expect(JSON.parse(metrics.stdout)).toEqual([{ n: 3 }]);
     // The time-series table is readable once the runtime has stopped.
     const series = await cli(['query', '--data', dataDir, '--csv', 'SELECT count(*) AS n FROM timeseries']);
     expect(series.stdout).toBe('n\r\n36\r\n');
@@ -175,6 +187,14 @@ describe('iot-pipeline CLI', () => {
     await expect(cli(['decode', '--sigfox', 'a::flt:8', '--hex', '00'])).rejects.toMatchObject({
       code: 2,
       stderr: expect.stringContaining('column 4: found "flt", expected a type'),
+    });
+    await expect(cli(['query', '--workgroup', 'wg', 'SELECT 1'])).rejects.toMatchObject({
+      code: 2,
+      stderr: expect.stringContaining('--workgroup needs --database'),
+    });
+    await expect(cli(['daily', '--day', '2026-13-01'])).rejects.toMatchObject({
+      code: 2,
+      stderr: expect.stringContaining('is not a day'),
     });
     await expect(cli(['launch'])).rejects.toMatchObject({
       code: 2,

@@ -6,6 +6,7 @@ import {
   TooManyRequestsException,
 } from '@aws-sdk/client-athena';
 import type { QueryEngine } from '../../core/analytics.ts';
+import { athenaLiteral, InvalidTokenError, type PagedQueries } from '../../core/query-api.ts';
 
 export interface AthenaEngineOptions {
   readonly workGroup: string;
@@ -143,6 +144,90 @@ export function athenaEngine(
           ? "format = 'PARQUET', compression = 'SNAPPY'"
           : "format = 'TEXTFILE', field_delimiter = ','";
       await execute(`UNLOAD (${select}) TO 's3://${options.bucket}/${prefix}' WITH (${properties})`);
+    },
+  };
+}
+
+/**
+ * The query API's engine on Athena: the plan's parameters become execution parameters;
+ * the request waits up to `waitMs`, then answers with a token holding the execution id
+ * (and Athena's page token). A token is honoured only for the query it was made for:
+ * the execution's SQL and parameters must match the request's.
+ */
+export function athenaPagedQueries(
+  client: AthenaClient,
+  options: Pick<AthenaEngineOptions, 'workGroup' | 'database' | 'sleep'>,
+): PagedQueries {
+  const sleep = options.sleep ?? ((ms: number) => new Promise<void>((resolve) => setTimeout(resolve, ms)));
+  const encode = (token: { id: string; page?: string }) =>
+    Buffer.from(JSON.stringify(token)).toString('base64url');
+  const decode = (text: string): { id: string; page?: string } => {
+    try {
+      const token = JSON.parse(Buffer.from(text, 'base64url').toString('utf8')) as {
+        id?: unknown;
+        page?: unknown;
+      };
+      if (typeof token.id !== 'string' || (token.page !== undefined && typeof token.page !== 'string'))
+        throw new Error('shape');
+      return { id: token.id, ...(token.page === undefined ? {} : { page: token.page }) };
+    } catch {
+      throw new InvalidTokenError('next is not a token this API gave');
+    }
+  };
+  return {
+    async page(plan, token, { waitMs, pageSize }) {
+      const parameters = plan.params.map(athenaLiteral);
+      let state = token === undefined ? undefined : decode(token);
+      if (!state) {
+        const started = await client.send(
+          new StartQueryExecutionCommand({
+            QueryString: plan.sql,
+            WorkGroup: options.workGroup,
+            QueryExecutionContext: { Database: options.database },
+            ExecutionParameters: parameters,
+          }),
+        );
+        if (!started.QueryExecutionId) throw new Error('Athena started a query without an id');
+        state = { id: started.QueryExecutionId };
+      }
+      const began = Date.now();
+      let delay = 250;
+      for (;;) {
+        const { QueryExecution: execution } = await client.send(
+          new GetQueryExecutionCommand({ QueryExecutionId: state.id }),
+        );
+        if (
+          token !== undefined &&
+          (execution?.Query !== plan.sql ||
+            JSON.stringify(execution?.ExecutionParameters ?? []) !== JSON.stringify(parameters))
+        ) {
+          throw new InvalidTokenError('next belongs to another query: repeat the same parameters');
+        }
+        const status = execution?.Status?.State;
+        if (status === 'FAILED' || status === 'CANCELLED') {
+          throw new Error(
+            `Athena query ${state.id} ${status.toLowerCase()}: ${execution?.Status?.StateChangeReason ?? ''}`,
+          );
+        }
+        if (status === 'SUCCEEDED') break;
+        if (Date.now() - began >= waitMs) return { rows: [], running: true, next: encode(state) };
+        await sleep(delay);
+        delay = Math.min(delay * 2, 2000);
+      }
+      const first = state.page === undefined;
+      const page = await client.send(
+        new GetQueryResultsCommand({
+          QueryExecutionId: state.id,
+          // The first page starts with the header row.
+          MaxResults: first ? pageSize + 1 : pageSize,
+          ...(state.page === undefined ? {} : { NextToken: state.page }),
+        }),
+      );
+      const columns = page.ResultSet?.ResultSetMetadata?.ColumnInfo?.map((c) => c.Name ?? '') ?? [];
+      const rows = (page.ResultSet?.Rows ?? [])
+        .slice(first ? 1 : 0)
+        .map((row) => Object.fromEntries(columns.map((c, k) => [c, row.Data?.[k]?.VarCharValue ?? null])));
+      return { rows, ...(page.NextToken ? { next: encode({ id: state.id, page: page.NextToken }) } : {}) };
     },
   };
 }

@@ -10,6 +10,7 @@ import type { DeviceRecord } from '../../core/alerts.ts';
 import { type QueryEngine, VIEWS } from '../../core/analytics.ts';
 import type { DeviceRegistry } from '../../core/estate.ts';
 import type { ReadingClaims, TimeSeriesSink } from '../../core/ports.ts';
+import { InvalidTokenError, type PagedQueries } from '../../core/query-api.ts';
 import type { Reading } from '../../core/reading.ts';
 import { type ColumnType, LAKE_TABLES, type LakeTable } from '../../core/tables.ts';
 
@@ -215,6 +216,44 @@ function hasFile(dir: string, extension: string): boolean {
 
 function sqlString(text: string): string {
   return `'${text.replaceAll("'", "''")}'`;
+}
+
+/**
+ * The query API's engine locally: each page runs the plan again over the lake views
+ * with LIMIT/OFFSET; the token is the offset.
+ */
+export function duckdbPagedQueries(connect: () => Promise<DuckDBConnection>, lakeDir: string): PagedQueries {
+  return {
+    async page(plan, token, { pageSize }) {
+      const offset = token === undefined ? 0 : Number(token);
+      if (!Number.isSafeInteger(offset) || offset < 0)
+        throw new InvalidTokenError('next must be the token of the previous page');
+      const connection = await connect();
+      try {
+        await createLakeViews(connection, lakeDir);
+        let n = 0;
+        const sql = plan.sql.replace(/\?/g, () => {
+          const param = plan.params[n++];
+          return param?.type === 'timestamp'
+            ? `CAST($${n} AS TIMESTAMP)`
+            : param?.type === 'date'
+              ? `CAST($${n} AS DATE)`
+              : `$${n}`;
+        });
+        const reader = await connection.runAndReadAll(
+          `SELECT * FROM (${sql}) LIMIT ${pageSize + 1} OFFSET ${offset}`,
+          plan.params.map((p) => p.value),
+        );
+        const rows = reader.getRowObjectsJson();
+        return {
+          rows: rows.slice(0, pageSize),
+          ...(rows.length > pageSize ? { next: String(offset + pageSize) } : {}),
+        };
+      } finally {
+        connection.closeSync();
+      }
+    },
+  };
 }
 
 export interface QueryResult {

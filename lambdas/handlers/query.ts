@@ -1,0 +1,42 @@
+import { Logger } from '@aws-lambda-powertools/logger';
+import { AthenaClient } from '@aws-sdk/client-athena';
+import { DynamoDBClient } from '@aws-sdk/client-dynamodb';
+import { SecretsManagerClient } from '@aws-sdk/client-secrets-manager';
+import type { APIGatewayProxyEventV2, APIGatewayProxyStructuredResultV2 } from 'aws-lambda';
+import { athenaPagedQueries } from '../adapters/aws/athena.ts';
+import { dynamodbRegistry } from '../adapters/aws/dynamodb-registry.ts';
+import { cachedSecret } from '../adapters/aws/secret.ts';
+import { DEVICES_PATH, handleDevicesRequest } from '../core/http-devices.ts';
+import type { HttpRequest } from '../core/http-ingress.ts';
+import { handleQueryRequest } from '../core/query-api.ts';
+import { ENV, requireEnv } from '../env.ts';
+
+const logger = new Logger();
+// Built once per container, outside the handler.
+const apiKey = cachedSecret(new SecretsManagerClient({}), requireEnv(ENV.apiKeySecretArn));
+const registry = dynamodbRegistry(new DynamoDBClient({}), requireEnv(ENV.registryTable));
+const engine = athenaPagedQueries(new AthenaClient({}), {
+  workGroup: requireEnv(ENV.athenaWorkGroup),
+  database: requireEnv(ENV.glueDatabase),
+});
+
+/** GET /v1/devices and GET /v1/devices/{id}/readings|daily: reads only, never ingest. */
+export const handler = async (event: APIGatewayProxyEventV2): Promise<APIGatewayProxyStructuredResultV2> => {
+  const request: HttpRequest = {
+    method: event.requestContext.http.method,
+    path: event.rawPath,
+    query: event.rawQueryString,
+    headers: event.headers,
+    body: Buffer.alloc(0),
+    requestId: event.requestContext.requestId,
+    receivedAt: event.requestContext.timeEpoch,
+  };
+  const key = await apiKey();
+  const response =
+    event.rawPath === DEVICES_PATH
+      ? await handleDevicesRequest(request, { apiKey: key, registry })
+      : // API Gateway gives an integration 30 s: wait 20, then hand back a token.
+        await handleQueryRequest(request, { apiKey: key, engine, waitMs: 20_000 });
+  logger.info('query', { path: event.rawPath, status: response.statusCode });
+  return response;
+};
