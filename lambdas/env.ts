@@ -11,6 +11,8 @@ export const ENV = {
   timestreamDatabase: 'TIMESTREAM_DATABASE',
   /** Timestream table name; unset when Timestream is switched off. */
   timestreamTable: 'TIMESTREAM_TABLE',
+  /** Hours of the Timestream memory store: recent ranges the query API answers from it. */
+  timestreamWindowHours: 'TIMESTREAM_WINDOW_HOURS',
   /** DynamoDB table of reading claims (duplicate suppression for Sigfox and The Things Stack). */
   claimsTable: 'CLAIMS_TABLE',
   /** DynamoDB table of the device registry. */

@@ -101,7 +101,13 @@ export class PipelineStack extends Stack {
 
     const http = new HttpApi(this, 'Http', {
       ingestQueue: ingest.queue,
-      query: { registryTable: registry.table, analytics, lakeBucket: lake.bucket },
+      query: {
+        registryTable: registry.table,
+        analytics,
+        lakeBucket: lake.bucket,
+        timeseries,
+        timeseriesWindowHours: config.timestream.memoryRetentionHours,
+      },
       runtimeConfig: runtimeConfigJson(config),
       throttleRateLimit: config.http.throttleRateLimit,
       throttleBurstLimit: config.http.throttleBurstLimit,

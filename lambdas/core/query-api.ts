@@ -120,9 +120,27 @@ function parseTime(text: string | null, name: string): number | { error: string 
   return ms;
 }
 
+/** Recent readings from the time-series store (Timestream), for ranges inside its window. */
+export interface RecentReadings {
+  /** How far back the store answers (its memory store retention). */
+  readonly windowMs: number;
+  page(
+    query: {
+      readonly deviceId: string;
+      readonly from: number;
+      readonly to: number;
+      readonly metric?: string;
+    },
+    token: string | undefined,
+    options: { pageSize: number },
+  ): Promise<QueryPage>;
+}
+
 export interface QueryApiDeps {
   readonly apiKey: string;
   readonly engine: PagedQueries;
+  /** When Timestream is on: recent ranges of readings are answered from it. */
+  readonly recent?: RecentReadings;
   /** How long a request waits for a running query before answering 202 with a token. */
   readonly waitMs?: number;
   readonly now?: () => number;
@@ -173,13 +191,36 @@ export async function handleQueryRequest(request: HttpRequest, deps: QueryApiDep
       message: 'metric must be 1-256 characters without control characters',
     });
   }
+  const token = params.get('next') ?? undefined;
+  const recent = deps.recent;
+  if (
+    match[2] === 'readings' &&
+    recent &&
+    start >= now - recent.windowMs &&
+    (token === undefined || token.startsWith('ts.'))
+  ) {
+    try {
+      const page = await recent.page({ deviceId, from: start, to: end, metric }, token, { pageSize });
+      return json(200, {
+        deviceId,
+        from: new Date(start).toISOString(),
+        to: new Date(end).toISOString(),
+        source: 'timeseries',
+        ...page,
+      });
+    } catch (error) {
+      if (error instanceof InvalidTokenError)
+        return json(400, { error: 'invalid_token', message: error.message });
+      throw error;
+    }
+  }
   const plan =
     match[2] === 'readings'
       ? readingsPlan(deviceId, start, end, metric, 100_000)
       : dailyPlan(deviceId, lakeTime(start).slice(0, 10), lakeTime(end).slice(0, 10), metric);
   let page: QueryPage;
   try {
-    page = await deps.engine.page(plan, params.get('next') ?? undefined, {
+    page = await deps.engine.page(plan, token, {
       waitMs: deps.waitMs ?? 20_000,
       pageSize,
     });
@@ -188,7 +229,13 @@ export async function handleQueryRequest(request: HttpRequest, deps: QueryApiDep
       return json(400, { error: 'invalid_token', message: error.message });
     throw error;
   }
-  const body = { deviceId, from: new Date(start).toISOString(), to: new Date(end).toISOString(), ...page };
+  const body = {
+    deviceId,
+    from: new Date(start).toISOString(),
+    to: new Date(end).toISOString(),
+    source: 'lake',
+    ...page,
+  };
   return json(page.running ? 202 : 200, body);
 }
 

@@ -14,6 +14,7 @@ import { ENV } from '../../lambdas/env.ts';
 import type { Analytics } from './analytics.ts';
 import { grantAthena } from './daily-job.ts';
 import { PipelineFunction } from './pipeline-function.ts';
+import type { TimeSeries } from './timeseries.ts';
 
 export interface HttpApiProps {
   /** Queue the HTTP function enqueues accepted messages to. */
@@ -26,6 +27,10 @@ export interface HttpApiProps {
     readonly registryTable: dynamodb.ITable;
     readonly analytics: Analytics;
     readonly lakeBucket: s3.IBucket;
+    /** When Timestream is on: recent readings come from it. */
+    readonly timeseries?: TimeSeries;
+    /** Hours of readings Timestream answers for (its memory store retention). */
+    readonly timeseriesWindowHours?: number;
   };
   /** JSON of the run-time config (validation limits), from `runtimeConfigJson`; built into the bundle. */
   readonly runtimeConfig: string;
@@ -127,7 +132,7 @@ export class HttpApi extends Construct {
       this.api.addRoutes({ path: route.path, methods: [apigw.HttpMethod.POST], integration });
     }
     if (props.query) {
-      const { registryTable, analytics, lakeBucket } = props.query;
+      const { registryTable, analytics, lakeBucket, timeseries } = props.query;
       this.queryFunction = new PipelineFunction(this, 'QueryFunction', {
         handler: 'query',
         description: 'Answers GET /v1/devices and the readings/daily query API',
@@ -139,8 +144,14 @@ export class HttpApi extends Construct {
           [ENV.registryTable]: registryTable.tableName,
           [ENV.athenaWorkGroup]: analytics.workGroupName,
           [ENV.glueDatabase]: analytics.databaseName,
+          ...(timeseries && {
+            [ENV.timestreamDatabase]: timeseries.databaseName,
+            [ENV.timestreamTable]: timeseries.tableName,
+            [ENV.timestreamWindowHours]: String(props.query.timeseriesWindowHours ?? 24),
+          }),
         },
       });
+      timeseries?.grantSelect(this.queryFunction);
       this.apiKey.grantRead(this.queryFunction);
       registryTable.grant(this.queryFunction, 'dynamodb:Scan');
       grantAthena(this.queryFunction, analytics, lakeBucket, 'read');

@@ -106,9 +106,18 @@ export class TimeSeries extends Construct {
    * only as an account-level action.
    */
   grantWrite(grantee: iam.IGrantable): void {
+    this.grant(grantee, 'timestream:WriteRecords');
+  }
+
+  /** Queries on the table (the query API's recent readings). */
+  grantSelect(grantee: iam.IGrantable): void {
+    this.grant(grantee, 'timestream:Select');
+  }
+
+  private grant(grantee: iam.IGrantable, action: string): void {
     iam.Grant.addToPrincipal({
       grantee,
-      actions: ['timestream:WriteRecords'],
+      actions: [action],
       resourceArns: [this.tableArn],
     });
     iam.Grant.addToPrincipal({ grantee, actions: ['timestream:DescribeEndpoints'], resourceArns: ['*'] });

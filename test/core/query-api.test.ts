@@ -7,10 +7,12 @@ import {
   GetQueryResultsCommand,
   StartQueryExecutionCommand,
 } from '@aws-sdk/client-athena';
+import { QueryCommand, TimestreamQueryClient } from '@aws-sdk/client-timestream-query';
 import { DuckDBInstance } from '@duckdb/node-api';
 import { mockClient } from 'aws-sdk-client-mock';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { athenaPagedQueries } from '../../lambdas/adapters/aws/athena.ts';
+import { timestreamRecentReadings } from '../../lambdas/adapters/aws/timestream-query.ts';
 import { duckdbEngine, duckdbPagedQueries } from '../../lambdas/adapters/local/duckdb.ts';
 import { folderStore } from '../../lambdas/adapters/local/folder-store.ts';
 import { runDailyJob } from '../../lambdas/core/analytics.ts';
@@ -243,5 +245,76 @@ describe('query API on the local lake (DuckDB)', () => {
       expect.objectContaining({ day: DAY, metric: 'hum', min: 50, max: 50, range: 0 }),
       expect.objectContaining({ day: DAY, metric: 'temp', min: 20, max: 24, range: 4, avg: 22 }),
     ]);
+  });
+});
+
+describe('query API on Timestream for recent readings', () => {
+  const ts = mockClient(TimestreamQueryClient);
+  afterEach(() => ts.reset());
+  const recent = () =>
+    timestreamRecentReadings(new TimestreamQueryClient({}), {
+      database: 'iot_pipeline_dev',
+      table: 'readings',
+      windowMs: 24 * 3_600_000,
+    });
+  const athena: PagedQueries = { page: async () => ({ rows: [{ from: 'lake' }] }) };
+
+  it('answers a range inside the memory window from Timestream, in the long format of the lake', async () => {
+    ts.on(QueryCommand).resolves({
+      ColumnInfo: [
+        { Name: 'device_id', Type: { ScalarType: 'VARCHAR' } },
+        { Name: 'measure_name', Type: { ScalarType: 'VARCHAR' } },
+        { Name: 'time', Type: { ScalarType: 'TIMESTAMP' } },
+        { Name: 'temp', Type: { ScalarType: 'DOUBLE' } },
+        { Name: 'door', Type: { ScalarType: 'BOOLEAN' } },
+        { Name: 'fw', Type: { ScalarType: 'VARCHAR' } },
+      ],
+      Rows: [
+        {
+          Data: [
+            { ScalarValue: 'dev-1' },
+            { ScalarValue: 'telemetry' },
+            { ScalarValue: '2026-11-25 05:00:00.000000000' },
+            { ScalarValue: '21.5' },
+            { ScalarValue: 'true' },
+            { NullValue: true },
+          ],
+        },
+      ],
+      NextToken: 'ts-next',
+    });
+    const response = await handleQueryRequest(
+      get('/v1/devices/dev-1/readings', `from=${NOW - 3_600_000}&to=${NOW}`),
+      {
+        apiKey: KEY,
+        engine: athena,
+        recent: recent(),
+        now: () => NOW,
+      },
+    );
+    const body = JSON.parse(response.body);
+    expect(body.source).toBe('timeseries');
+    expect(body.rows).toEqual([
+      { time: '2026-11-25 05:00:00.000', metric: 'temp', value: 21.5, value_str: null, value_bool: null },
+      { time: '2026-11-25 05:00:00.000', metric: 'door', value: null, value_str: null, value_bool: true },
+    ]);
+    expect(body.next).toBe(`ts.${Buffer.from('ts-next').toString('base64url')}`);
+    expect(ts.commandCalls(QueryCommand)[0]?.args[0].input.QueryString).toBe(
+      `SELECT * FROM "iot_pipeline_dev"."readings" WHERE device_id = 'dev-1' AND measure_name = 'telemetry' AND time >= from_milliseconds(${NOW - 3_600_000}) AND time < from_milliseconds(${NOW}) ORDER BY time`,
+    );
+  });
+
+  it('answers older ranges from the lake', async () => {
+    const response = await handleQueryRequest(
+      get('/v1/devices/dev-1/readings', `from=${NOW - 3 * 86_400_000}&to=${NOW}`),
+      {
+        apiKey: KEY,
+        engine: athena,
+        recent: recent(),
+        now: () => NOW,
+      },
+    );
+    expect(JSON.parse(response.body)).toMatchObject({ source: 'lake', rows: [{ from: 'lake' }] });
+    expect(ts.commandCalls(QueryCommand)).toHaveLength(0);
   });
 });

@@ -159,6 +159,8 @@ describe('PipelineStack (defaults)', () => {
     );
     expect(writes.length).toBeGreaterThan(0);
     for (const write of writes) expect(JSON.stringify(write.Resource)).toMatch(/AnalyticsQueryResults/);
+    const select = statements.find((s) => s.Action === 'timestream:Select');
+    expect(select?.Resource).toEqual({ 'Fn::GetAtt': [expect.stringMatching(/^TimeSeriesTable/), 'Arn'] });
   });
 
   it('runs the daily job after midnight with Athena, writing only curated/ and reports/, and saves the common queries', () => {
