@@ -26,6 +26,7 @@ export interface PipelineConfig extends RuntimeConfig {
   readonly http: HttpConfig;
   readonly ingest: IngestConfig;
   readonly alerts: AlertsConfig;
+  readonly quicksight: QuickSightConfig;
 }
 
 export interface TimestreamConfig {
@@ -79,6 +80,14 @@ export interface IngestConfig {
   readonly timeoutSeconds: number;
 }
 
+export interface QuickSightConfig {
+  /**
+   * For accounts with QuickSight: the QuickSight user or group ARN that gets an Athena data
+   * source and a data set of `v_daily_metrics` (direct query). None: no QuickSight resource.
+   */
+  readonly principalArn?: string;
+}
+
 export interface AlertsConfig {
   /** Email address subscribed to the alert topic; none when empty. */
   readonly email?: string;
@@ -108,6 +117,7 @@ export const DEFAULT_CONFIG: PipelineConfig = {
     timeoutSeconds: 60,
   },
   alerts: {},
+  quicksight: {},
   deviceTypes: {},
   httpMappings: {},
   sigfoxDownlinks: {},
@@ -189,10 +199,11 @@ export function validateConfig(input: unknown): PipelineConfig {
     if (!isPlainObject(value)) throw new ConfigError(key, value, 'an object');
     const defaults = DEFAULT_CONFIG[key] as object;
     for (const sub of Object.keys(value)) {
-      if (
-        !(sub in defaults) &&
-        !(key === 'alerts' && ['email', 'emailSeverities', 'webhookUrl'].includes(sub))
-      ) {
+      const optional: Record<string, string[]> = {
+        alerts: ['email', 'emailSeverities', 'webhookUrl'],
+        quicksight: ['principalArn'],
+      };
+      if (!(sub in defaults) && !optional[key]?.includes(sub)) {
         throw new ConfigError(`${key}.${sub}`, value[sub], `one of ${Object.keys(defaults).join(', ')}`);
       }
     }
@@ -220,6 +231,18 @@ export function validateConfig(input: unknown): PipelineConfig {
   const http = section('http');
   const ingest = section('ingest');
   const alerts = section('alerts');
+  const quicksight = section('quicksight');
+  if (
+    quicksight.principalArn !== undefined &&
+    (typeof quicksight.principalArn !== 'string' ||
+      !/^arn:aws[a-z-]*:quicksight:[a-z0-9-]+:\d{12}:(user|group)\/\S+$/.test(quicksight.principalArn))
+  ) {
+    throw new ConfigError(
+      'quicksight.principalArn',
+      quicksight.principalArn,
+      'a QuickSight user or group ARN (arn:aws:quicksight:<region>:<account>:user/default/<name>)',
+    );
+  }
   if (
     alerts.email !== undefined &&
     (typeof alerts.email !== 'string' || !/^[^@\s]+@[^@\s]+\.[^@\s]+$/.test(alerts.email))
@@ -317,6 +340,7 @@ export function validateConfig(input: unknown): PipelineConfig {
         : {}),
       ...(typeof alerts.webhookUrl === 'string' ? { webhookUrl: alerts.webhookUrl } : {}),
     },
+    quicksight: typeof quicksight.principalArn === 'string' ? { principalArn: quicksight.principalArn } : {},
     ...runtime,
   };
 }

@@ -11,6 +11,7 @@ import { HttpApi } from './constructs/http-api.ts';
 import { Ingest } from './constructs/ingest.ts';
 import { Lake } from './constructs/lake.ts';
 import { Monitoring } from './constructs/monitoring.ts';
+import { QuickSightReports } from './constructs/quicksight.ts';
 import { Registry } from './constructs/registry.ts';
 import { TimeSeries } from './constructs/timeseries.ts';
 import { acknowledgeStackFindings } from './nag.ts';
@@ -55,6 +56,13 @@ export class PipelineStack extends Stack {
     });
 
     const daily = new DailyJob(this, 'Daily', { lake, analytics });
+    if (config.quicksight.principalArn) {
+      new QuickSightReports(this, 'QuickSight', {
+        analytics,
+        principalArn: config.quicksight.principalArn,
+        stage: config.stage,
+      });
+    }
 
     const alerts = new Alerts(this, 'Alerts', {
       email: config.alerts.email,

@@ -371,6 +371,26 @@ describe('PipelineStack with Timestream off', () => {
 });
 
 describe('PipelineStack configuration', () => {
+  it('creates a QuickSight Athena data source and daily-metrics data set only when a principal is configured', () => {
+    const principalArn = 'arn:aws:quicksight:us-east-1:123456789012:user/default/analyst';
+    const { template } = synthPipeline({ iotPipeline: { quicksight: { principalArn } } });
+    template.hasResourceProperties('AWS::QuickSight::DataSource', {
+      Type: 'ATHENA',
+      DataSourceParameters: { AthenaParameters: { WorkGroup: 'iot-pipeline-dev' } },
+    });
+    const [dataSet] = Object.values(template.findResources('AWS::QuickSight::DataSet'));
+    const table = dataSet?.Properties.PhysicalTableMap.daily.RelationalTable;
+    expect(table).toMatchObject({ Schema: 'iot_pipeline_dev', Name: 'v_daily_metrics' });
+    expect(table.InputColumns.map((c: { Name: string }) => c.Name)).toContain('range');
+    expect(dataSet?.Properties.Permissions[0].Principal).toBe(principalArn);
+    expect(Object.keys(synthPipeline().template.findResources('AWS::QuickSight::DataSource'))).toHaveLength(
+      0,
+    );
+    expect(() => synthPipeline({ iotPipeline: { quicksight: { principalArn: 'analyst' } } })).toThrow(
+      'Invalid config "quicksight.principalArn"',
+    );
+  });
+
   it('subscribes the configured email to the alert topic', () => {
     const synth = synthPipeline({ alertEmail: 'ops@example.com', stage: 'prod' });
     synth.template.hasResourceProperties('AWS::SNS::Subscription', {
