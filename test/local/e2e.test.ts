@@ -98,6 +98,17 @@ describe('local runtime, end to end', () => {
       "SELECT metric, value FROM timeseries WHERE device_id = 'dev-1' AND metric = 'temp'",
     );
     expect(series.rows).toEqual([{ metric: 'temp', value: 21.5 }]);
+    // The query API over real HTTP, as API Gateway serves it.
+    const api = await fetch(
+      `http://127.0.0.1:${rt.httpPort}/v1/devices/dev-1/readings?from=${ts - 1000}&to=${ts + 1000}&metric=temp`,
+      { headers: { authorization: `Bearer ${API_KEY}` } },
+    );
+    expect(api.status).toBe(200);
+    expect(await api.json()).toMatchObject({
+      deviceId: 'dev-1',
+      source: 'lake',
+      rows: [{ metric: 'temp', value: 21.5 }],
+    });
     const raw = await rt.query("SELECT topic, client_id, source, dt FROM raw WHERE device_id = 'dev-1'");
     expect(raw.rows).toEqual([
       { topic: 'dt/thermo/dev-1', client_id: 'dev-1', source: 'mqtt', dt: partitionOf(Date.now()).dt },
