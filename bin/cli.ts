@@ -8,9 +8,16 @@ import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { type ParseArgsConfig, parseArgs } from 'node:util';
 import { AthenaClient } from '@aws-sdk/client-athena';
+import { IoTClient } from '@aws-sdk/client-iot';
 import { S3Client } from '@aws-sdk/client-s3';
 import { DuckDBInstance } from '@duckdb/node-api';
 import { athenaEngine } from '../lambdas/adapters/aws/athena.ts';
+import {
+  AMAZON_ROOT_CA_URL,
+  deprovision,
+  ProvisionError,
+  provision,
+} from '../lambdas/adapters/aws/provisioning.ts';
 import { s3Store } from '../lambdas/adapters/aws/s3-store.ts';
 import { createLakeViews, duckdbEngine, duckdbRegistry, runQuery } from '../lambdas/adapters/local/duckdb.ts';
 import { folderStore } from '../lambdas/adapters/local/folder-store.ts';
@@ -41,6 +48,7 @@ Commands:
              --duration <30s|5m> --count <n>  --type <deviceType> (thermo)  --silent <0..1> (0.1)
              --mqtt-url <url> (mqtt://127.0.0.1:1883)  --http-url <url> (http://127.0.0.1:3000)
              AWS IoT: --endpoint <ats-endpoint> --cert <file> --key <file> [--ca <file>] [--basic-ingest <rule>]
+             --id <thingName> (repeatable): exact device ids, e.g. a provisioned thing
   decode     try a decoder on a payload: --hex <bytes> | --base64 <bytes>, and one of
              --type <deviceType> [--config <file>]  |  --sigfox '<grammar>'  |  --codec <file.js> --fport <n>
              prints the decoded object (--json: exactly that object on stdout)
@@ -50,6 +58,9 @@ Commands:
   devices    list the device estate: [--type <t>] [--tag key=value] [--status online|offline] [--silent-for 1h]
              from a running pipeline: [--url <HttpApiUrl>] (local: --http-port, 3000), key from IOT_PIPELINE_API_KEY;
              when no local runtime answers, from [--data <dir>] directly   [--json]
+  provision  create a device on AWS IoT Core: provision <thingName> --type <deviceType> [--attr k=v ...]
+             --policy <DevicePolicyName> --out <dir>; or --csv <file> (thingName,deviceType[,k=v ...] per line)
+  deprovision  detach, deactivate and delete: deprovision <thingName>
   daily      run the daily job on the local lake: [--day <YYYY-MM-DD>] (yesterday) [--data <dir>]
   query      run SQL: query "SELECT ..." [--json | --csv]; on the local lake with DuckDB [--data <dir>],
              or on Athena with --workgroup <AthenaWorkGroup> --database <GlueDatabaseName> (stack outputs)
@@ -73,6 +84,10 @@ async function main(argv: string[]): Promise<number> {
       return devices(rest);
     case 'daily':
       return daily(rest);
+    case 'provision':
+      return provisionCommand(rest);
+    case 'deprovision':
+      return deprovisionCommand(rest);
     case undefined:
     case 'help':
     case '--help':
@@ -179,10 +194,11 @@ async function simulate(args: string[]): Promise<number> {
       key: { type: 'string' },
       ca: { type: 'string' },
       'basic-ingest': { type: 'string' },
+      id: { type: 'string', multiple: true },
       json: { type: 'boolean', default: false },
     },
   });
-  const devices = Number(values.devices);
+  const devices = values.id?.length ? values.id.length : Number(values.devices);
   if (!Number.isInteger(devices) || devices < 1)
     throw new UsageError(`--devices "${values.devices}" must be a whole number above 0`);
   const silentShare = Number(values.silent);
@@ -222,10 +238,9 @@ async function simulate(args: string[]): Promise<number> {
     durationMs,
     count,
     mqttUrl: values.endpoint ? `mqtts://${values.endpoint}:8883` : values['mqtt-url'],
-    tls:
-      values.endpoint && values.cert && values.key
-        ? { cert: values.cert, key: values.key, ca: values.ca }
-        : undefined,
+    // With a certificate: TLS with client authentication, to IoT Core or any broker that asks for it.
+    tls: values.cert && values.key ? { cert: values.cert, key: values.key, ca: values.ca } : undefined,
+    ...(values.id?.length ? { deviceIds: values.id } : {}),
     basicIngestRule: values['basic-ingest'],
     httpUrl: values['http-url'],
     apiKey: process.env.IOT_PIPELINE_API_KEY,
@@ -433,6 +448,119 @@ async function devicesFromFile(file: string, filter: DeviceFilter): Promise<Devi
   } finally {
     connection.closeSync();
     instance.closeSync();
+  }
+}
+
+async function provisionCommand(args: string[]): Promise<number> {
+  const { values, positionals } = parse({
+    args,
+    allowPositionals: true,
+    options: {
+      type: { type: 'string' },
+      attr: { type: 'string', multiple: true, default: [] },
+      policy: { type: 'string' },
+      out: { type: 'string' },
+      csv: { type: 'string' },
+      json: { type: 'boolean', default: false },
+    },
+  });
+  if (!values.policy) throw new UsageError('--policy <DevicePolicyName> is needed (a stack output)');
+  if (!values.out) throw new UsageError('--out <dir> is needed: the certificate and key are written there');
+  const attributes = (list: readonly string[]) =>
+    Object.fromEntries(
+      list.map((pair) => {
+        const at = pair.indexOf('=');
+        if (at < 1) throw new UsageError(`attribute "${pair}" must be key=value`);
+        return [pair.slice(0, at), pair.slice(at + 1)];
+      }),
+    );
+  let requests: { thingName: string; deviceType: string; attributes: Record<string, string> }[];
+  if (values.csv) {
+    requests = readFileSync(values.csv, 'utf8')
+      .split(/\r?\n/)
+      .map((line) => line.trim())
+      .filter((line) => line && !line.startsWith('#') && !/^thingName,/i.test(line))
+      .map((line, i) => {
+        const [thingName = '', deviceType = '', ...pairs] = line.split(',').map((f) => f.trim());
+        if (!thingName || !deviceType)
+          throw new UsageError(`${values.csv} line ${i + 1}: want thingName,deviceType[,key=value ...]`);
+        return { thingName, deviceType, attributes: attributes(pairs) };
+      });
+  } else {
+    const [thingName] = positionals;
+    if (!thingName || !values.type)
+      throw new UsageError('Give the thing name and type: provision <thingName> --type <deviceType>');
+    requests = [{ thingName, deviceType: values.type, attributes: attributes(values.attr) }];
+  }
+  const client = new IoTClient({});
+  const { mkdir, writeFile } = await import('node:fs/promises');
+  await mkdir(values.out, { recursive: true });
+  const done: { thingName: string; certificateId: string; endpoint: string }[] = [];
+  const failed: string[] = [];
+  for (const [i, request] of requests.entries()) {
+    try {
+      const result = await provision(client, { ...request, policyName: values.policy });
+      const base = join(values.out, request.thingName);
+      await writeFile(`${base}.cert.pem`, result.certificatePem, { mode: 0o644 });
+      await writeFile(`${base}.private.key`, result.privateKey, { mode: 0o600 });
+      await writeFile(
+        `${base}.connect.sh`,
+        [
+          '#!/bin/sh',
+          `# Connects as ${request.thingName} (${request.deviceType}) and publishes simulated readings to AWS IoT Core.`,
+          `# Amazon's root CA: curl -o AmazonRootCA1.pem ${AMAZON_ROOT_CA_URL}`,
+          `npm run simulate -- --endpoint ${result.endpoint} --cert ${base}.cert.pem --key ${base}.private.key --ca AmazonRootCA1.pem \\`,
+          `  --id ${request.thingName} --type ${request.deviceType} --rate 1/m`,
+          '',
+        ].join('\n'),
+        { mode: 0o755 },
+      );
+      done.push({
+        thingName: request.thingName,
+        certificateId: result.certificateId,
+        endpoint: result.endpoint,
+      });
+      if (requests.length === 1) {
+        process.stderr.write(
+          [
+            `provisioned ${request.thingName}${result.reusedThing ? ' (existing thing kept)' : ''}: certificate ${result.certificateId}`,
+            `  ${base}.cert.pem, ${base}.private.key (mode 0600), ${base}.connect.sh`,
+            `  endpoint: ${result.endpoint}`,
+            `  root CA: ${AMAZON_ROOT_CA_URL}`,
+            '',
+          ].join('\n'),
+        );
+      }
+    } catch (error) {
+      failed.push(`${request.thingName}: ${(error as Error).message}`);
+    }
+    if (requests.length > 1) {
+      const width = 30;
+      const filled = Math.round(((i + 1) / requests.length) * width);
+      process.stderr.write(
+        `\rprovision [${'#'.repeat(filled)}${'.'.repeat(width - filled)}] ${i + 1}/${requests.length}, ${failed.length} failed`,
+      );
+    }
+  }
+  if (requests.length > 1) process.stderr.write('\n');
+  for (const failure of failed) process.stderr.write(`iot-pipeline: ${failure}\n`);
+  if (values.json) process.stdout.write(`${JSON.stringify({ provisioned: done, failed })}\n`);
+  return failed.length > 0 ? 1 : 0;
+}
+
+async function deprovisionCommand(args: string[]): Promise<number> {
+  const { positionals } = parse({ args, allowPositionals: true, options: {} });
+  const [thingName] = positionals;
+  if (!thingName) throw new UsageError('Give the thing name: deprovision <thingName>');
+  try {
+    const { certificates } = await deprovision(new IoTClient({}), thingName);
+    process.stderr.write(
+      `deprovisioned ${thingName}: ${certificates} certificate(s) deactivated and deleted, thing deleted\n`,
+    );
+    return 0;
+  } catch (error) {
+    if (error instanceof ProvisionError) throw new UsageError(error.message);
+    throw error;
   }
 }
 

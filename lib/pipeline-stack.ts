@@ -7,6 +7,7 @@ import { Alerts } from './constructs/alerts.ts';
 import { Analytics } from './constructs/analytics.ts';
 import { ReadingClaimsTable } from './constructs/claims.ts';
 import { DailyJob } from './constructs/daily-job.ts';
+import { Devices } from './constructs/devices.ts';
 import { HttpApi } from './constructs/http-api.ts';
 import { Ingest } from './constructs/ingest.ts';
 import { Lake } from './constructs/lake.ts';
@@ -97,6 +98,11 @@ export class PipelineStack extends Stack {
         }),
       },
     });
+    const devices = new Devices(this, 'Devices', {
+      stage: config.stage,
+      ruleName: ingest.ruleName,
+      deviceTypes: config.deviceTypes,
+    });
     lake.grantWritePrefixes(ingest.function, [
       LAKE_PREFIXES.raw,
       LAKE_PREFIXES.readings,
@@ -148,6 +154,10 @@ export class PipelineStack extends Stack {
       value: ingest.ruleName,
       description:
         'Publish to dt/<type>/<id>, or $aws/rules/<this>/dt/<type>/<id> to skip the messaging charge',
+    });
+    new CfnOutput(this, 'DevicePolicyName', {
+      value: devices.policyName,
+      description: 'npm run cli -- provision <thing> --type <type> --policy <this>',
     });
     new CfnOutput(this, 'LakeBucketName', { value: lake.bucket.bucketName });
     new CfnOutput(this, 'GlueDatabaseName', { value: analytics.databaseName });

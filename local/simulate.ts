@@ -20,6 +20,8 @@ export interface SimulationOptions {
   readonly type: string;
   readonly silentShare: number;
   readonly seed: number;
+  /** Exact device ids (provisioned thing names) instead of `sim-0001`...: `devices` is their count. */
+  readonly deviceIds?: readonly string[];
   /** Stop after this long (ms) or this many messages; whichever comes first. Neither: until aborted. */
   readonly durationMs?: number;
   readonly count?: number;
@@ -59,6 +61,7 @@ export async function runSimulation(options: SimulationOptions): Promise<Simulat
         ),
       ),
       seed: options.seed,
+      ...(options.deviceIds ? { ids: options.deviceIds } : {}),
     },
     rand,
   );
@@ -134,13 +137,19 @@ async function mqttSender(options: SimulationOptions, fleet: readonly SimulatedD
     const wave = fleet.slice(i, i + 50);
     const connected = await Promise.all(
       wave.map((device) =>
-        mqtt.connectAsync(options.mqttUrl, {
-          clientId: device.id,
-          clean: true,
-          reconnectPeriod: 1000,
-          connectTimeout: 10_000,
-          ...tls,
-        } satisfies IClientOptions),
+        mqtt.connectAsync(
+          options.mqttUrl,
+          {
+            clientId: device.id,
+            clean: true,
+            reconnectPeriod: 1000,
+            connectTimeout: 10_000,
+            ...tls,
+          } satisfies IClientOptions,
+          // A refused first connection (a certificate the broker does not trust) is an
+          // error to report, not something to retry forever; later drops reconnect.
+          false,
+        ),
       ),
     ).catch((error: Error) => {
       for (const client of clients.values()) client.end(true);

@@ -27,6 +27,8 @@ export interface FleetOptions {
   readonly seed: number;
   /** Device id prefix; ids are `<prefix>-0001` and so on. */
   readonly prefix?: string;
+  /** Exact device ids instead (a provisioned thing's name): one device each. */
+  readonly ids?: readonly string[];
 }
 
 /** A small, fast, seedable PRNG (mulberry32): the same seed gives the same fleet and readings. */
@@ -50,7 +52,7 @@ export function createFleet(
   return Array.from({ length: options.devices }, (_, i) => {
     const base = 18 + rand() * 8;
     return {
-      id: `${options.prefix ?? 'sim'}-${String(i + 1).padStart(Math.max(4, width), '0')}`,
+      id: options.ids?.[i] ?? `${options.prefix ?? 'sim'}-${String(i + 1).padStart(Math.max(4, width), '0')}`,
       type: options.type,
       seq: 0,
       temperature: base,

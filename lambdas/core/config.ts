@@ -38,6 +38,8 @@ export interface DeviceTypeConfig {
   readonly description?: string;
   /** How the type's payload bytes become readings; JSON when absent. */
   readonly decoder?: DecoderConfig;
+  /** Thing attributes IoT Core indexes for search on this type's thing type (at most 3). */
+  readonly searchableAttributes?: readonly string[];
   /** Silence after which a device of this type is offline, in ms (from `"offlineAfter": "30m"`). */
   readonly offlineAfterMs?: number;
   /** Answer to a Sigfox BIDIR callback (`ack: true`) of this type: 8 bytes as 16 hex digits. */
@@ -124,8 +126,22 @@ export function validateRuntimeConfig(input: {
           ? undefined
           : durationOf(`deviceTypes.${name}.offlineAfterMs`, `${value.offlineAfterMs}ms`)
         : durationOf(`deviceTypes.${name}.offlineAfter`, value.offlineAfter);
+    const searchable = value.searchableAttributes;
+    if (
+      searchable !== undefined &&
+      (!Array.isArray(searchable) ||
+        searchable.length > 3 ||
+        !searchable.every((a) => typeof a === 'string' && /^[a-zA-Z0-9_.,@/:#-]{1,128}$/.test(a)))
+    ) {
+      throw new ConfigError(
+        `deviceTypes.${name}.searchableAttributes`,
+        searchable,
+        'at most 3 attribute names',
+      );
+    }
     deviceTypes[name] = {
       ...(description === undefined ? {} : { description }),
+      ...(searchable === undefined ? {} : { searchableAttributes: searchable as string[] }),
       ...(offlineAfterMs === undefined ? {} : { offlineAfterMs }),
       ...(decoder === undefined ? {} : { decoder }),
       ...(downlink === undefined ? {} : { sigfoxDownlink: downlink.toLowerCase() }),

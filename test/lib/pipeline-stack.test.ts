@@ -189,6 +189,52 @@ describe('PipelineStack (defaults)', () => {
     ]);
   });
 
+  it('gives devices one policy: connect as their thing, publish and subscribe only on their own topics', () => {
+    const [policy] = Object.values(synth.template.findResources('AWS::IoT::Policy'));
+    expect(policy?.Properties.PolicyName).toBe('iot_pipeline_dev_device');
+    const statements = policy?.Properties.PolicyDocument.Statement as {
+      Action: string;
+      Resource: unknown;
+      Condition?: unknown;
+    }[];
+    const arn = (resource: string) => ({
+      'Fn::Join': [
+        '',
+        [
+          'arn:',
+          { Ref: 'AWS::Partition' },
+          ':iot:',
+          { Ref: 'AWS::Region' },
+          ':',
+          { Ref: 'AWS::AccountId' },
+          `:${resource}`,
+        ],
+      ],
+    });
+    expect(statements.map((s) => [s.Action, s.Resource])).toEqual([
+      ['iot:Connect', arn('client/${iot:Connection.Thing.ThingName}')],
+      [
+        'iot:Publish',
+        [
+          arn('topic/dt/${iot:Connection.Thing.ThingTypeName}/${iot:Connection.Thing.ThingName}'),
+          arn(
+            'topic/$aws/rules/iot_pipeline_dev_telemetry/dt/${iot:Connection.Thing.ThingTypeName}/${iot:Connection.Thing.ThingName}',
+          ),
+        ],
+      ],
+      [
+        'iot:Subscribe',
+        arn('topicfilter/cmd/${iot:Connection.Thing.ThingTypeName}/${iot:Connection.Thing.ThingName}'),
+      ],
+      [
+        'iot:Receive',
+        arn('topic/cmd/${iot:Connection.Thing.ThingTypeName}/${iot:Connection.Thing.ThingName}'),
+      ],
+    ]);
+    expect(statements[0]?.Condition).toEqual({ Bool: { 'iot:Connection.Thing.IsAttached': 'true' } });
+    expect(JSON.stringify(statements)).not.toMatch(/"iot:\*"|"\*"/);
+  });
+
   it('keeps claims in a pay-per-request table that expires them by TTL', () => {
     synth.template.hasResourceProperties('AWS::DynamoDB::Table', {
       BillingMode: 'PAY_PER_REQUEST',
@@ -371,6 +417,18 @@ describe('PipelineStack with Timestream off', () => {
 });
 
 describe('PipelineStack configuration', () => {
+  it('creates a thing type per device type with its searchable attributes', () => {
+    const { template } = synthPipeline({
+      iotPipeline: {
+        deviceTypes: { tracker: { description: 'GPS tracker', searchableAttributes: ['site', 'owner'] } },
+      },
+    });
+    template.hasResourceProperties('AWS::IoT::ThingType', {
+      ThingTypeName: 'tracker',
+      ThingTypeProperties: { ThingTypeDescription: 'GPS tracker', SearchableAttributes: ['site', 'owner'] },
+    });
+  });
+
   it('creates a QuickSight Athena data source and daily-metrics data set only when a principal is configured', () => {
     const principalArn = 'arn:aws:quicksight:us-east-1:123456789012:user/default/analyst';
     const { template } = synthPipeline({ iotPipeline: { quicksight: { principalArn } } });
