@@ -17,6 +17,7 @@ import {
   deprovision,
   ProvisionError,
   provision,
+  writeDeviceFiles,
 } from '../lambdas/adapters/aws/provisioning.ts';
 import { s3Store } from '../lambdas/adapters/aws/s3-store.ts';
 import { createLakeViews, duckdbEngine, duckdbRegistry, runQuery } from '../lambdas/adapters/local/duckdb.ts';
@@ -493,28 +494,12 @@ async function provisionCommand(args: string[]): Promise<number> {
     requests = [{ thingName, deviceType: values.type, attributes: attributes(values.attr) }];
   }
   const client = new IoTClient({});
-  const { mkdir, writeFile } = await import('node:fs/promises');
-  await mkdir(values.out, { recursive: true });
   const done: { thingName: string; certificateId: string; endpoint: string }[] = [];
   const failed: string[] = [];
   for (const [i, request] of requests.entries()) {
     try {
       const result = await provision(client, { ...request, policyName: values.policy });
-      const base = join(values.out, request.thingName);
-      await writeFile(`${base}.cert.pem`, result.certificatePem, { mode: 0o644 });
-      await writeFile(`${base}.private.key`, result.privateKey, { mode: 0o600 });
-      await writeFile(
-        `${base}.connect.sh`,
-        [
-          '#!/bin/sh',
-          `# Connects as ${request.thingName} (${request.deviceType}) and publishes simulated readings to AWS IoT Core.`,
-          `# Amazon's root CA: curl -o AmazonRootCA1.pem ${AMAZON_ROOT_CA_URL}`,
-          `npm run simulate -- --endpoint ${result.endpoint} --cert ${base}.cert.pem --key ${base}.private.key --ca AmazonRootCA1.pem \\`,
-          `  --id ${request.thingName} --type ${request.deviceType} --rate 1/m`,
-          '',
-        ].join('\n'),
-        { mode: 0o755 },
-      );
+      const base = await writeDeviceFiles(values.out, request, result);
       done.push({
         thingName: request.thingName,
         certificateId: result.certificateId,

@@ -1,3 +1,6 @@
+import { mkdtemp, readFile, stat } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import {
   AttachPolicyCommand,
   AttachThingPrincipalCommand,
@@ -18,7 +21,7 @@ import {
 } from '@aws-sdk/client-iot';
 import { mockClient } from 'aws-sdk-client-mock';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
-import { deprovision, provision } from '../../lambdas/adapters/aws/provisioning.ts';
+import { deprovision, provision, writeDeviceFiles } from '../../lambdas/adapters/aws/provisioning.ts';
 
 const iot = mockClient(IoTClient);
 const CERT_ARN = 'arn:aws:iot:us-east-1:123456789012:cert/abc123';
@@ -159,5 +162,22 @@ describe('deprovision', () => {
   it('says so when there is no such thing', async () => {
     iot.on(ListThingPrincipalsCommand).rejects(notFound());
     await expect(deprovision(new IoTClient({}), 'ghost')).rejects.toThrow('no thing ghost');
+  });
+});
+
+describe('writeDeviceFiles', () => {
+  it('writes the certificate, the private key readable by its owner only, and a connect script', async () => {
+    const dir = await mkdtemp(join(tmpdir(), 'certs-'));
+    const base = await writeDeviceFiles(
+      dir,
+      { thingName: 'thermo-1', deviceType: 'thermo' },
+      { certificatePem: 'CERT', privateKey: 'KEY', endpoint: 'a1-ats.iot.us-east-1.amazonaws.com' },
+    );
+    expect((await stat(`${base}.private.key`)).mode & 0o777).toBe(0o600);
+    expect(await readFile(`${base}.cert.pem`, 'utf8')).toBe('CERT');
+    const script = await readFile(`${base}.connect.sh`, 'utf8');
+    expect(script).toContain('--endpoint a1-ats.iot.us-east-1.amazonaws.com');
+    expect(script).toContain('--id thermo-1 --type thermo');
+    expect(script).toContain('AmazonRootCA1.pem');
   });
 });

@@ -4,6 +4,9 @@
  * on the certificate, the certificate on the thing. Each step that succeeded is undone,
  * in reverse, when a later one fails: no half-provisioned device stays behind.
  */
+
+import { chmod, mkdir, writeFile } from 'node:fs/promises';
+import { join } from 'node:path';
 import {
   AttachPolicyCommand,
   AttachThingPrincipalCommand,
@@ -203,6 +206,37 @@ export async function deprovision(
   }
   await settled(() => client.send(new DeleteThingCommand({ thingName })));
   return { certificates: principals.length };
+}
+
+/**
+ * Writes what a device needs next to each other: its certificate, its private key (mode
+ * 0600: only the owner reads it) and a script that connects as it with the simulator.
+ * Returns the path prefix of the files.
+ */
+export async function writeDeviceFiles(
+  dir: string,
+  request: Pick<ProvisionRequest, 'thingName' | 'deviceType'>,
+  result: Pick<Provisioned, 'certificatePem' | 'privateKey' | 'endpoint'>,
+): Promise<string> {
+  await mkdir(dir, { recursive: true });
+  const base = join(dir, request.thingName);
+  await writeFile(`${base}.cert.pem`, result.certificatePem, { mode: 0o644 });
+  await writeFile(`${base}.private.key`, result.privateKey, { mode: 0o600 });
+  // writeFile's mode applies only to a new file: tighten an old one too.
+  await chmod(`${base}.private.key`, 0o600);
+  await writeFile(
+    `${base}.connect.sh`,
+    [
+      '#!/bin/sh',
+      `# Connects as ${request.thingName} (${request.deviceType}) and publishes simulated readings to AWS IoT Core.`,
+      `# Amazon's root CA: curl -o AmazonRootCA1.pem ${AMAZON_ROOT_CA_URL}`,
+      `npm run simulate -- --endpoint ${result.endpoint} --cert ${base}.cert.pem --key ${base}.private.key --ca AmazonRootCA1.pem \\`,
+      `  --id ${request.thingName} --type ${request.deviceType} --rate 1/m`,
+      '',
+    ].join('\n'),
+    { mode: 0o755 },
+  );
+  return base;
 }
 
 /** Amazon's root CA for the ATS endpoint: devices need it to trust IoT Core. */
