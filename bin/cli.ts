@@ -4,7 +4,7 @@
  * Messages go to stderr; `--json` puts exactly one JSON document on stdout.
  */
 import { randomBytes } from 'node:crypto';
-import { readFileSync } from 'node:fs';
+import { mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { type ParseArgsConfig, parseArgs } from 'node:util';
 import { AthenaClient } from '@aws-sdk/client-athena';
@@ -43,7 +43,7 @@ const USAGE = `Usage: iot-pipeline <command> [options]
 Commands:
   start      run the whole pipeline locally (MQTT broker, HTTP API, lake folder, DuckDB)
              --mqtt-port <n> (1883)  --http-port <n> (3000)  --data <dir> (./.data)  --config <file>  --alert-webhook <url>
-             API key: IOT_PIPELINE_API_KEY, else one is generated and printed
+             API key: IOT_PIPELINE_API_KEY, else one is generated, printed and kept in <data>/api-key
   simulate   send readings from simulated devices
              --devices <n> (10)  --rate <n/s|n/m|n/h> (10/s)  --format json|http|sigfox|ttn (json: MQTT)
              --duration <30s|5m> --count <n>  --type <deviceType> (thermo)  --silent <0..1> (0.1)
@@ -100,6 +100,16 @@ async function main(argv: string[]): Promise<number> {
   }
 }
 
+/** The API key: IOT_PIPELINE_API_KEY, else the one `start` generated into the data folder. */
+function localApiKey(dataDir: string): string | undefined {
+  if (process.env.IOT_PIPELINE_API_KEY) return process.env.IOT_PIPELINE_API_KEY;
+  try {
+    return readFileSync(join(dataDir, 'api-key'), 'utf8').trim();
+  } catch {
+    return undefined;
+  }
+}
+
 function parse<T extends ParseArgsConfig>(config: T) {
   try {
     return parseArgs(config);
@@ -133,6 +143,12 @@ async function start(args: string[]): Promise<number> {
   const config = values.config ? readConfigFile(values.config) : DEFAULT_CONFIG;
   const given = process.env.IOT_PIPELINE_API_KEY;
   const apiKey = given || randomBytes(24).toString('base64url');
+  const keyFile = join(values.data, 'api-key');
+  if (!given) {
+    // The local CLI commands (devices, simulate over HTTP) read it from here.
+    mkdirSync(values.data, { recursive: true });
+    writeFileSync(keyFile, `${apiKey}\n`, { mode: 0o600 });
+  }
   const runtime = await startLocalRuntime({
     dataDir: values.data,
     mqttPort: port(values['mqtt-port'], 1883, '--mqtt-port'),
@@ -147,7 +163,7 @@ async function start(args: string[]): Promise<number> {
       'iot-pipeline: local runtime started',
       `  MQTT     mqtt://${LOCAL_HOST}:${runtime.mqttPort}    publish JSON to dt/<deviceType>/<deviceId>`,
       `  HTTP     http://${LOCAL_HOST}:${runtime.httpPort}    POST /v1/telemetry with "Authorization: Bearer <key>"`,
-      `  API key  ${given ? '(from IOT_PIPELINE_API_KEY)' : `${apiKey}  (generated; set IOT_PIPELINE_API_KEY to choose one)`}`,
+      `  API key  ${given ? '(from IOT_PIPELINE_API_KEY)' : `${apiKey}  (generated, kept in ${keyFile}; set IOT_PIPELINE_API_KEY to choose one)`}`,
       `  lake     ${runtime.lakeDir}  (raw/, readings/, quarantine/: same keys as the S3 bucket)`,
       `  DuckDB   ${runtime.databaseFile}  (table timeseries)`,
       `  dead letters ${runtime.deadLetterFile}`,
@@ -194,6 +210,7 @@ async function simulate(args: string[]): Promise<number> {
       cert: { type: 'string' },
       key: { type: 'string' },
       ca: { type: 'string' },
+      data: { type: 'string', default: './.data' },
       'basic-ingest': { type: 'string' },
       id: { type: 'string', multiple: true },
       json: { type: 'boolean', default: false },
@@ -244,7 +261,7 @@ async function simulate(args: string[]): Promise<number> {
     ...(values.id?.length ? { deviceIds: values.id } : {}),
     basicIngestRule: values['basic-ingest'],
     httpUrl: values['http-url'],
-    apiKey: process.env.IOT_PIPELINE_API_KEY,
+    apiKey: localApiKey(values.data),
     signal: controller.signal,
     onProgress: (p) => process.stderr.write(tty ? `\r${line(p)}\u001b[K` : `${line(p)}\n`),
   });
@@ -403,7 +420,7 @@ async function devices(args: string[]): Promise<number> {
   let list: DeviceSummary[];
   try {
     const response = await fetch(`${url.replace(/\/$/, '')}${DEVICES_PATH}?${params}`, {
-      headers: { authorization: `Bearer ${process.env.IOT_PIPELINE_API_KEY ?? ''}` },
+      headers: { authorization: `Bearer ${localApiKey(values.data) ?? ''}` },
     });
     const body = (await response.json()) as { devices?: DeviceSummary[]; message?: string };
     if (!response.ok) throw new UsageError(`${url} answered ${response.status}: ${body.message ?? ''}`);

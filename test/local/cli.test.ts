@@ -2,8 +2,8 @@
  * The README quickstart as a user types it, minus the fixed ports: `start` (here in
  * process, on free ports), `simulate` and `query` as child processes of the real CLI.
  */
-import { execFile } from 'node:child_process';
-import { mkdtemp, writeFile } from 'node:fs/promises';
+import { execFile, spawn } from 'node:child_process';
+import { mkdtemp, stat, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { promisify } from 'node:util';
@@ -17,6 +17,49 @@ const cli = (args: string[]) =>
   });
 
 describe('iot-pipeline CLI', () => {
+  it('starts the runtime, keeps the generated key for the other commands, and stops cleanly on Ctrl-C', async () => {
+    const dataDir = await mkdtemp(join(tmpdir(), 'iot-start-'));
+    const env = { ...process.env };
+    delete env.IOT_PIPELINE_API_KEY;
+    const child = spawn(
+      process.execPath,
+      ['--import', 'tsx', 'bin/cli.ts', 'start', '--data', dataDir, '--mqtt-port', '0', '--http-port', '0'],
+      {
+        env,
+      },
+    );
+    let out = '';
+    child.stdout.on('data', (chunk) => {
+      out += chunk;
+    });
+    await vi.waitFor(() => expect(out).toContain('Ctrl-C stores what is queued and stops.'), {
+      timeout: 20_000,
+    });
+    const httpPort = /HTTP\s+http:\/\/127\.0\.0\.1:(\d+)/.exec(out)?.[1];
+    expect(out).toMatch(/API key {2}\S+ {2}\(generated, kept in .*api-key/);
+    expect((await stat(join(dataDir, 'api-key'))).mode & 0o777).toBe(0o600);
+    const listed = await run(
+      process.execPath,
+      [
+        '--import',
+        'tsx',
+        'bin/cli.ts',
+        'devices',
+        '--data',
+        dataDir,
+        '--http-port',
+        String(httpPort),
+        '--json',
+      ],
+      { env },
+    );
+    expect(JSON.parse(listed.stdout)).toEqual([]);
+    child.kill('SIGINT');
+    const code = await new Promise<number | null>((resolve) => child.on('exit', resolve));
+    expect(code).toBe(0);
+    expect(out).toContain('iot-pipeline: stopped. 0 messages done, 0 dead-lettered.');
+  });
+
   it('simulates a fleet into the local runtime, then queries what it stored', async () => {
     const dataDir = await mkdtemp(join(tmpdir(), 'iot-cli-'));
     const rt = await startLocalRuntime({ dataDir, mqttPort: 0, httpPort: 0, apiKey: 'k' });
