@@ -108,7 +108,8 @@ export function decodeMessage(
   config: RuntimeConfig,
   now: () => number = Date.now,
 ): MessageOutcome {
-  return decodeMessages([message], config, now)[0] as MessageOutcome;
+  const prepared = prepare(message, config, now);
+  return 'outcome' in prepared ? prepared.outcome : finish(prepared, undefined);
 }
 
 /**
@@ -122,6 +123,12 @@ export function decodeMessages(
   now: () => number = Date.now,
 ): MessageOutcome[] {
   const prepared = messages.map((message) => prepare(message, config, now));
+  // Most batches have no codec message: nothing to group.
+  if (
+    !prepared.some((p) => !('outcome' in p) && p.binary && p.decoder.kind !== 'json' && p.decoder.decodeMany)
+  ) {
+    return prepared.map((p) => ('outcome' in p ? p.outcome : finish(p, undefined)));
+  }
   const decoded = new Map<number, Decoded>();
   const groups = new Map<Decoder, number[]>();
   prepared.forEach((p, index) => {
@@ -167,6 +174,24 @@ interface Prepared {
   readonly mapping?: HttpMapping;
 }
 
+/** Every prepared message with the same fields in the same order: one hidden class for the hot path. */
+function shaped(p: Prepared): Prepared {
+  return {
+    messageId: p.messageId,
+    envelope: p.envelope,
+    bytes: p.bytes,
+    context: p.context,
+    deviceId: p.deviceId,
+    deviceType: p.deviceType,
+    decoder: p.decoder,
+    binary: p.binary,
+    given: p.given,
+    missing: p.missing,
+    base: p.base,
+    mapping: p.mapping,
+  };
+}
+
 function prepare(
   message: QueueMessage,
   config: RuntimeConfig,
@@ -192,6 +217,40 @@ function prepare(
   }
   const source = sourceOf(envelope);
   const bytes = Buffer.from(envelope.payload, 'base64');
+  if (source === 'mqtt') {
+    // The hot path: no closure, no spread.
+    const topic = parseTelemetryTopic(envelope.topic);
+    if ('error' in topic) {
+      return {
+        outcome: withRaw(envelope, message.messageId, undefined, undefined, [
+          { code: 'invalid_topic', reason: topic.error, deviceId: undefined, payload: bytes },
+        ]),
+      };
+    }
+    const decoder = decoderFor(config.deviceTypes, topic.deviceType);
+    // The hot path: a literal of fixed shape (object spreads here cost V8 several µs).
+    return {
+      messageId: message.messageId,
+      envelope,
+      bytes,
+      context: {
+        deviceId: topic.deviceId,
+        deviceType: topic.deviceType,
+        source,
+        messageId: message.messageId,
+        receivedAt: envelope.receivedAt,
+        limits: config.validation,
+      },
+      deviceId: topic.deviceId,
+      deviceType: topic.deviceType,
+      decoder,
+      binary: decoder.kind === 'json' ? undefined : { bytes },
+      given: undefined,
+      missing: undefined,
+      base: undefined,
+      mapping: undefined,
+    };
+  }
   const reject = (code: RejectionCode, reason: string, deviceId?: string, deviceType?: string) => ({
     outcome: withRaw(envelope, message.messageId, deviceId, deviceType, [
       { code, reason, deviceId, payload: bytes },
@@ -206,19 +265,6 @@ function prepare(
     limits: config.validation,
   });
   const common = { messageId: message.messageId, envelope, bytes };
-  if (source === 'mqtt') {
-    const topic = parseTelemetryTopic(envelope.topic);
-    if ('error' in topic) return reject('invalid_topic', topic.error);
-    const decoder = decoderFor(config.deviceTypes, topic.deviceType);
-    return {
-      ...common,
-      context: context(topic.deviceId, topic.deviceType),
-      deviceId: topic.deviceId,
-      deviceType: topic.deviceType,
-      decoder,
-      ...(decoder.kind === 'json' ? {} : { binary: { bytes } }),
-    };
-  }
   // HTTP routes: the route's parameters travel in the topic (`/v1/sigfox?type=tracker`).
   const params = new URLSearchParams(envelope.topic.split('?')[1] ?? '');
   const type = params.get('type');
@@ -232,7 +278,20 @@ function prepare(
       return reject('invalid_topic', `no mapping "${truncate(mappingName)}" in the config (httpMappings)`);
     }
     const deviceType = type ?? mapping?.type ?? DEFAULT_HTTP_DEVICE_TYPE;
-    return { ...common, context: context(undefined, deviceType), deviceType, decoder: JSON_DECODER, mapping };
+    return {
+      messageId: message.messageId,
+      envelope,
+      bytes,
+      context: context(undefined, deviceType),
+      deviceId: undefined,
+      deviceType,
+      decoder: JSON_DECODER,
+      binary: undefined,
+      given: undefined,
+      missing: undefined,
+      base: undefined,
+      mapping,
+    };
   }
   let body: unknown;
   try {
@@ -246,7 +305,7 @@ function prepare(
     const deviceType = type ?? 'sigfox';
     const decoder = decoderFor(config.deviceTypes, deviceType);
     const custom = Object.keys(callback.customData).length > 0 ? { ...callback.customData } : undefined;
-    return {
+    return shaped({
       ...common,
       context: context(callback.device, deviceType),
       deviceId: callback.device,
@@ -264,13 +323,13 @@ function prepare(
         ...(callback.seqNumber === undefined ? {} : { $seq: callback.seqNumber }),
         ...callback.radio,
       },
-    };
+    });
   }
   const uplink = parseTtnUplink(body);
   if ('error' in uplink) return reject('invalid_callback', uplink.error);
   const deviceType = type ?? 'ttn';
   const decoder = decoderFor(config.deviceTypes, deviceType);
-  return {
+  return shaped({
     ...common,
     context: context(uplink.deviceId, deviceType),
     deviceId: uplink.deviceId,
@@ -288,7 +347,7 @@ function prepare(
       $seq: uplink.fCnt,
       ...uplink.radio,
     },
-  };
+  });
 }
 
 /** The readings of a prepared message: its payload decoded, merged over what the message says besides. */

@@ -1,0 +1,100 @@
+/**
+ * `coldstart.<function>`: for each Lambda's production bundle (esbuild, minified ESM, as
+ * the stack builds it), the time to load it in a fresh `node` process minus a bare
+ * `node -e 0`, median of 11 runs; the baseline column is the bare start. Target: at most
+ * 60 ms. `coldstart.<function>.bundle` prints the bundle size. Loading runs the module's top level
+ * (clients created, config validated) with stand-in environment values; nothing is called.
+ */
+import { execFileSync } from 'node:child_process';
+import { mkdtempSync, rmSync, statSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { fileURLToPath, pathToFileURL } from 'node:url';
+import { build } from 'esbuild';
+import type { BenchResult } from './types.ts';
+
+const HANDLERS = ['ingest', 'http', 'offline', 'analytics', 'query'] as const;
+const RUNS = 11;
+const ENV = {
+  AWS_REGION: 'us-east-1',
+  AWS_ACCESS_KEY_ID: 'bench',
+  AWS_SECRET_ACCESS_KEY: 'bench',
+  AWS_EC2_METADATA_DISABLED: 'true',
+  AWS_SDK_JS_SUPPRESS_NODE_VERSION_WARNING: '1',
+  LAKE_BUCKET: 'lake',
+  CLAIMS_TABLE: 'claims',
+  REGISTRY_TABLE: 'registry',
+  ALERT_TOPIC_ARN: 'arn:aws:sns:us-east-1:123456789012:alerts',
+  INGEST_QUEUE_URL: 'https://sqs.us-east-1.amazonaws.com/123456789012/ingest',
+  API_KEY_SECRET_ARN: 'arn:aws:secretsmanager:us-east-1:123456789012:secret:key',
+  ATHENA_WORKGROUP: 'wg',
+  GLUE_DATABASE: 'db',
+  POWERTOOLS_LOG_LEVEL: 'SILENT',
+  PATH: process.env.PATH ?? '',
+};
+
+function median(values: number[]): number {
+  const sorted = [...values].sort((a, b) => a - b);
+  return sorted[Math.floor(sorted.length / 2)] ?? 0;
+}
+
+function timeNode(args: string[]): number {
+  const times: number[] = [];
+  for (let i = 0; i < RUNS; i++) {
+    const start = performance.now();
+    execFileSync(process.execPath, args, { env: ENV, stdio: 'ignore' });
+    times.push(performance.now() - start);
+  }
+  return median(times);
+}
+
+export async function run(): Promise<BenchResult[]> {
+  const dir = mkdtempSync(join(tmpdir(), 'coldstart-'));
+  try {
+    const bare = timeNode(['-e', '0']);
+    const results: BenchResult[] = [];
+    for (const handler of HANDLERS) {
+      const outfile = join(dir, `${handler}.mjs`);
+      await build({
+        entryPoints: [fileURLToPath(new URL(`../lambdas/handlers/${handler}.ts`, import.meta.url))],
+        bundle: true,
+        platform: 'node',
+        format: 'esm',
+        target: 'node20',
+        minify: true,
+        mainFields: ['module', 'main'],
+        banner: { js: "import{createRequire as __cr}from'node:module';const require=__cr(import.meta.url);" },
+        outfile,
+        logLevel: 'error',
+      });
+      const load = timeNode([
+        '--input-type=module',
+        '-e',
+        `await import(${JSON.stringify(pathToFileURL(outfile).href)})`,
+      ]);
+      const ms = load - bare;
+      results.push({
+        name: `coldstart.${handler}`,
+        value: Math.round(ms),
+        unit: 'ms to load',
+        baseline: Math.round(bare),
+        ratio: ms / bare,
+        target: '<= 60 ms',
+        met: ms <= 60,
+      });
+      const bytes = statSync(outfile).size;
+      results.push({
+        name: `coldstart.${handler}.bundle`,
+        value: bytes,
+        unit: 'bytes',
+        baseline: bytes,
+        ratio: 1,
+        target: 'none (size)',
+        met: true,
+      });
+    }
+    return results;
+  } finally {
+    rmSync(dir, { recursive: true, force: true });
+  }
+}
