@@ -22,7 +22,7 @@ import { folderStore } from '../lambdas/adapters/local/folder-store.ts';
 import { LocalQueue, type LocalQueueOptions } from '../lambdas/adapters/local/queue.ts';
 import { type DeviceRegistry, detectOffline, type EstateDeps } from '../lambdas/core/estate.ts';
 import { decodeMessages, type IngestDeps, writeBatch } from '../lambdas/core/ingest.ts';
-import type { IngestLog, ObjectStore } from '../lambdas/core/ports.ts';
+import type { IngestLog, ObjectStore, TimeSeriesSink } from '../lambdas/core/ports.ts';
 import { DEFAULT_CONFIG, type PipelineConfig } from '../lib/config.ts';
 import { type LocalBroker, startBroker } from './broker.ts';
 import { type LocalHttpServer, startHttpServer } from './http-server.ts';
@@ -41,6 +41,8 @@ export interface LocalRuntimeOptions {
   readonly queue?: Partial<Omit<LocalQueueOptions, 'deadLetterFile'>>;
   /** Wraps the lake store: fault injection for tests and benchmarks. */
   readonly wrapLake?: (store: ObjectStore) => ObjectStore;
+  /** Wraps the time-series sink: fault injection for tests and benchmarks. */
+  readonly wrapTimeSeries?: (sink: TimeSeriesSink) => TimeSeriesSink;
   /** POST each alert here as JSON, besides printing it. */
   readonly alertWebhookUrl?: string;
   /** How often devices are checked for silence (the offline alert); default every 30 s. */
@@ -102,7 +104,9 @@ export async function startLocalRuntime(options: LocalRuntimeOptions): Promise<L
   const deps: IngestDeps = {
     config,
     lake: options.wrapLake ? options.wrapLake(lake) : lake,
-    timeseries: await duckdbTimeSeries(connection),
+    timeseries: options.wrapTimeSeries
+      ? options.wrapTimeSeries(await duckdbTimeSeries(connection))
+      : await duckdbTimeSeries(connection),
     claims: await duckdbClaims(connection),
     estate,
     log: ingestLog,

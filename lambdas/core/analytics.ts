@@ -34,11 +34,22 @@ export function checkDay(day: string): string {
   return day;
 }
 
+/**
+ * The readings of a day, each (device, time, metric) once. The ingest path stores a
+ * reading once, except when a write succeeded but its answer was lost (a timeout after
+ * S3 took the object): the message is then retried in another batch and its readings
+ * land twice under another key. Compaction keeps the first copy.
+ */
+function dedupedReadings(day: string): string {
+  return `(SELECT *, row_number() OVER (PARTITION BY device_id, time, metric ORDER BY received_at, message_id) AS copy
+  FROM readings WHERE dt = '${checkDay(day)}') AS once`;
+}
+
 /** The readings of a day, as the curated (Parquet) table holds them. */
 export function curatedReadingsSelect(day: string): string {
   return `SELECT device_id, device_type, time, metric, value, value_str, value_bool, source, received_at
-FROM readings
-WHERE dt = '${checkDay(day)}'`;
+FROM ${dedupedReadings(day)}
+WHERE copy = 1`;
 }
 
 /** Per device and metric: min, max, avg, count, first and last time of the numeric values of a day. */
@@ -46,8 +57,8 @@ export function dailyMetricsSelect(day: string): string {
   return `SELECT device_id, metric, DATE '${checkDay(day)}' AS day,
   min(value) AS min, max(value) AS max, avg(value) AS avg, count(*) AS count,
   min(time) AS first_time, max(time) AS last_time
-FROM readings
-WHERE dt = '${day}' AND value IS NOT NULL
+FROM ${dedupedReadings(day)}
+WHERE copy = 1 AND value IS NOT NULL
 GROUP BY device_id, metric`;
 }
 
@@ -56,8 +67,8 @@ export function dailyReportSelect(day: string): string {
   return `SELECT device_id, metric, CAST(DATE '${checkDay(day)}' AS VARCHAR) AS day,
   min(value) AS min, max(value) AS max, max(value) - min(value) AS range, avg(value) AS avg, count(*) AS count,
   CAST(min(time) AS VARCHAR) AS first_time, CAST(max(time) AS VARCHAR) AS last_time
-FROM readings
-WHERE dt = '${day}' AND value IS NOT NULL
+FROM ${dedupedReadings(day)}
+WHERE copy = 1 AND value IS NOT NULL
 GROUP BY device_id, metric
 ORDER BY device_id, metric`;
 }
