@@ -7,7 +7,7 @@ import { randomUUID } from 'node:crypto';
 import { createServer, type IncomingMessage, type ServerResponse } from 'node:http';
 import type { DeviceRegistry } from '../lambdas/core/estate.ts';
 import { DEVICES_PATH, handleDevicesRequest } from '../lambdas/core/http-devices.ts';
-import { type HttpIngressDeps, handleIngress, json } from '../lambdas/core/http-ingress.ts';
+import { type HttpIngressDeps, type HttpRequest, handleIngress, json } from '../lambdas/core/http-ingress.ts';
 import { handleQueryRequest, isQueryPath, type PagedQueries } from '../lambdas/core/query-api.ts';
 import { listen } from './listen.ts';
 
@@ -76,6 +76,15 @@ async function serve(
   for (const [name, value] of Object.entries(request.headers)) {
     if (value !== undefined) headers[name] = Array.isArray(value) ? value.join(',') : value;
   }
+  const asRequest: HttpRequest = {
+    method: request.method ?? 'GET',
+    path,
+    query: url.search.slice(1),
+    headers,
+    body: body === 'too_large' ? Buffer.alloc(0) : body,
+    requestId: randomUUID(),
+    receivedAt,
+  };
   const result =
     body === 'too_large'
       ? json(413, {
@@ -83,43 +92,13 @@ async function serve(
           message: `The body is larger than ${options.ingress.maxBodyBytes} bytes`,
         })
       : isQueryPath(path) && options.queries
-        ? await handleQueryRequest(
-            {
-              method: request.method ?? 'GET',
-              path,
-              query: url.search.slice(1),
-              headers,
-              body,
-              requestId: '',
-              receivedAt,
-            },
-            { apiKey: options.ingress.apiKey, engine: options.queries },
-          )
+        ? await handleQueryRequest(asRequest, { apiKey: options.ingress.apiKey, engine: options.queries })
         : path === DEVICES_PATH && options.registry
-          ? await handleDevicesRequest(
-              {
-                method: request.method ?? 'GET',
-                path,
-                query: url.search.slice(1),
-                headers,
-                body,
-                requestId: '',
-                receivedAt,
-              },
-              { apiKey: options.ingress.apiKey, registry: options.registry },
-            )
-          : await handleIngress(
-              {
-                method: request.method ?? 'GET',
-                path,
-                query: url.search.slice(1),
-                headers,
-                body,
-                requestId: randomUUID(),
-                receivedAt,
-              },
-              options.ingress,
-            );
+          ? await handleDevicesRequest(asRequest, {
+              apiKey: options.ingress.apiKey,
+              registry: options.registry,
+            })
+          : await handleIngress(asRequest, options.ingress);
   send(response, result);
   options.onRequest?.({
     method: request.method ?? '',

@@ -5,7 +5,9 @@
  * spliced into SQL. A query that runs longer than the API may wait answers 202 with a
  * token to come back with; a long result comes in pages, with a token for the next.
  */
+
 import { authenticated, type HttpRequest, type HttpResponse, json } from './http-ingress.ts';
+import { lakeTimestamp } from './tables.ts';
 import { DEVICE_ID_PATTERN } from './topics.ts';
 
 /** A parameter of a planned query: its SQL type and value. */
@@ -49,12 +51,6 @@ export function isQueryPath(path: string): boolean {
   return QUERY_PATH.test(path);
 }
 
-/** `yyyy-MM-dd HH:mm:ss.SSS`, the lake's timestamp form. */
-function lakeTime(ms: number): string {
-  const iso = new Date(ms).toISOString();
-  return `${iso.slice(0, 10)} ${iso.slice(11, 23)}`;
-}
-
 export function readingsPlan(
   deviceId: string,
   from: number,
@@ -64,10 +60,10 @@ export function readingsPlan(
 ): QueryPlan {
   const params: QueryParam[] = [
     { type: 'varchar', value: deviceId },
-    { type: 'varchar', value: lakeTime(from).slice(0, 10) },
-    { type: 'varchar', value: lakeTime(to).slice(0, 10) },
-    { type: 'timestamp', value: lakeTime(from) },
-    { type: 'timestamp', value: lakeTime(to) },
+    { type: 'varchar', value: lakeTimestamp(from).slice(0, 10) },
+    { type: 'varchar', value: lakeTimestamp(to).slice(0, 10) },
+    { type: 'timestamp', value: lakeTimestamp(from) },
+    { type: 'timestamp', value: lakeTimestamp(to) },
   ];
   if (metric !== undefined) params.push({ type: 'varchar', value: metric });
   return {
@@ -217,7 +213,7 @@ export async function handleQueryRequest(request: HttpRequest, deps: QueryApiDep
   const plan =
     match[2] === 'readings'
       ? readingsPlan(deviceId, start, end, metric, 100_000)
-      : dailyPlan(deviceId, lakeTime(start).slice(0, 10), lakeTime(end).slice(0, 10), metric);
+      : dailyPlan(deviceId, lakeTimestamp(start).slice(0, 10), lakeTimestamp(end).slice(0, 10), metric);
   let page: QueryPage;
   try {
     page = await deps.engine.page(plan, token, {

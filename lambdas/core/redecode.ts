@@ -55,7 +55,7 @@ export async function redecode(
   const last = parseDay(options.to, 'to');
   if (last < first) throw new Error(`--to ${options.to} is before --from ${options.from}`);
   // Network resends (Sigfox, The Things Stack) are stored once, as the ingest path does.
-  const claims = runClaims();
+  const claims = memoryClaims();
   const report = {
     days: 0,
     messages: 0,
@@ -108,8 +108,11 @@ export async function redecode(
   return report;
 }
 
-/** Claims held for one run: the first message (in arrival order) owns a reading. */
-function runClaims(): ReadingClaims {
+/**
+ * Claims held in memory (one redecode run, tests): the first message to claim a key owns
+ * it, as the DynamoDB adapter behaves.
+ */
+export function memoryClaims(): ReadingClaims {
   const owners = new Map<string, string>();
   return {
     async claim(claims) {

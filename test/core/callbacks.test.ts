@@ -6,6 +6,7 @@ import type { Envelope } from '../../lambdas/core/envelope.ts';
 import { type HttpIngressDeps, handleIngress } from '../../lambdas/core/http-ingress.ts';
 import { decodeMessage, writeBatch } from '../../lambdas/core/ingest.ts';
 import type { ReadingClaims } from '../../lambdas/core/ports.ts';
+import { memoryClaims } from '../../lambdas/core/redecode.ts';
 import { MemoryStore, NOW } from '../support/fakes.ts';
 
 const fixture = (name: string) => readFileSync(new URL(`../fixtures/${name}`, import.meta.url), 'utf8');
@@ -232,23 +233,6 @@ describe('POST /v1/telemetry with a field mapping', () => {
 });
 
 describe('duplicates across batches (network resends)', () => {
-  /** The claims port as the DynamoDB adapter behaves: the first message to claim a key owns it. */
-  function memoryClaims(): ReadingClaims & { owners: Map<string, string> } {
-    const owners = new Map<string, string>();
-    return {
-      owners,
-      async claim(claims) {
-        const taken = new Set<string>();
-        for (const { key, messageId } of claims) {
-          const owner = owners.get(key);
-          if (owner === undefined) owners.set(key, messageId);
-          else if (owner !== messageId) taken.add(key);
-        }
-        return taken;
-      },
-    };
-  }
-
   it('stores the same device + seqNumber once, whether resent later or retried by SQS', async () => {
     const lake = new MemoryStore();
     const claims = memoryClaims();
