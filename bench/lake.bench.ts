@@ -16,11 +16,12 @@ import { folderStore } from '../lambdas/adapters/local/folder-store.ts';
 import { runDailyJob } from '../lambdas/core/analytics.ts';
 import { readingsKey } from '../lambdas/core/lake-layout.ts';
 import { type Reading, toNdjsonRows } from '../lambdas/core/reading.ts';
+import { PRICES_FILE } from '../local/cost.ts';
 import type { BenchResult } from './types.ts';
 
 const DEVICES = 1000;
 const DAY = '2026-11-24';
-const prices = JSON.parse(readFileSync(new URL('../../shared/aws-prices.json', import.meta.url), 'utf8')) as {
+const prices = JSON.parse(readFileSync(PRICES_FILE, 'utf8')) as {
   athena: { perTbScanned: number; minimumBytesPerQuery: number };
 };
 

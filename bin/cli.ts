@@ -23,12 +23,14 @@ import { s3Store } from '../lambdas/adapters/aws/s3-store.ts';
 import { createLakeViews, duckdbEngine, duckdbRegistry, runQuery } from '../lambdas/adapters/local/duckdb.ts';
 import { folderStore } from '../lambdas/adapters/local/folder-store.ts';
 import { ATHENA_PRICE, athenaCost, checkDay, runDailyJob, yesterday } from '../lambdas/core/analytics.ts';
+import { checkPrices } from '../lambdas/core/cost.ts';
 import { parseHex } from '../lambdas/core/decoders/hex.ts';
 import { buildDecoder, type Decoder, decoderFor } from '../lambdas/core/decoders/registry.ts';
 import { type DeviceFilter, type DeviceSummary, filterDevices } from '../lambdas/core/estate.ts';
 import { DEVICES_PATH, parseFilter } from '../lambdas/core/http-devices.ts';
 import { redecode } from '../lambdas/core/redecode.ts';
 import { ConfigError, DEFAULT_CONFIG, readConfigFile } from '../lib/config.ts';
+import { costTable, PRICES_FILE, runCostModel } from '../local/cost.ts';
 import { StartupError } from '../local/listen.ts';
 import { LOCAL_HOST, startLocalRuntime } from '../local/runtime.ts';
 import { runSimulation, type SimulationProgress } from '../local/simulate.ts';
@@ -63,6 +65,8 @@ Commands:
              --policy <DevicePolicyName> --out <dir>; or --csv <file> (thingName,deviceType[,k=v ...] per line)
   deprovision  detach, deactivate and delete: deprovision <thingName>
   daily      run the daily job on the local lake: [--day <YYYY-MM-DD>] (yesterday) [--data <dir>]
+  cost       what the pipeline would cost on AWS, from the calls it makes in a local run, at list prices:
+             --devices <n> (1000) --interval <60s> --bytes <n> (200) [--config <file>] [--prices <file>] [--json]
   query      run SQL: query "SELECT ..." [--json | --csv]; on the local lake with DuckDB [--data <dir>],
              or on Athena with --workgroup <AthenaWorkGroup> --database <GlueDatabaseName> (stack outputs)
              tables: readings, raw, quarantine, curated_readings, daily_metrics (and timeseries when start is not running)
@@ -89,6 +93,8 @@ async function main(argv: string[]): Promise<number> {
       return provisionCommand(rest);
     case 'deprovision':
       return deprovisionCommand(rest);
+    case 'cost':
+      return costCommand(rest);
     case undefined:
     case 'help':
     case '--help':
@@ -593,6 +599,70 @@ async function daily(args: string[]): Promise<number> {
   } finally {
     instance.closeSync();
   }
+}
+
+async function costCommand(args: string[]): Promise<number> {
+  const { values } = parse({
+    args,
+    options: {
+      devices: { type: 'string', default: '1000' },
+      interval: { type: 'string', default: '60s' },
+      bytes: { type: 'string', default: '200' },
+      messages: { type: 'string' },
+      config: { type: 'string' },
+      prices: { type: 'string' },
+      json: { type: 'boolean', default: false },
+    },
+  });
+  const count = (flag: string, text: string, max: number) => {
+    const n = Number(text);
+    if (!Number.isInteger(n) || n < 1 || n > max) {
+      throw new UsageError(`--${flag} "${text}" must be a whole number from 1 to ${max}`);
+    }
+    return n;
+  };
+  let intervalMs: number;
+  try {
+    intervalMs = parseDuration(values.interval);
+  } catch (error) {
+    throw new UsageError(`--interval: ${(error as Error).message}`);
+  }
+  const pricesFile = values.prices ?? PRICES_FILE;
+  let prices: ReturnType<typeof checkPrices>;
+  try {
+    prices = checkPrices(JSON.parse(readFileSync(pricesFile, 'utf8')));
+  } catch (error) {
+    throw new UsageError(`--prices ${String(pricesFile)}: ${(error as Error).message}`);
+  }
+  const report = await runCostModel({
+    fleet: { devices: count('devices', values.devices, 10_000_000), intervalMs },
+    messageBytes: count('bytes', values.bytes, 128 * 1024),
+    config: values.config ? readConfigFile(values.config) : DEFAULT_CONFIG,
+    prices,
+    ...(values.messages ? { messages: count('messages', values.messages, 1_000_000) } : {}),
+  });
+  if (values.json) {
+    process.stdout.write(`${JSON.stringify(report, null, 2)}\n`);
+    return 0;
+  }
+  const month = (n: number) => `$${n.toFixed(2)}/month`;
+  process.stdout.write(
+    `${report.fleet.devices} devices, one ${report.messageBytes}-byte message every ${values.interval}: ` +
+      `${Math.round(report.messagesPerMonth).toLocaleString('en-US')} messages a month. ` +
+      `Counted over ${report.messagesRun} messages in ${report.batches} ingest invocations ` +
+      `(${(report.messagesRun / report.batches).toFixed(1)} a batch, ${report.ingestDurationMs.toFixed(0)} ms billed each).\n\n`,
+  );
+  process.stdout.write(formatTable(costTable(report)));
+  process.stdout.write(
+    `\nCalls per message from the ingest Lambda: ${Object.entries(report.callsPerMessage)
+      .map(([call, n]) => `${call} ${n.toFixed(3)}`)
+      .join(', ')}.\n` +
+      `Monthly totals include ${report.fixedMonthly.map((l) => `${l.line} $${l.dollars.toFixed(2)}`).join('; ')}.\n` +
+      `Pipeline: ${month(report.pipeline.perMonth)} over MQTT, ${month(report.basicIngest.perMonth)} with Basic Ingest; ` +
+      `naive: ${month(report.naive.perMonth)}. With Basic Ingest: ${report.ratioToFloor.toFixed(2)}x the IoT Core floor ` +
+      `(target <= 1.0x: ${report.ratioToFloor <= 1 ? 'met' : 'not met'}).\n`,
+  );
+  return 0;
 }
 
 async function query(args: string[]): Promise<number> {

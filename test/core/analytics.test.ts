@@ -1,4 +1,4 @@
-import { existsSync, readFileSync } from 'node:fs';
+import { readFileSync } from 'node:fs';
 import { mkdtemp, readFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -18,6 +18,7 @@ import {
 } from '../../lambdas/core/analytics.ts';
 import { validateRuntimeConfig } from '../../lambdas/core/config.ts';
 import { decodeMessage, writeBatch } from '../../lambdas/core/ingest.ts';
+import { PRICES_FILE } from '../../local/cost.ts';
 import { mqttMessage } from '../support/fakes.ts';
 
 const DAY = '2026-11-24';
@@ -163,10 +164,8 @@ describe('analytics SQL and manifest', () => {
     ]);
   });
 
-  // The shared price list sits beside the repository in the workspace, not in a clone of it.
-  const priceFile = new URL('../../../shared/aws-prices.json', import.meta.url);
-  it.skipIf(!existsSync(priceFile))('prices Athena as aws-prices.json does', () => {
-    const prices = JSON.parse(readFileSync(priceFile, 'utf8'));
+  it('prices Athena as aws-prices.json does', () => {
+    const prices = JSON.parse(readFileSync(PRICES_FILE, 'utf8'));
     expect(ATHENA_PRICE).toEqual(prices.athena);
     expect(athenaCost(1024 ** 4)).toBe(5);
     expect(athenaCost(1)).toBeCloseTo((10 * 1024 * 1024 * 5) / 1024 ** 4);

@@ -1,0 +1,68 @@
+/**
+ * `cost.*`: the cost model (`iot-pipeline cost`) for the issue's fleet, 1,000 devices
+ * sending one 200-byte message a minute, with the default config. The baseline is the
+ * IoT Core floor measured in the same run: one message, one rule and one action per
+ * message. Target: the whole pipeline with Basic Ingest at most 1.0x of that floor.
+ * Measured twice: with the default 5 s batching window (readings stored within
+ * seconds) and with SQS's longest, 300 s, which trades latency for fewer calls.
+ */
+import { readFileSync } from 'node:fs';
+import { checkPrices } from '../lambdas/core/cost.ts';
+import { DEFAULT_CONFIG } from '../lib/config.ts';
+import { PRICES_FILE, runCostModel } from '../local/cost.ts';
+import type { BenchResult } from './types.ts';
+
+/** The longest batches SQS allows: each device is seen five times a batch, so its registry record is written once for five messages. */
+const LONG_BATCHES = { ...DEFAULT_CONFIG.ingest, batchSize: 10_000, maxBatchingWindowSeconds: 300 };
+
+export async function run(): Promise<BenchResult[]> {
+  const prices = checkPrices(JSON.parse(readFileSync(PRICES_FILE, 'utf8')));
+  const fleet = { devices: 1000, intervalMs: 60_000 };
+  const report = await runCostModel({ fleet, messageBytes: 200, config: DEFAULT_CONFIG, prices });
+  const long = await runCostModel({
+    fleet,
+    messageBytes: 200,
+    config: { ...DEFAULT_CONFIG, ingest: LONG_BATCHES },
+    prices,
+  });
+  const floor = report.iotFloor.perMillion;
+  const dollars = (n: number) => Math.round(n * 1000) / 1000;
+  return [
+    {
+      name: 'cost.per_million',
+      value: dollars(report.basicIngest.perMillion),
+      unit: '$ per million messages',
+      baseline: dollars(floor),
+      ratio: report.basicIngest.perMillion / floor,
+      target: '<= 1.0x the IoT Core floor',
+      met: report.basicIngest.perMillion <= floor,
+    },
+    {
+      name: 'cost.per_million_300s_batches',
+      value: dollars(long.basicIngest.perMillion),
+      unit: '$ per million messages',
+      baseline: dollars(long.iotFloor.perMillion),
+      ratio: long.basicIngest.perMillion / long.iotFloor.perMillion,
+      target: '<= 1.0x the IoT Core floor',
+      met: long.basicIngest.perMillion <= long.iotFloor.perMillion,
+    },
+    {
+      name: 'cost.per_million_mqtt',
+      value: dollars(report.pipeline.perMillion),
+      unit: '$ per million messages',
+      baseline: dollars(floor),
+      ratio: report.pipeline.perMillion / floor,
+      target: 'none (Basic Ingest is the figure)',
+      met: true,
+    },
+    {
+      name: 'cost.vs_naive',
+      value: dollars(report.pipeline.perMonth),
+      unit: '$ per month',
+      baseline: dollars(report.naive.perMonth),
+      ratio: report.pipeline.perMonth / report.naive.perMonth,
+      target: 'below the naive design',
+      met: report.pipeline.perMonth < report.naive.perMonth,
+    },
+  ];
+}

@@ -1,0 +1,330 @@
+/**
+ * The cost model's arithmetic: how AWS meters each call (Timestream's 1 KiB writes,
+ * DynamoDB's request units, IoT Core's 5 KB messages, SQS's 64 KB chunks) and what the
+ * metered units cost at public list prices (`../shared/aws-prices.json`). The calls
+ * themselves are counted in a real run of the pipeline (`local/cost.ts`).
+ */
+
+/** The public prices the model uses: the shape of `aws-prices.json` (USD, us-east-1). */
+export interface AwsPrices {
+  readonly iotCore: {
+    readonly messagingPerMillion: number;
+    readonly messageMeteringBytes: number;
+    readonly connectivityPerMillionMinutes: number;
+    readonly rulesTriggeredPerMillion: number;
+    readonly actionsExecutedPerMillion: number;
+  };
+  readonly lambda: {
+    readonly requestsPerMillion: number;
+    readonly gbSecondX86: number;
+    readonly gbSecondArm64: number;
+  };
+  readonly sqs: {
+    readonly requestsPerMillion: number;
+    readonly requestChunkBytes: number;
+    readonly maxMessagesPerBatchCall: number;
+  };
+  readonly apiGatewayHttpApi: { readonly requestsPerMillion: number; readonly requestMeteringBytes: number };
+  readonly timestreamLiveAnalytics: {
+    readonly writesPerMillion: number;
+    readonly writeMeteringBytes: number;
+  };
+  readonly s3: { readonly putPerThousand: number; readonly getPerThousand: number };
+  readonly sns: { readonly publishesPerMillion: number };
+  readonly dynamodbOnDemand: {
+    readonly writeRequestUnitsPerMillion: number;
+    readonly readRequestUnitsPerMillion: number;
+  };
+}
+
+/** Every key of {@link AwsPrices} the model reads, for a clear message when the price file lacks one. */
+export function checkPrices(value: unknown): AwsPrices {
+  const shape: Record<string, readonly string[]> = {
+    iotCore: [
+      'messagingPerMillion',
+      'messageMeteringBytes',
+      'connectivityPerMillionMinutes',
+      'rulesTriggeredPerMillion',
+      'actionsExecutedPerMillion',
+    ],
+    lambda: ['requestsPerMillion', 'gbSecondX86', 'gbSecondArm64'],
+    sqs: ['requestsPerMillion', 'requestChunkBytes', 'maxMessagesPerBatchCall'],
+    apiGatewayHttpApi: ['requestsPerMillion', 'requestMeteringBytes'],
+    timestreamLiveAnalytics: ['writesPerMillion', 'writeMeteringBytes'],
+    s3: ['putPerThousand', 'getPerThousand'],
+    sns: ['publishesPerMillion'],
+    dynamodbOnDemand: ['writeRequestUnitsPerMillion', 'readRequestUnitsPerMillion'],
+  };
+  const prices = value as Record<string, Record<string, unknown> | undefined>;
+  for (const [service, keys] of Object.entries(shape)) {
+    for (const key of keys) {
+      const price = prices?.[service]?.[key];
+      if (typeof price !== 'number' || !(price >= 0)) {
+        throw new Error(`the price file has no number at ${service}.${key}`);
+      }
+    }
+  }
+  return value as AwsPrices;
+}
+
+/** Metered units, counted over a run: what the bill is made of. */
+export interface Usage {
+  /** IoT Core messages, in 5 KB units (none for Basic Ingest topics). */
+  iotMessages: number;
+  iotRulesTriggered: number;
+  iotActions: number;
+  /** API Gateway HTTP API requests, in 512 KB units. */
+  apiRequests: number;
+  /** SQS requests, in 64 KB chunks. */
+  sqsRequests: number;
+  lambdaRequests: number;
+  lambdaGbSecondsX86: number;
+  lambdaGbSecondsArm64: number;
+  s3Puts: number;
+  s3Gets: number;
+  /** Timestream writes, in 1 KiB units. */
+  timestreamWrites: number;
+  dynamodbWriteUnits: number;
+  dynamodbReadUnits: number;
+  snsPublishes: number;
+}
+
+export function emptyUsage(): Usage {
+  return {
+    iotMessages: 0,
+    iotRulesTriggered: 0,
+    iotActions: 0,
+    apiRequests: 0,
+    sqsRequests: 0,
+    lambdaRequests: 0,
+    lambdaGbSecondsX86: 0,
+    lambdaGbSecondsArm64: 0,
+    s3Puts: 0,
+    s3Gets: 0,
+    timestreamWrites: 0,
+    dynamodbWriteUnits: 0,
+    dynamodbReadUnits: 0,
+    snsPublishes: 0,
+  };
+}
+
+/** One line of the bill: a metered unit, how many of it, and what they cost. */
+export interface CostLine {
+  readonly line: string;
+  readonly units: number;
+  readonly dollars: number;
+}
+
+/** The usage priced, one line per unit that occurred (in the order of {@link Usage}). */
+export function priceUsage(usage: Usage, prices: AwsPrices): CostLine[] {
+  const perMillion = (units: number, price: number) => (units * price) / 1e6;
+  const lines: CostLine[] = [
+    line(
+      'IoT Core messaging',
+      usage.iotMessages,
+      perMillion(usage.iotMessages, prices.iotCore.messagingPerMillion),
+    ),
+    line(
+      'IoT rules triggered',
+      usage.iotRulesTriggered,
+      perMillion(usage.iotRulesTriggered, prices.iotCore.rulesTriggeredPerMillion),
+    ),
+    line(
+      'IoT rule actions',
+      usage.iotActions,
+      perMillion(usage.iotActions, prices.iotCore.actionsExecutedPerMillion),
+    ),
+    line(
+      'API Gateway requests',
+      usage.apiRequests,
+      perMillion(usage.apiRequests, prices.apiGatewayHttpApi.requestsPerMillion),
+    ),
+    line('SQS requests', usage.sqsRequests, perMillion(usage.sqsRequests, prices.sqs.requestsPerMillion)),
+    line(
+      'Lambda requests',
+      usage.lambdaRequests,
+      perMillion(usage.lambdaRequests, prices.lambda.requestsPerMillion),
+    ),
+    line('Lambda GB-s (x86)', usage.lambdaGbSecondsX86, usage.lambdaGbSecondsX86 * prices.lambda.gbSecondX86),
+    line(
+      'Lambda GB-s (arm64)',
+      usage.lambdaGbSecondsArm64,
+      usage.lambdaGbSecondsArm64 * prices.lambda.gbSecondArm64,
+    ),
+    line('S3 PUT', usage.s3Puts, (usage.s3Puts * prices.s3.putPerThousand) / 1000),
+    line('S3 GET', usage.s3Gets, (usage.s3Gets * prices.s3.getPerThousand) / 1000),
+    line(
+      'Timestream writes (1 KiB)',
+      usage.timestreamWrites,
+      perMillion(usage.timestreamWrites, prices.timestreamLiveAnalytics.writesPerMillion),
+    ),
+    line(
+      'DynamoDB write units',
+      usage.dynamodbWriteUnits,
+      perMillion(usage.dynamodbWriteUnits, prices.dynamodbOnDemand.writeRequestUnitsPerMillion),
+    ),
+    line(
+      'DynamoDB read units',
+      usage.dynamodbReadUnits,
+      perMillion(usage.dynamodbReadUnits, prices.dynamodbOnDemand.readRequestUnitsPerMillion),
+    ),
+    line('SNS publishes', usage.snsPublishes, perMillion(usage.snsPublishes, prices.sns.publishesPerMillion)),
+  ];
+  return lines.filter((l) => l.units > 0);
+}
+
+function line(name: string, units: number, dollars: number): CostLine {
+  return { line: name, units, dollars };
+}
+
+export function totalDollars(lines: readonly CostLine[]): number {
+  return lines.reduce((sum, l) => sum + l.dollars, 0);
+}
+
+/** Units of a size: `ceil(bytes / unit)`, at least one (every metered call counts once). */
+export function meteredUnits(bytes: number, unitBytes: number): number {
+  return Math.max(1, Math.ceil(bytes / unitBytes));
+}
+
+const utf8 = (text: string) => Buffer.byteLength(text, 'utf8');
+
+/** A Timestream record or its common attributes, as WriteRecords takes them. */
+export interface TimestreamRecordShape {
+  readonly Dimensions?: readonly { readonly Name?: string; readonly Value?: string }[];
+  readonly MeasureName?: string;
+  readonly MeasureValue?: string;
+  readonly MeasureValueType?: string;
+  readonly MeasureValues?: readonly {
+    readonly Name?: string;
+    readonly Value?: string;
+    readonly Type?: string;
+  }[];
+  readonly Time?: string;
+}
+
+/**
+ * Bytes Timestream meters for a record: 8 for the time, then the UTF-8 length of each
+ * dimension name and value and each measure name, and the measure values (8 bytes for
+ * a double or bigint, 1 for a boolean, the UTF-8 length of a string).
+ */
+export function timestreamRecordBytes(record: TimestreamRecordShape): number {
+  let bytes = record.Time === undefined ? 0 : 8;
+  for (const d of record.Dimensions ?? []) bytes += utf8(d.Name ?? '') + utf8(d.Value ?? '');
+  if (record.MeasureName !== undefined) bytes += utf8(record.MeasureName);
+  if (record.MeasureValue !== undefined) bytes += valueBytes(record.MeasureValue, record.MeasureValueType);
+  for (const m of record.MeasureValues ?? []) bytes += utf8(m.Name ?? '') + valueBytes(m.Value ?? '', m.Type);
+  return bytes;
+}
+
+function valueBytes(value: string, type: string | undefined): number {
+  if (type === 'BOOLEAN') return 1;
+  if (type === 'VARCHAR') return utf8(value);
+  return 8;
+}
+
+/**
+ * Writes one WriteRecords call is billed for: its events' bytes in 1 KiB units, the
+ * common attributes counted once for the call (that is what they are for: "use common
+ * attributes with batching to batch more time series events per write").
+ */
+export function timestreamWriteUnits(
+  request: {
+    readonly CommonAttributes?: TimestreamRecordShape;
+    readonly Records?: readonly TimestreamRecordShape[];
+  },
+  writeMeteringBytes: number,
+): number {
+  const common = request.CommonAttributes;
+  let bytes = common ? timestreamRecordBytes(common) : 0;
+  for (const record of request.Records ?? []) {
+    bytes += timestreamRecordBytes(record);
+    // The time is 8 bytes whether it is the record's or the common one.
+    if (record.Time === undefined && common?.Time !== undefined) bytes += 8;
+  }
+  return meteredUnits(bytes, writeMeteringBytes);
+}
+
+/** A DynamoDB attribute value in the low-level form (`{ S }`, `{ N }`, ...). */
+export type DynamoValue = Readonly<Record<string, unknown>>;
+
+/**
+ * DynamoDB item size: each attribute's name (UTF-8) plus its value: strings and
+ * binaries by length, numbers by about one byte per two significant digits plus one,
+ * booleans and nulls one byte, lists and maps 3 bytes plus their elements.
+ */
+export function dynamodbItemBytes(item: Readonly<Record<string, DynamoValue>>): number {
+  let bytes = 0;
+  for (const [name, value] of Object.entries(item)) bytes += utf8(name) + dynamodbValueBytes(value);
+  return bytes;
+}
+
+function dynamodbValueBytes(value: DynamoValue): number {
+  if (typeof value.S === 'string') return utf8(value.S);
+  if (typeof value.N === 'string') {
+    const digits = value.N.replace(/^-/, '').replace('.', '').replace(/^0+/, '').length;
+    return Math.ceil(Math.max(1, digits) / 2) + 1;
+  }
+  if (value.B instanceof Uint8Array) return value.B.length;
+  if (value.BOOL !== undefined || value.NULL !== undefined) return 1;
+  if (Array.isArray(value.L))
+    return 3 + value.L.reduce((n: number, v: DynamoValue) => n + 1 + dynamodbValueBytes(v), 0);
+  if (value.M && typeof value.M === 'object')
+    return 3 + dynamodbItemBytes(value.M as Record<string, DynamoValue>);
+  if (Array.isArray(value.SS)) return value.SS.reduce((n: number, s: string) => n + utf8(s), 0);
+  if (Array.isArray(value.NS)) return value.NS.length * 21;
+  return 0;
+}
+
+/** Write request units of a PutItem: the larger of the old and new item, per 1 KB (a failed condition still costs them). */
+export function dynamodbWriteUnits(newBytes: number, oldBytes = 0): number {
+  return meteredUnits(Math.max(newBytes, oldBytes), 1024);
+}
+
+/** Read request units of reading an item (a missing one still costs the minimum): 4 KB each, half for eventually consistent reads. */
+export function dynamodbReadUnits(bytes: number, consistent: boolean): number {
+  const units = meteredUnits(bytes, 4096);
+  return consistent ? units : units / 2;
+}
+
+/** Lambda bills duration rounded up to the millisecond, times the memory in GB. */
+export function lambdaGbSeconds(durationMs: number, memoryMb: number): number {
+  return (Math.ceil(durationMs) / 1000) * (memoryMb / 1024);
+}
+
+/** What a run covered, to turn its usage into dollars per million messages and per month. */
+export interface Fleet {
+  readonly devices: number;
+  /** One message per device every this many milliseconds. */
+  readonly intervalMs: number;
+}
+
+const MONTH_MS = 30 * 24 * 3_600_000;
+
+export function messagesPerMonth(fleet: Fleet): number {
+  return (fleet.devices * MONTH_MS) / fleet.intervalMs;
+}
+
+/** IoT Core connectivity for the fleet kept connected all month (not per message: it is the same for any design). */
+export function connectivityPerMonth(fleet: Fleet, prices: AwsPrices): number {
+  return (fleet.devices * (MONTH_MS / 60_000) * prices.iotCore.connectivityPerMillionMinutes) / 1e6;
+}
+
+/** The usage of a run scaled to one million messages. */
+export function perMillionMessages(usage: Usage, messages: number): Usage {
+  const scale = 1e6 / messages;
+  const scaled = emptyUsage();
+  for (const key of Object.keys(scaled) as (keyof Usage)[]) scaled[key] = usage[key] * scale;
+  return scaled;
+}
+
+/**
+ * The IoT Core floor: what any pipeline behind IoT Core pays per message at the least,
+ * one message (5 KB units), one rule and one action.
+ */
+export function iotFloorUsage(messages: number, messageBytes: number, prices: AwsPrices): Usage {
+  const usage = emptyUsage();
+  usage.iotMessages = messages * meteredUnits(messageBytes, prices.iotCore.messageMeteringBytes);
+  usage.iotRulesTriggered = messages;
+  usage.iotActions = messages;
+  return usage;
+}

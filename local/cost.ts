@@ -1,0 +1,390 @@
+/**
+ * The cost model (`iot-pipeline cost`, `npm run bench -- cost`): a simulated fleet's
+ * messages go through the telemetry rule, are batched the way the SQS event source
+ * mapping batches them (batch size or batching window, whichever comes first) and are
+ * handed to the ingest Lambda's own handler, built over metered SDK clients
+ * (`local/metered-aws.ts`). Every S3, Timestream, DynamoDB and SNS call it makes is
+ * counted and metered as AWS bills it; the IoT Core, SQS and Lambda units follow from
+ * the messages and the batches. Then the public prices turn units into dollars, per
+ * million messages and per month, next to the naive design and the IoT Core floor.
+ */
+import { Logger } from '@aws-lambda-powertools/logger';
+import type { Context, SQSEvent, SQSRecord } from 'aws-lambda';
+import { dynamodbRegistry } from '../lambdas/adapters/aws/dynamodb-registry.ts';
+import { awsIngestDeps, sqsIngestHandler } from '../lambdas/adapters/aws/ingest-lambda.ts';
+import { snsAlerts } from '../lambdas/adapters/aws/sns-alerts.ts';
+import {
+  type AwsPrices,
+  type CostLine,
+  connectivityPerMonth,
+  emptyUsage,
+  type Fleet,
+  iotFloorUsage,
+  lambdaGbSeconds,
+  messagesPerMonth,
+  meteredUnits,
+  perMillionMessages,
+  priceUsage,
+  timestreamWriteUnits,
+  totalDollars,
+  type Usage,
+} from '../lambdas/core/cost.ts';
+import { detectOffline } from '../lambdas/core/estate.ts';
+import { type Reading, TIME_SERIES_COMMON_ATTRIBUTES, toTimeSeriesRecord } from '../lambdas/core/reading.ts';
+import { applyTelemetryRule } from '../lambdas/core/topics.ts';
+import type { PipelineConfig } from '../lib/config.ts';
+import { DEFAULT_LATENCY, meteredClients, type ServiceLatency } from './metered-aws.ts';
+import { createFleet, nextReading, random } from './simulator.ts';
+import type { Rows } from './table.ts';
+
+export interface CostRunOptions {
+  readonly fleet: Fleet;
+  /** Payload bytes of each message (JSON): the simulator's readings, padded with more metrics. */
+  readonly messageBytes: number;
+  readonly config: PipelineConfig;
+  readonly prices: AwsPrices;
+  /** Messages run through the pipeline; figures are per message, so a few thousand suffice. */
+  readonly messages?: number;
+  /** Assumed service latencies (they only move Lambda GB-seconds). */
+  readonly latency?: ServiceLatency;
+  /** Minutes between scheduled offline checks (the stack's default is 5). */
+  readonly offlineCheckMinutes?: number;
+  /** Memory of the naive design's per-message function. */
+  readonly naiveMemoryMb?: number;
+}
+
+/** A design's bill: the lines per million messages, their total, and a month of the fleet. */
+export interface DesignCost {
+  readonly design: string;
+  readonly lines: CostLine[];
+  readonly perMillion: number;
+  readonly perMonth: number;
+}
+
+export interface CostReport {
+  readonly fleet: Fleet;
+  /** Mean payload bytes of the messages run. */
+  readonly messageBytes: number;
+  readonly messagesRun: number;
+  readonly batches: number;
+  readonly messagesPerMonth: number;
+  /** SDK calls the ingest Lambda made, per message (`S3.PutObject`, `DynamoDB.PutItem`, ...). */
+  readonly callsPerMessage: Record<string, number>;
+  /** Mean billed duration of one ingest invocation, ms. */
+  readonly ingestDurationMs: number;
+  readonly pipeline: DesignCost;
+  readonly basicIngest: DesignCost;
+  readonly naive: DesignCost;
+  readonly iotFloor: DesignCost;
+  /** Monthly costs that do not grow with messages: connectivity (the same for every design), offline checks. */
+  readonly fixedMonthly: CostLine[];
+  /** Basic Ingest pipeline per million messages over the IoT Core floor: the target is <= 1. */
+  readonly ratioToFloor: number;
+}
+
+const DEVICE_TYPE = 'sensor';
+/** The claims and registry tables' key attributes (lib/constructs/claims.ts, registry.ts). */
+const TABLES = { claims: 'iot-pipeline-claims', registry: 'iot-pipeline-registry' };
+const RESOURCES = {
+  lakeBucket: 'iot-pipeline-lake',
+  claimsTable: TABLES.claims,
+  registryTable: TABLES.registry,
+  alertTopicArn: 'arn:aws:sns:us-east-1:123456789012:iot-pipeline-alerts',
+};
+/** A certificate id as IoT Core's `principal()` gives it: 64 hex characters. */
+const PRINCIPAL = 'c'.repeat(64);
+const SQS_BATCH_CALL = 10;
+/** What the event source mapping can hand one invocation (6 MB). */
+const MAX_EVENT_BYTES = 6 * 1024 * 1024;
+
+export async function runCostModel(options: CostRunOptions): Promise<CostReport> {
+  const { fleet, config, prices } = options;
+  const latency = options.latency ?? DEFAULT_LATENCY;
+  // Enough messages for every device to report five times and for three batching windows.
+  const perSecond = (fleet.devices * 1000) / fleet.intervalMs;
+  const total =
+    options.messages ??
+    Math.round(
+      Math.min(
+        50_000,
+        Math.max(2_000, fleet.devices * 5, 3 * perSecond * config.ingest.maxBatchingWindowSeconds),
+      ),
+    );
+  const usage = emptyUsage();
+  const meter = meteredClients(
+    usage,
+    prices,
+    { [TABLES.claims]: 'pk', [TABLES.registry]: 'deviceId' },
+    latency,
+  );
+  const logger = new Logger({ logLevel: 'SILENT' });
+  const timestream = config.timestream.enabled;
+  const handler = sqsIngestHandler(
+    awsIngestDeps(
+      config,
+      {
+        s3: meter.clients.s3,
+        dynamodb: meter.clients.dynamodb,
+        sns: meter.clients.sns,
+        ...(timestream ? { timestream: meter.clients.timestream } : {}),
+      },
+      {
+        ...RESOURCES,
+        ...(timestream ? { timestream: { database: 'iot_pipeline', table: 'telemetry' } } : {}),
+      },
+      logger,
+    ),
+    logger,
+  );
+
+  const messages = simulate(fleet, options.messageBytes, total);
+  let payloadBytes = 0;
+  let naiveTimestreamWrites = 0;
+  let batches = 0;
+  let billedMs = 0;
+  const windowMs = config.ingest.maxBatchingWindowSeconds * 1000;
+  let batch: SQSRecord[] = [];
+  let batchBytes = 0;
+  let opened = 0;
+  const flush = async () => {
+    if (batch.length === 0) return;
+    const records = batch;
+    batch = [];
+    batchBytes = 0;
+    // The event source mapping receives and deletes up to ten messages a call.
+    for (let i = 0; i < records.length; i += SQS_BATCH_CALL) {
+      const bytes = records.slice(i, i + SQS_BATCH_CALL).reduce((n, r) => n + Buffer.byteLength(r.body), 0);
+      usage.sqsRequests += meteredUnits(bytes, prices.sqs.requestChunkBytes) + 1;
+    }
+    const started = performance.now();
+    const result = await handler({ Records: records } as SQSEvent, lambdaContext(batches));
+    const ms = Math.ceil(performance.now() - started);
+    if (result.batchItemFailures.length > 0) {
+      throw new Error(
+        `the cost run's ingest failed ${result.batchItemFailures.length} messages: the model counts a pipeline that works`,
+      );
+    }
+    batches++;
+    billedMs += ms;
+    usage.lambdaRequests++;
+    usage.lambdaGbSecondsArm64 += lambdaGbSeconds(ms, config.ingest.memorySizeMb);
+  };
+  for (const message of messages) {
+    payloadBytes += message.payload.length;
+    const envelope = applyTelemetryRule({
+      topic: `dt/${DEVICE_TYPE}/${message.deviceId}`,
+      payload: message.payload,
+      clientId: message.deviceId,
+      principal: PRINCIPAL,
+      timestamp: message.time,
+    });
+    const body = JSON.stringify(envelope);
+    // IoT Core: one message (5 KB units), the rule, its SQS action; the action is one SendMessage.
+    usage.iotMessages += meteredUnits(message.payload.length, prices.iotCore.messageMeteringBytes);
+    usage.iotRulesTriggered++;
+    usage.iotActions++;
+    usage.sqsRequests += meteredUnits(Buffer.byteLength(body), prices.sqs.requestChunkBytes);
+    naiveTimestreamWrites += timestreamWriteUnits(
+      { CommonAttributes: TIME_SERIES_COMMON_ATTRIBUTES, Records: [toTimeSeriesRecord(message.reading)] },
+      prices.timestreamLiveAnalytics.writeMeteringBytes,
+    );
+    if (
+      batch.length > 0 &&
+      (batch.length >= config.ingest.batchSize ||
+        message.time - opened >= windowMs ||
+        batchBytes + body.length > MAX_EVENT_BYTES)
+    ) {
+      await flush();
+    }
+    if (batch.length === 0) opened = message.time;
+    batch.push(sqsRecord(`m-${message.index}`, body, message.time));
+    batchBytes += body.length;
+  }
+  await flush();
+  const callsPerMessage = Object.fromEntries(
+    [...meter.calls].sort(([a], [b]) => a.localeCompare(b)).map(([call, n]) => [call, n / messages.length]),
+  );
+
+  const ingestUsage: Usage = { ...usage };
+
+  // The scheduled offline check over the registry the run filled: one Scan, scaled to a month.
+  const checksPerMonth = (30 * 24 * 60) / (options.offlineCheckMinutes ?? 5);
+  const offlineStarted = performance.now();
+  await detectOffline(
+    {
+      config,
+      registry: dynamodbRegistry(meter.clients.dynamodb, TABLES.registry),
+      publisher: snsAlerts(meter.clients.sns, RESOURCES.alertTopicArn),
+    },
+    messages[messages.length - 1]?.time ?? 0,
+  );
+  const offlineMs = Math.ceil(performance.now() - offlineStarted);
+  const scanUnits = usage.dynamodbReadUnits - ingestUsage.dynamodbReadUnits;
+  const monthly = messagesPerMonth(fleet);
+  const meanBytes = payloadBytes / messages.length;
+
+  const design = (name: string, runUsage: Usage, fixed: number): DesignCost => {
+    const lines = priceUsage(perMillionMessages(runUsage, messages.length), prices);
+    const perMillion = totalDollars(lines);
+    return { design: name, lines, perMillion, perMonth: (perMillion * monthly) / 1e6 + fixed };
+  };
+  // The naive design: the rule invokes a function per message, which writes one S3 object
+  // and one Timestream record; it waits for both, and bills at least a millisecond more.
+  const naiveUsage = iotFloorUsage(messages.length, meanBytes, prices);
+  naiveUsage.lambdaRequests = messages.length;
+  naiveUsage.lambdaGbSecondsArm64 =
+    messages.length * lambdaGbSeconds(latency.s3 + latency.timestream + 1, options.naiveMemoryMb ?? 128);
+  naiveUsage.s3Puts = messages.length;
+  naiveUsage.timestreamWrites = timestream ? naiveTimestreamWrites : 0;
+
+  const connectivity = connectivityPerMonth(fleet, prices);
+  const offlineLines: CostLine[] = [
+    {
+      line: 'IoT Core connectivity (every device connected all month)',
+      units: fleet.devices * 43_200,
+      dollars: connectivity,
+    },
+    {
+      line: `offline checks (${Math.round(checksPerMonth)} a month: Lambda + registry Scan)`,
+      units: checksPerMonth,
+      dollars:
+        checksPerMonth *
+        (prices.lambda.requestsPerMillion / 1e6 +
+          lambdaGbSeconds(offlineMs, 256) * prices.lambda.gbSecondArm64 +
+          (scanUnits * prices.dynamodbOnDemand.readRequestUnitsPerMillion) / 1e6),
+    },
+  ];
+  const fixed = totalDollars(offlineLines);
+  const pipeline = design('pipeline (MQTT)', ingestUsage, fixed);
+  const basicIngest = design('pipeline (Basic Ingest)', { ...ingestUsage, iotMessages: 0 }, fixed);
+  const naive = design('naive (Lambda per message)', naiveUsage, connectivity);
+  const iotFloor = design('IoT Core floor', iotFloorUsage(messages.length, meanBytes, prices), connectivity);
+  return {
+    fleet,
+    messageBytes: Math.round(meanBytes),
+    messagesRun: messages.length,
+    batches,
+    messagesPerMonth: Math.round(monthly),
+    callsPerMessage,
+    ingestDurationMs: billedMs / batches,
+    pipeline,
+    basicIngest,
+    naive,
+    iotFloor,
+    fixedMonthly: offlineLines,
+    ratioToFloor: basicIngest.perMillion / iotFloor.perMillion,
+  };
+}
+
+interface SimulatedMessage {
+  readonly index: number;
+  readonly deviceId: string;
+  readonly time: number;
+  readonly payload: Buffer;
+  /** The reading the pipeline will make of it (for the naive design's Timestream record). */
+  readonly reading: Reading;
+}
+
+/**
+ * `total` messages of the fleet in time order, each device once per interval (spread
+ * evenly over it), ending now. Payloads are the simulator's readings with extra sensor
+ * metrics until they reach `bytes`.
+ */
+function simulate(fleet: Fleet, bytes: number, total: number): SimulatedMessage[] {
+  const rand = random(7);
+  const devices = createFleet(
+    { devices: fleet.devices, type: DEVICE_TYPE, silentShare: 0, silentWithin: 0, seed: 7 },
+    rand,
+  );
+  const step = fleet.intervalMs / fleet.devices;
+  const start = Date.now() - Math.ceil(total * step) - 1000;
+  return Array.from({ length: total }, (_, index) => {
+    const device = devices[index % devices.length] as (typeof devices)[number];
+    const time = Math.floor(start + index * step);
+    const values: Record<string, number> = { ...nextReading(device, time, rand) };
+    for (let n = 1; JSON.stringify(values).length < bytes; n++) {
+      values[`s${String(n).padStart(2, '0')}`] = Math.round(rand() * 100_000) / 100;
+    }
+    const { $ts, $seq, ...metrics } = values;
+    return {
+      index,
+      deviceId: device.id,
+      time,
+      payload: Buffer.from(JSON.stringify(values)),
+      reading: {
+        messageId: `m-${index}`,
+        deviceId: device.id,
+        deviceType: DEVICE_TYPE,
+        source: 'mqtt',
+        time: $ts ?? time,
+        key: `seq:${$seq}`,
+        metrics,
+        receivedAt: time,
+      },
+    };
+  });
+}
+
+function sqsRecord(messageId: string, body: string, sentAt: number): SQSRecord {
+  return {
+    messageId,
+    receiptHandle: messageId,
+    body,
+    attributes: {
+      ApproximateReceiveCount: '1',
+      SentTimestamp: String(sentAt),
+      SenderId: 'iot',
+      ApproximateFirstReceiveTimestamp: String(sentAt),
+    },
+    messageAttributes: {},
+    md5OfBody: '',
+    eventSource: 'aws:sqs',
+    eventSourceARN: 'arn:aws:sqs:us-east-1:123456789012:iot-pipeline-ingest',
+    awsRegion: 'us-east-1',
+  };
+}
+
+function lambdaContext(invocation: number): Context {
+  return {
+    functionName: 'iot-pipeline-ingest',
+    awsRequestId: `cost-${invocation}`,
+    getRemainingTimeInMillis: () => 60_000,
+  } as Context;
+}
+
+/** The prices the repository carries: a copy of the public us-east-1 list prices (a test keeps it equal to `../shared/aws-prices.json`). */
+export const PRICES_FILE = new URL('./aws-prices.json', import.meta.url);
+
+/** The report as one table: each bill line per million messages, for the four designs side by side. */
+export function costTable(report: CostReport): Rows {
+  const designs = [report.pipeline, report.basicIngest, report.naive, report.iotFloor];
+  const columns = ['line', 'per message', ...designs.map((d) => `${d.design} $/M`)];
+  const names = [...new Set(designs.flatMap((d) => d.lines.map((l) => l.line)))];
+  const money = (n: number) => (n === 0 ? '-' : n < 0.01 ? n.toFixed(4) : n.toFixed(2));
+  const rows: Record<string, string>[] = names.map((name) => {
+    const row: Record<string, string> = { line: name };
+    const ours =
+      report.pipeline.lines.find((l) => l.line === name) ?? report.naive.lines.find((l) => l.line === name);
+    row['per message'] = ours ? formatUnits(ours.units / 1e6) : '';
+    for (const d of designs)
+      row[`${d.design} $/M`] = money(d.lines.find((l) => l.line === name)?.dollars ?? 0);
+    return row;
+  });
+  const total = (label: string, pick: (d: DesignCost) => number) => {
+    const row: Record<string, string> = { line: label, 'per message': '' };
+    for (const d of designs) row[`${d.design} $/M`] = pick(d).toFixed(2);
+    return row;
+  };
+  rows.push(total('total per million messages', (d) => d.perMillion));
+  rows.push(
+    total(`total per month (${formatUnits(report.messagesPerMonth)} messages + fixed)`, (d) => d.perMonth),
+  );
+  rows.push(total('ratio to the IoT Core floor', (d) => d.perMillion / report.iotFloor.perMillion));
+  return { columns, rows };
+}
+
+function formatUnits(n: number): string {
+  if (n >= 1e6) return `${(n / 1e6).toFixed(1)}M`;
+  if (n >= 100) return Math.round(n).toLocaleString('en-US');
+  return n >= 1 ? n.toFixed(2) : n.toPrecision(2);
+}
