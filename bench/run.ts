@@ -9,8 +9,11 @@ import type { BenchResult } from './types.ts';
 const dir = fileURLToPath(new URL('.', import.meta.url));
 const prefix = process.argv[2] ?? '';
 const results: BenchResult[] = [];
+// `bench/<group>.bench.ts` prints `<group>.*` figures: run only the files the prefix can match.
+const matches = (group: string) =>
+  group.startsWith(prefix) || prefix.startsWith(`${group}.`) || prefix === group;
 for (const file of readdirSync(dir)
-  .filter((f) => f.endsWith('.bench.ts'))
+  .filter((f) => f.endsWith('.bench.ts') && matches(f.slice(0, -'.bench.ts'.length)))
   .sort()) {
   const module = (await import(new URL(file, import.meta.url).href)) as { run: () => Promise<BenchResult[]> };
   results.push(...(await module.run()).filter((r) => r.name.startsWith(prefix)));

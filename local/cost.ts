@@ -51,6 +51,8 @@ export interface CostRunOptions {
   readonly offlineCheckMinutes?: number;
   /** Memory of the naive design's per-message function. */
   readonly naiveMemoryMb?: number;
+  /** When the simulated messages end (epoch ms); default now. */
+  readonly endAt?: number;
 }
 
 /** A design's bill: the lines per million messages, their total, and a month of the fleet. */
@@ -137,7 +139,7 @@ export async function runCostModel(options: CostRunOptions): Promise<CostReport>
     logger,
   );
 
-  const messages = simulate(fleet, options.messageBytes, total);
+  const messages = simulate(fleet, options.messageBytes, total, options.endAt ?? Date.now());
   let payloadBytes = 0;
   let naiveTimestreamWrites = 0;
   let batches = 0;
@@ -287,17 +289,17 @@ interface SimulatedMessage {
 
 /**
  * `total` messages of the fleet in time order, each device once per interval (spread
- * evenly over it), ending now. Payloads are the simulator's readings with extra sensor
+ * evenly over it), ending at `endAt`. Payloads are the simulator's readings with extra sensor
  * metrics until they reach `bytes`.
  */
-function simulate(fleet: Fleet, bytes: number, total: number): SimulatedMessage[] {
+function simulate(fleet: Fleet, bytes: number, total: number, endAt: number): SimulatedMessage[] {
   const rand = random(7);
   const devices = createFleet(
     { devices: fleet.devices, type: DEVICE_TYPE, silentShare: 0, silentWithin: 0, seed: 7 },
     rand,
   );
   const step = fleet.intervalMs / fleet.devices;
-  const start = Date.now() - Math.ceil(total * step) - 1000;
+  const start = endAt - Math.ceil(total * step) - 1000;
   return Array.from({ length: total }, (_, index) => {
     const device = devices[index % devices.length] as (typeof devices)[number];
     const time = Math.floor(start + index * step);

@@ -112,7 +112,9 @@ export async function startLocalRuntime(options: LocalRuntimeOptions): Promise<L
     log: ingestLog,
   };
   const queue = new LocalQueue({
-    batchSize: config.ingest.batchSize,
+    // On AWS up to maxConcurrency Lambdas take a batch each; here one consumer owns the
+    // DuckDB connection, so it takes what they would together (the same messages in flight).
+    batchSize: Math.min(10_000, config.ingest.batchSize * config.ingest.maxConcurrency),
     // SQS waits up to maxBatchingWindowSeconds; a laptop wants its readings sooner.
     batchWindowMs: 100,
     maxReceiveCount: config.ingest.maxReceiveCount,

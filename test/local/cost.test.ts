@@ -19,6 +19,8 @@ function run(config: PipelineConfig = DEFAULT_CONFIG, messages = 600) {
     prices,
     messages,
     latency: NO_LATENCY,
+    // Mid-hour: the run's two minutes stay in one hour partition (a batch across an hour writes two objects).
+    endAt: Date.parse('2026-11-25T06:30:00Z'),
   });
 }
 

@@ -42,35 +42,51 @@ export async function duckdbTimeSeries(connection: DuckDBConnection): Promise<Ti
     value_bool BOOLEAN,
     PRIMARY KEY (device_id, time, metric)
   )`);
+  // Rows go through an appender into a staging table (no SQL to parse, no WAL), then
+  // into the keyed table in one statement that skips the rows already there.
+  await connection.run(`CREATE OR REPLACE TEMP TABLE ${TIME_SERIES_TABLE}_staging (
+    device_id VARCHAR, device_type VARCHAR, source VARCHAR, time_ms BIGINT,
+    metric VARCHAR, value DOUBLE, value_str VARCHAR, value_bool BOOLEAN
+  )`);
+  const appender = await connection.createAppender(`${TIME_SERIES_TABLE}_staging`, 'main', 'temp');
   return {
-    // Bounded by the statement size: 100 readings of up to 200 metrics.
-    maxRecordsPerWrite: 100,
+    maxRecordsPerWrite: 1000,
     async write(readings: readonly Reading[]) {
-      const rows: string[] = [];
-      const values: DuckDBValue[] = [];
-      for (const reading of readings) {
-        for (const [metric, value] of Object.entries(reading.metrics)) {
-          const n = values.length;
-          rows.push(
-            `($${n + 1}, $${n + 2}, $${n + 3}, epoch_ms($${n + 4}::BIGINT), $${n + 5}, $${n + 6}::DOUBLE, $${n + 7}::VARCHAR, $${n + 8}::BOOLEAN)`,
-          );
-          values.push(
-            reading.deviceId,
-            reading.deviceType,
-            reading.source,
-            reading.time,
-            metric,
-            typeof value === 'number' ? value : null,
-            typeof value === 'string' ? value : null,
-            typeof value === 'boolean' ? value : null,
-          );
+      let rows = 0;
+      try {
+        for (const reading of readings) {
+          const metrics = reading.metrics;
+          for (const metric in metrics) {
+            const value = metrics[metric];
+            appender.appendVarchar(reading.deviceId);
+            appender.appendVarchar(reading.deviceType);
+            appender.appendVarchar(reading.source);
+            appender.appendBigInt(BigInt(reading.time));
+            appender.appendVarchar(metric);
+            if (typeof value === 'number') appender.appendDouble(value);
+            else appender.appendNull();
+            if (typeof value === 'string') appender.appendVarchar(value);
+            else appender.appendNull();
+            if (typeof value === 'boolean') appender.appendBoolean(value);
+            else appender.appendNull();
+            appender.endRow();
+            rows++;
+          }
         }
+        appender.flushSync();
+      } catch (error) {
+        appender.clear();
+        throw error;
       }
-      if (rows.length > 0) {
+      if (rows === 0) return [];
+      try {
         await connection.run(
-          `INSERT INTO ${TIME_SERIES_TABLE} VALUES ${rows.join(', ')} ON CONFLICT DO NOTHING`,
-          values,
+          `INSERT INTO ${TIME_SERIES_TABLE}
+           SELECT device_id, device_type, source, epoch_ms(time_ms), metric, value, value_str, value_bool
+           FROM ${TIME_SERIES_TABLE}_staging ON CONFLICT DO NOTHING`,
         );
+      } finally {
+        await connection.run(`DELETE FROM ${TIME_SERIES_TABLE}_staging`);
       }
       return [];
     },
@@ -124,6 +140,80 @@ export async function duckdbRegistry(connection: DuckDBConnection): Promise<Devi
     (await connection.runAndReadAll(sql, values))
       .getRowObjectsJson()
       .map((r) => JSON.parse(String(r.record)) as DeviceRecord);
+  // The estate writes every device of a batch at once. Those puts go together: staged
+  // through an appender, applied by two set-based statements (each row still conditional
+  // on its version) in one transaction, then read back to tell each put whether it won.
+  await connection.run(
+    'CREATE OR REPLACE TEMP TABLE devices_staging (device_id VARCHAR, device_type VARCHAR, last_seen_ms BIGINT, version BIGINT, record VARCHAR, expected BIGINT)',
+  );
+  const appender = await connection.createAppender('devices_staging', 'main', 'temp');
+  interface Put {
+    readonly record: DeviceRecord;
+    readonly json: string;
+    readonly expected: number;
+    readonly done: (ok: boolean) => void;
+    readonly fail: (e: Error) => void;
+  }
+  let pending: Put[] = [];
+  let scheduled = false;
+  let flushing: Promise<void> = Promise.resolve();
+  const flush = async () => {
+    // One put per device a round: a second one for the same device waits for the next.
+    const seen = new Set<string>();
+    const group: Put[] = [];
+    const later: Put[] = [];
+    for (const put of pending) {
+      if (seen.has(put.record.deviceId)) later.push(put);
+      else {
+        seen.add(put.record.deviceId);
+        group.push(put);
+      }
+    }
+    pending = later;
+    if (later.length > 0) schedule();
+    try {
+      for (const { record, json, expected } of group) {
+        appender.appendVarchar(record.deviceId);
+        appender.appendVarchar(record.deviceType);
+        appender.appendBigInt(BigInt(record.lastSeen));
+        appender.appendBigInt(BigInt(record.version));
+        appender.appendVarchar(json);
+        appender.appendBigInt(BigInt(expected));
+        appender.endRow();
+      }
+      appender.flushSync();
+      await connection.run('BEGIN TRANSACTION');
+      await connection.run(
+        `UPDATE devices SET device_type = s.device_type, last_seen = epoch_ms(s.last_seen_ms), version = s.version, record = s.record
+         FROM devices_staging s WHERE devices.device_id = s.device_id AND s.expected > 0 AND devices.version = s.expected`,
+      );
+      await connection.run(
+        `INSERT INTO devices SELECT device_id, device_type, epoch_ms(last_seen_ms), version, record
+         FROM devices_staging WHERE expected = 0 ON CONFLICT DO NOTHING`,
+      );
+      const stored = await connection.runAndReadAll(
+        `SELECT s.device_id FROM devices_staging s JOIN devices d USING (device_id)
+         WHERE d.version = s.version AND d.record::VARCHAR = s.record`,
+      );
+      await connection.run('COMMIT');
+      const won = new Set(stored.getRowObjectsJson().map((r) => String(r.device_id)));
+      for (const put of group) put.done(won.has(put.record.deviceId));
+    } catch (error) {
+      appender.clear();
+      await connection.run('ROLLBACK').catch(() => undefined);
+      for (const put of group) put.fail(error as Error);
+    } finally {
+      await connection.run('DELETE FROM devices_staging').catch(() => undefined);
+    }
+  };
+  const schedule = () => {
+    if (scheduled) return;
+    scheduled = true;
+    setImmediate(() => {
+      scheduled = false;
+      flushing = flushing.then(flush);
+    });
+  };
   return {
     async get(ids) {
       if (ids.length === 0) return new Map();
@@ -133,20 +223,11 @@ export async function duckdbRegistry(connection: DuckDBConnection): Promise<Devi
       );
       return new Map(found.map((r) => [r.deviceId, r]));
     },
-    async put(record, expected) {
-      const current = await connection.runAndReadAll('SELECT version FROM devices WHERE device_id = $1', [
-        record.deviceId,
-      ]);
-      const version = Number(current.getRowObjectsJson()[0]?.version ?? 0);
-      if (version !== expected) return false;
-      await connection.run('INSERT OR REPLACE INTO devices VALUES ($1, $2, epoch_ms($3::BIGINT), $4, $5)', [
-        record.deviceId,
-        record.deviceType,
-        record.lastSeen,
-        record.version,
-        JSON.stringify(record),
-      ]);
-      return true;
+    put(record, expected) {
+      return new Promise<boolean>((done, fail) => {
+        pending.push({ record, json: JSON.stringify(record), expected, done, fail });
+        schedule();
+      });
     },
     list: () => rows('SELECT record FROM devices ORDER BY device_id'),
   };
