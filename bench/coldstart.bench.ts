@@ -4,6 +4,8 @@
  * `node -e 0`, median of 11 runs; the baseline column is the bare start. Target: at most
  * 60 ms. `coldstart.<function>.bundle` prints the bundle size. Loading runs the module's top level
  * (clients created, config validated) with stand-in environment values; nothing is called.
+ * `coldstart.sdk_client_only` is the floor: a bundle holding one DynamoDB client and
+ * nothing else, loaded the same way.
  */
 import { execFileSync } from 'node:child_process';
 import { mkdtempSync, rmSync, statSync } from 'node:fs';
@@ -53,10 +55,33 @@ export async function run(): Promise<BenchResult[]> {
   try {
     const bare = timeNode(['-e', '0']);
     const results: BenchResult[] = [];
-    for (const handler of HANDLERS) {
+    const repo = fileURLToPath(new URL('..', import.meta.url));
+    // The floor: a bundle of nothing but one SDK client, created as the handlers create theirs.
+    const entries: {
+      name: string;
+      entry: { entryPoints: string[] } | { stdin: { contents: string; resolveDir: string } };
+    }[] = [
+      ...HANDLERS.map((handler) => ({
+        name: handler,
+        entry: {
+          entryPoints: [fileURLToPath(new URL(`../lambdas/handlers/${handler}.ts`, import.meta.url))],
+        },
+      })),
+      {
+        name: 'sdk_client_only',
+        entry: {
+          stdin: {
+            contents:
+              "import { DynamoDBClient } from '@aws-sdk/client-dynamodb'; export const client = new DynamoDBClient({});",
+            resolveDir: repo,
+          },
+        },
+      },
+    ];
+    for (const { name: handler, entry } of entries) {
       const outfile = join(dir, `${handler}.mjs`);
       await build({
-        entryPoints: [fileURLToPath(new URL(`../lambdas/handlers/${handler}.ts`, import.meta.url))],
+        ...entry,
         bundle: true,
         platform: 'node',
         format: 'esm',
