@@ -45,11 +45,19 @@ function dedupedReadings(day: string): string {
   FROM readings WHERE dt = '${checkDay(day)}') AS once`;
 }
 
-/** The readings of a day, as the curated (Parquet) table holds them. */
+/**
+ * The readings of a day, as the curated (Parquet) table holds them, sorted by metric,
+ * time and device: the metric column becomes a few runs, each timestamp repeats across
+ * the fleet (small dictionaries), one metric's values sit together, and row groups
+ * carry narrow metric ranges that a `WHERE metric = ...` skips. `npm run bench -- lake`:
+ * 0.12 of the gzip NDJSON bytes; 0.48 sorted by device first; 0.72 unsorted (the
+ * deduplication leaves rows in hash order).
+ */
 export function curatedReadingsSelect(day: string): string {
   return `SELECT device_id, device_type, time, metric, value, value_str, value_bool, source, received_at
 FROM ${dedupedReadings(day)}
-WHERE copy = 1`;
+WHERE copy = 1
+ORDER BY metric, time, device_id`;
 }
 
 /** Per device and metric: min, max, avg, count, first and last time of the numeric values of a day. */
