@@ -43,6 +43,8 @@ export type CallCounts = Map<string, number>;
 export interface Meter {
   readonly usage: Usage;
   readonly calls: CallCounts;
+  /** The S3 objects put, by key (the last body written under each). */
+  readonly objects: Map<string, Buffer>;
   readonly clients: {
     readonly s3: S3Client;
     readonly timestream: TimestreamWriteClient;
@@ -67,13 +69,20 @@ export function meteredClients(
   prices: AwsPrices,
   keys: Readonly<Record<string, string>>,
   latency: ServiceLatency = DEFAULT_LATENCY,
+  /**
+   * Fault injection: an error to throw instead of answering a call (as the SDK throws it
+   * once its own retries are spent), decided before the call has any effect.
+   */
+  fault?: (service: string, command: string) => Error | undefined,
 ): Meter {
   const calls: CallCounts = new Map();
+  const objects = new Map<string, Buffer>();
   const dynamodb = memoryDynamo(keys, usage);
   const responders: Record<string, Responder> = {
-    S3: (command) => {
+    S3: (command, input) => {
       if (command !== 'PutObject') throw new Error(`the cost model does not answer S3 ${command}`);
       usage.s3Puts++;
+      objects.set(String(input.Key), Buffer.from(input.Body as Uint8Array));
       return { output: { ETag: '"metered"' }, latency: latency.s3 };
     },
     'Timestream Write': (command, input) => {
@@ -124,6 +133,8 @@ export function meteredClients(
         async (args: { input: Record<string, unknown> }) => {
           const command = (context.commandName ?? 'Unknown').replace(/Command$/, '');
           calls.set(`${service}.${command}`, (calls.get(`${service}.${command}`) ?? 0) + 1);
+          const error = fault?.(service, command);
+          if (error) throw error;
           const answer = respond(command, args.input);
           await new Promise((resolve) => setTimeout(resolve, answer.latency));
           return { output: { $metadata: { httpStatusCode: 200 }, ...answer.output }, response: {} };
@@ -131,7 +142,7 @@ export function meteredClients(
       { step: 'initialize', name: 'costModelMeter', priority: 'high' },
     );
   }
-  return { usage, calls, clients };
+  return { usage, calls, objects, clients };
 }
 
 type Item = Record<string, DynamoValue>;

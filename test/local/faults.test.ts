@@ -4,6 +4,10 @@
  * accounted for exactly once: its readings in the lake, or quarantined with a reason,
  * or in the dead-letter file. Lost = 0, duplicates = 0.
  *
+ * A crash part-way (the invocation never answers; SQS hands the whole batch out again)
+ * stores nothing twice: the lake objects are named after the messages they hold, so
+ * the redelivery writes the same keys.
+ *
  * A write that succeeds while its answer is lost is the one fault that can store a
  * reading twice in `readings/` (the retry writes it under another batch's key): it
  * still loses nothing, and the daily compaction keeps each reading once.
@@ -215,4 +219,81 @@ describe('fault injection: nothing lost, nothing twice', () => {
       instance.closeSync();
     }
   });
+  // A crash: the invocation stops at a write and never answers; SQS hands the whole batch
+  // out again after the visibility timeout. Writes before the crash stay done.
+  it.each([
+    ['after the Timestream write, before the S3 writes', 'timeseries', 1],
+    ['after the raw S3 write, before the readings write', 'lake', 1],
+    ['after the readings write, before the answer to SQS', 'lake', 2],
+  ] as const)(
+    'with a crash %s: each reading once in the lake and in the time series',
+    async (_, sink, nth) => {
+      const dir = await mkdtemp(join(tmpdir(), 'faults-crash-'));
+      const lake = folderStore(dir);
+      const timeseries = new MemoryTimeSeries();
+      const config = validateRuntimeConfig({});
+      const now = Date.now();
+      const batch = Array.from({ length: 30 }, (_, i) =>
+        mqttMessage(`m${i}`, { $ts: now - 60_000 + i, $seq: i, temp: i }, `dt/thermo/d-${i % 3}`, now),
+      );
+      // The nth write of the chosen sink happens, then the process is gone: that call and
+      // every later one never settle.
+      let calls = 0;
+      let crashed!: () => void;
+      const crash = new Promise<'crashed'>((resolve) => {
+        crashed = () => resolve('crashed');
+      });
+      const never = new Promise<never>(() => undefined);
+      const dying = <T extends object>(target: T, method: keyof T, counts: boolean): T =>
+        ({
+          ...target,
+          maxRecordsPerWrite: (target as { maxRecordsPerWrite?: number }).maxRecordsPerWrite,
+          [method]: async (...args: unknown[]) => {
+            if (calls >= nth) return never;
+            await (target[method] as (...a: unknown[]) => Promise<unknown>).apply(target, args);
+            if (counts && ++calls === nth) {
+              crashed();
+              return never;
+            }
+            return [];
+          },
+        }) as T;
+      const first = writeBatch(
+        decodeMessages(batch, config, () => now),
+        {
+          config,
+          lake: dying(lake, 'put', sink === 'lake'),
+          timeseries: dying(timeseries, 'write', sink === 'timeseries'),
+        },
+      );
+      expect(await Promise.race([first, crash])).toBe('crashed');
+      // Redelivered whole, to a fresh invocation.
+      const failures = await writeBatch(
+        decodeMessages(batch, config, () => now),
+        { config, lake, timeseries },
+      );
+      expect(failures.size).toBe(0);
+
+      const { gunzipSync } = await import('node:zlib');
+      const keys = await lake.list('readings/');
+      const rows = (
+        await Promise.all(
+          keys.map(async (k) =>
+            gunzipSync(await lake.get(k))
+              .toString()
+              .trim()
+              .split('\n'),
+          ),
+        )
+      )
+        .flat()
+        .map((line) => JSON.parse(line) as { message_id: string; metric: string });
+      const temps = rows.filter((r) => r.metric === 'temp').map((r) => r.message_id);
+      expect(temps.sort()).toEqual(batch.map((m) => m.messageId).sort()); // every message once
+      // The time series got the batch once or twice; each record is the same, which Timestream stores once.
+      const records = timeseries.calls.flat().map((r) => JSON.stringify(r));
+      expect(new Set(records).size).toBe(30);
+      expect((await lake.list('raw/')).length).toBe(1); // the raw object of the redelivery replaced the first
+    },
+  );
 });
