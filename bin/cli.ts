@@ -66,7 +66,8 @@ Commands:
   deprovision  detach, deactivate and delete: deprovision <thingName>
   daily      run the daily job on the local lake: [--day <YYYY-MM-DD>] (yesterday) [--data <dir>]
   cost       what the pipeline would cost on AWS, from the calls it makes in a local run, at list prices:
-             --devices <n> (1000) --interval <60s> --bytes <n> (200) [--config <file>] [--prices <file>] [--json]
+             --devices <n> (1000) --interval <60s> --bytes <n> (200) --source mqtt|http|sigfox|ttn (mqtt)
+             [--config <file>] [--prices <file>] [--json]
   query      run SQL: query "SELECT ..." [--json | --csv]; on the local lake with DuckDB [--data <dir>],
              or on Athena with --workgroup <AthenaWorkGroup> --database <GlueDatabaseName> (stack outputs)
              tables: readings, raw, quarantine, curated_readings, daily_metrics (and timeseries when start is not running)
@@ -608,6 +609,7 @@ async function costCommand(args: string[]): Promise<number> {
       devices: { type: 'string', default: '1000' },
       interval: { type: 'string', default: '60s' },
       bytes: { type: 'string', default: '200' },
+      source: { type: 'string', default: 'mqtt' },
       messages: { type: 'string' },
       config: { type: 'string' },
       prices: { type: 'string' },
@@ -634,7 +636,11 @@ async function costCommand(args: string[]): Promise<number> {
   } catch (error) {
     throw new UsageError(`--prices ${String(pricesFile)}: ${(error as Error).message}`);
   }
+  const sources = ['mqtt', 'http', 'sigfox', 'ttn'] as const;
+  const source = sources.find((s) => s === values.source);
+  if (!source) throw new UsageError(`--source "${values.source}" must be one of ${sources.join(', ')}`);
   const report = await runCostModel({
+    source,
     fleet: { devices: count('devices', values.devices, 10_000_000), intervalMs },
     messageBytes: count('bytes', values.bytes, 128 * 1024),
     config: values.config ? readConfigFile(values.config) : DEFAULT_CONFIG,
@@ -654,13 +660,18 @@ async function costCommand(args: string[]): Promise<number> {
   );
   process.stdout.write(formatTable(costTable(report)));
   process.stdout.write(
-    `\nCalls per message from the ingest Lambda: ${Object.entries(report.callsPerMessage)
+    `\nAWS SDK calls per message (ingest${report.source === 'mqtt' ? '' : ' and http'} functions): ${Object.entries(
+      report.callsPerMessage,
+    )
       .map(([call, n]) => `${call} ${n.toFixed(3)}`)
       .join(', ')}.\n` +
       `Monthly totals include ${report.fixedMonthly.map((l) => `${l.line} $${l.dollars.toFixed(2)}`).join('; ')}.\n` +
-      `Pipeline: ${month(report.pipeline.perMonth)} over MQTT, ${month(report.basicIngest.perMonth)} with Basic Ingest; ` +
-      `naive: ${month(report.naive.perMonth)}. With Basic Ingest: ${report.ratioToFloor.toFixed(2)}x the IoT Core floor ` +
-      `(target <= 1.0x: ${report.ratioToFloor <= 1 ? 'met' : 'not met'}).\n`,
+      (report.basicIngest
+        ? `Pipeline: ${month(report.pipeline.perMonth)} over MQTT, ${month(report.basicIngest.perMonth)} with Basic Ingest; ` +
+          `naive: ${month(report.naive.perMonth)}. With Basic Ingest: ${report.ratioToFloor.toFixed(2)}x the IoT Core floor ` +
+          `(target <= 1.0x: ${report.ratioToFloor <= 1 ? 'met' : 'not met'}).\n`
+        : `Pipeline: ${month(report.pipeline.perMonth)}; naive: ${month(report.naive.perMonth)}; ` +
+          `${report.ratioToFloor.toFixed(2)}x the ${report.floor.design} (one request per message).\n`),
   );
   return 0;
 }

@@ -12,6 +12,7 @@ import { Logger } from '@aws-lambda-powertools/logger';
 import type { Context, SQSEvent, SQSRecord } from 'aws-lambda';
 import { dynamodbRegistry } from '../lambdas/adapters/aws/dynamodb-registry.ts';
 import { awsIngestDeps, sqsIngestHandler } from '../lambdas/adapters/aws/ingest-lambda.ts';
+import { sqsEnqueue } from '../lambdas/adapters/aws/queue.ts';
 import { snsAlerts } from '../lambdas/adapters/aws/sns-alerts.ts';
 import {
   type AwsPrices,
@@ -25,22 +26,27 @@ import {
   meteredUnits,
   perMillionMessages,
   priceUsage,
-  timestreamWriteUnits,
   totalDollars,
   type Usage,
 } from '../lambdas/core/cost.ts';
 import { detectOffline } from '../lambdas/core/estate.ts';
-import { type Reading, TIME_SERIES_COMMON_ATTRIBUTES, toTimeSeriesRecord } from '../lambdas/core/reading.ts';
+import { handleIngress } from '../lambdas/core/http-ingress.ts';
 import { applyTelemetryRule } from '../lambdas/core/topics.ts';
 import type { PipelineConfig } from '../lib/config.ts';
 import { DEFAULT_LATENCY, meteredClients, type ServiceLatency } from './metered-aws.ts';
-import { createFleet, nextReading, random } from './simulator.ts';
+import { httpBody } from './simulate.ts';
+import { createFleet, nextReading, random, type SimulatedDevice } from './simulator.ts';
 import type { Rows } from './table.ts';
+
+/** How messages arrive: MQTT through IoT Core, or an HTTP POST through API Gateway (our JSON, a Sigfox callback, a The Things Stack uplink). */
+export type CostSource = 'mqtt' | 'http' | 'sigfox' | 'ttn';
 
 export interface CostRunOptions {
   readonly fleet: Fleet;
-  /** Payload bytes of each message (JSON): the simulator's readings, padded with more metrics. */
+  /** Payload bytes of each message (JSON): the simulator's readings, padded with more metrics. Sigfox and The Things Stack bodies have their networks' shape. */
   readonly messageBytes: number;
+  /** Default `mqtt`. */
+  readonly source?: CostSource;
   readonly config: PipelineConfig;
   readonly prices: AwsPrices;
   /** Messages run through the pipeline; figures are per message, so a few thousand suffice. */
@@ -65,7 +71,8 @@ export interface DesignCost {
 
 export interface CostReport {
   readonly fleet: Fleet;
-  /** Mean payload bytes of the messages run. */
+  readonly source: CostSource;
+  /** Mean bytes of the messages run (MQTT payloads, HTTP request bodies). */
   readonly messageBytes: number;
   readonly messagesRun: number;
   readonly batches: number;
@@ -75,12 +82,14 @@ export interface CostReport {
   /** Mean billed duration of one ingest invocation, ms. */
   readonly ingestDurationMs: number;
   readonly pipeline: DesignCost;
-  readonly basicIngest: DesignCost;
+  /** MQTT only: the same pipeline with devices publishing on the Basic Ingest topic. */
+  readonly basicIngest?: DesignCost;
   readonly naive: DesignCost;
-  readonly iotFloor: DesignCost;
-  /** Monthly costs that do not grow with messages: connectivity (the same for every design), offline checks. */
+  /** What any pipeline behind the same front door pays: IoT Core's message, rule and action, or one API Gateway request. */
+  readonly floor: DesignCost;
+  /** Monthly costs that do not grow with messages: MQTT connectivity (the same for every design), offline checks. */
   readonly fixedMonthly: CostLine[];
-  /** Basic Ingest pipeline per million messages over the IoT Core floor: the target is <= 1. */
+  /** The pipeline (with Basic Ingest for MQTT) per million messages over the floor: the target is <= 1. */
   readonly ratioToFloor: number;
 }
 
@@ -96,6 +105,10 @@ const RESOURCES = {
 /** A certificate id as IoT Core's `principal()` gives it: 64 hex characters. */
 const PRINCIPAL = 'c'.repeat(64);
 const SQS_BATCH_CALL = 10;
+const API_KEY = 'cost-model';
+const ROUTES = { http: '/v1/telemetry', sigfox: '/v1/sigfox', ttn: '/v1/ttn' } as const;
+/** The http function's memory (lib/constructs/http-api.ts). */
+const HTTP_MEMORY_MB = 256;
 /** What the event source mapping can hand one invocation (6 MB). */
 const MAX_EVENT_BYTES = 6 * 1024 * 1024;
 
@@ -141,7 +154,6 @@ export async function runCostModel(options: CostRunOptions): Promise<CostReport>
 
   const messages = simulate(fleet, options.messageBytes, total, options.endAt ?? Date.now());
   let payloadBytes = 0;
-  let naiveTimestreamWrites = 0;
   let batches = 0;
   let billedMs = 0;
   const windowMs = config.ingest.maxBatchingWindowSeconds * 1000;
@@ -171,25 +183,65 @@ export async function runCostModel(options: CostRunOptions): Promise<CostReport>
     usage.lambdaRequests++;
     usage.lambdaGbSecondsArm64 += lambdaGbSeconds(ms, config.ingest.memorySizeMb);
   };
-  for (const message of messages) {
-    payloadBytes += message.payload.length;
-    const envelope = applyTelemetryRule({
-      topic: `dt/${DEVICE_TYPE}/${message.deviceId}`,
-      payload: message.payload,
-      clientId: message.deviceId,
-      principal: PRINCIPAL,
-      timestamp: message.time,
-    });
-    const body = JSON.stringify(envelope);
-    // IoT Core: one message (5 KB units), the rule, its SQS action; the action is one SendMessage.
-    usage.iotMessages += meteredUnits(message.payload.length, prices.iotCore.messageMeteringBytes);
-    usage.iotRulesTriggered++;
-    usage.iotActions++;
-    usage.sqsRequests += meteredUnits(Buffer.byteLength(body), prices.sqs.requestChunkBytes);
-    naiveTimestreamWrites += timestreamWriteUnits(
-      { CommonAttributes: TIME_SERIES_COMMON_ATTRIBUTES, Records: [toTimeSeriesRecord(message.reading)] },
-      prices.timestreamLiveAnalytics.writeMeteringBytes,
+  const source = options.source ?? 'mqtt';
+  const queueUrl = 'https://sqs.us-east-1.amazonaws.com/123456789012/iot-pipeline-ingest';
+  const sendToQueue = sqsEnqueue(meter.clients.sqs, queueUrl);
+  /** The front door: what one message costs before the queue, and the body it puts there. */
+  const arrive = async (message: SimulatedMessage): Promise<{ id: string; body: string }> => {
+    if (source === 'mqtt') {
+      payloadBytes += message.payload.length;
+      const body = JSON.stringify(
+        applyTelemetryRule({
+          topic: `dt/${DEVICE_TYPE}/${message.deviceId}`,
+          payload: message.payload,
+          clientId: message.deviceId,
+          principal: PRINCIPAL,
+          timestamp: message.time,
+        }),
+      );
+      // IoT Core: one message (5 KB units), the rule, its SQS action; the action is one SendMessage.
+      usage.iotMessages += meteredUnits(message.payload.length, prices.iotCore.messageMeteringBytes);
+      usage.iotRulesTriggered++;
+      usage.iotActions++;
+      usage.sqsRequests += meteredUnits(Buffer.byteLength(body), prices.sqs.requestChunkBytes);
+      return { id: `m-${message.index}`, body };
+    }
+    // API Gateway, then the http function: the same request handling as the Lambda, enqueueing through SQS.
+    const requestBody = Buffer.from(JSON.stringify(httpBody(source, message.device, message.values)));
+    payloadBytes += requestBody.length;
+    usage.apiRequests += meteredUnits(requestBody.length, prices.apiGatewayHttpApi.requestMeteringBytes);
+    let queued: { id: string; body: string } | undefined;
+    const started = performance.now();
+    const response = await handleIngress(
+      {
+        method: 'POST',
+        path: ROUTES[source],
+        query: source === 'http' ? '' : `type=${DEVICE_TYPE}`,
+        headers: { authorization: `Bearer ${API_KEY}`, 'content-type': 'application/json' },
+        body: requestBody,
+        requestId: `req-${message.index}`,
+        receivedAt: message.time,
+      },
+      {
+        apiKey: API_KEY,
+        enqueue: async (envelope) => {
+          const id = await sendToQueue(envelope);
+          queued = { id, body: JSON.stringify(envelope) };
+          return id;
+        },
+        maxBodyBytes: config.validation.maxPayloadBytes,
+        config,
+      },
     );
+    usage.lambdaRequests++;
+    usage.lambdaGbSecondsArm64 += lambdaGbSeconds(performance.now() - started, HTTP_MEMORY_MB);
+    if (response.statusCode >= 300 || !queued) {
+      throw new Error(`the cost run's ${ROUTES[source]} answered ${response.statusCode}: ${response.body}`);
+    }
+    return queued;
+  };
+  for (const message of messages) {
+    const { id, body } = await arrive(message);
     if (
       batch.length > 0 &&
       (batch.length >= config.ingest.batchSize ||
@@ -199,7 +251,7 @@ export async function runCostModel(options: CostRunOptions): Promise<CostReport>
       await flush();
     }
     if (batch.length === 0) opened = message.time;
-    batch.push(sqsRecord(`m-${message.index}`, body, message.time));
+    batch.push(sqsRecord(id, body, message.time));
     batchBytes += body.length;
   }
   await flush();
@@ -230,22 +282,34 @@ export async function runCostModel(options: CostRunOptions): Promise<CostReport>
     const perMillion = totalDollars(lines);
     return { design: name, lines, perMillion, perMonth: (perMillion * monthly) / 1e6 + fixed };
   };
-  // The naive design: the rule invokes a function per message, which writes one S3 object
-  // and one Timestream record; it waits for both, and bills at least a millisecond more.
-  const naiveUsage = iotFloorUsage(messages.length, meanBytes, prices);
+  // The floor behind the same front door: IoT Core's message, rule and action, or one API Gateway request.
+  const floorUsage = (): Usage => {
+    if (source === 'mqtt') return iotFloorUsage(messages.length, meanBytes, prices);
+    const usage = emptyUsage();
+    usage.apiRequests =
+      messages.length * meteredUnits(meanBytes, prices.apiGatewayHttpApi.requestMeteringBytes);
+    return usage;
+  };
+  // The naive design: the front door invokes a function per message, which writes one S3
+  // object and one Timestream record; it waits for both, and bills at least a millisecond more.
+  const naiveUsage = floorUsage();
   naiveUsage.lambdaRequests = messages.length;
   naiveUsage.lambdaGbSecondsArm64 =
     messages.length * lambdaGbSeconds(latency.s3 + latency.timestream + 1, options.naiveMemoryMb ?? 128);
   naiveUsage.s3Puts = messages.length;
-  naiveUsage.timestreamWrites = timestream ? naiveTimestreamWrites : 0;
+  naiveUsage.timestreamWrites = meter.singleRecordWrites.units;
 
-  const connectivity = connectivityPerMonth(fleet, prices);
+  const connectivity = source === 'mqtt' ? connectivityPerMonth(fleet, prices) : 0;
   const offlineLines: CostLine[] = [
-    {
-      line: 'IoT Core connectivity (every device connected all month)',
-      units: fleet.devices * 43_200,
-      dollars: connectivity,
-    },
+    ...(source === 'mqtt'
+      ? [
+          {
+            line: 'IoT Core connectivity (every device connected all month)',
+            units: fleet.devices * 43_200,
+            dollars: connectivity,
+          },
+        ]
+      : []),
     {
       line: `offline checks (${Math.round(checksPerMonth)} a month: Lambda + registry Scan)`,
       units: checksPerMonth,
@@ -257,12 +321,21 @@ export async function runCostModel(options: CostRunOptions): Promise<CostReport>
     },
   ];
   const fixed = totalDollars(offlineLines);
-  const pipeline = design('pipeline (MQTT)', ingestUsage, fixed);
-  const basicIngest = design('pipeline (Basic Ingest)', { ...ingestUsage, iotMessages: 0 }, fixed);
+  const label = { mqtt: 'MQTT', http: 'HTTP', sigfox: 'Sigfox', ttn: 'The Things Stack' }[source];
+  const pipeline = design(`pipeline (${label})`, ingestUsage, fixed);
+  const basicIngest =
+    source === 'mqtt'
+      ? design('pipeline (Basic Ingest)', { ...ingestUsage, iotMessages: 0 }, fixed)
+      : undefined;
   const naive = design('naive (Lambda per message)', naiveUsage, connectivity);
-  const iotFloor = design('IoT Core floor', iotFloorUsage(messages.length, meanBytes, prices), connectivity);
+  const floor = design(
+    source === 'mqtt' ? 'IoT Core floor' : 'API Gateway floor',
+    floorUsage(),
+    connectivity,
+  );
   return {
     fleet,
+    source,
     messageBytes: Math.round(meanBytes),
     messagesRun: messages.length,
     batches,
@@ -270,27 +343,29 @@ export async function runCostModel(options: CostRunOptions): Promise<CostReport>
     callsPerMessage,
     ingestDurationMs: billedMs / batches,
     pipeline,
-    basicIngest,
+    ...(basicIngest ? { basicIngest } : {}),
     naive,
-    iotFloor,
+    floor,
     fixedMonthly: offlineLines,
-    ratioToFloor: basicIngest.perMillion / iotFloor.perMillion,
+    ratioToFloor: (basicIngest ?? pipeline).perMillion / floor.perMillion,
   };
 }
 
 interface SimulatedMessage {
   readonly index: number;
   readonly deviceId: string;
+  readonly device: SimulatedDevice;
   readonly time: number;
+  /** The reading, padded with extra metrics to the wanted size. */
+  readonly values: ReturnType<typeof nextReading>;
+  /** The reading as an MQTT JSON payload. */
   readonly payload: Buffer;
-  /** The reading the pipeline will make of it (for the naive design's Timestream record). */
-  readonly reading: Reading;
 }
 
 /**
  * `total` messages of the fleet in time order, each device once per interval (spread
- * evenly over it), ending at `endAt`. Payloads are the simulator's readings with extra sensor
- * metrics until they reach `bytes`.
+ * evenly over it), ending at `endAt`. Readings are the simulator's, with extra sensor
+ * metrics until their JSON reaches `bytes`.
  */
 function simulate(fleet: Fleet, bytes: number, total: number, endAt: number): SimulatedMessage[] {
   const rand = random(7);
@@ -301,29 +376,13 @@ function simulate(fleet: Fleet, bytes: number, total: number, endAt: number): Si
   const step = fleet.intervalMs / fleet.devices;
   const start = endAt - Math.ceil(total * step) - 1000;
   return Array.from({ length: total }, (_, index) => {
-    const device = devices[index % devices.length] as (typeof devices)[number];
+    const device = devices[index % devices.length] as SimulatedDevice;
     const time = Math.floor(start + index * step);
-    const values: Record<string, number> = { ...nextReading(device, time, rand) };
+    const values: ReturnType<typeof nextReading> & Record<string, number> = nextReading(device, time, rand);
     for (let n = 1; JSON.stringify(values).length < bytes; n++) {
       values[`s${String(n).padStart(2, '0')}`] = Math.round(rand() * 100_000) / 100;
     }
-    const { $ts, $seq, ...metrics } = values;
-    return {
-      index,
-      deviceId: device.id,
-      time,
-      payload: Buffer.from(JSON.stringify(values)),
-      reading: {
-        messageId: `m-${index}`,
-        deviceId: device.id,
-        deviceType: DEVICE_TYPE,
-        source: 'mqtt',
-        time: $ts ?? time,
-        key: `seq:${$seq}`,
-        metrics,
-        receivedAt: time,
-      },
-    };
+    return { index, deviceId: device.id, device, time, values, payload: Buffer.from(JSON.stringify(values)) };
   });
 }
 
@@ -359,7 +418,9 @@ export const PRICES_FILE = new URL('./aws-prices.json', import.meta.url);
 
 /** The report as one table: each bill line per million messages, for the four designs side by side. */
 export function costTable(report: CostReport): Rows {
-  const designs = [report.pipeline, report.basicIngest, report.naive, report.iotFloor];
+  const designs = [report.pipeline, report.basicIngest, report.naive, report.floor].filter(
+    (d): d is DesignCost => d !== undefined,
+  );
   const columns = ['line', 'per message', ...designs.map((d) => `${d.design} $/M`)];
   const names = [...new Set(designs.flatMap((d) => d.lines.map((l) => l.line)))];
   const money = (n: number) => (n === 0 ? '-' : n < 0.01 ? n.toFixed(4) : n.toFixed(2));
@@ -381,7 +442,7 @@ export function costTable(report: CostReport): Rows {
   rows.push(
     total(`total per month (${formatUnits(report.messagesPerMonth)} messages + fixed)`, (d) => d.perMonth),
   );
-  rows.push(total('ratio to the IoT Core floor', (d) => d.perMillion / report.iotFloor.perMillion));
+  rows.push(total(`ratio to the ${report.floor.design}`, (d) => d.perMillion / report.floor.perMillion));
   return { columns, rows };
 }
 

@@ -10,6 +10,7 @@
 import { ConditionalCheckFailedException, DynamoDBClient } from '@aws-sdk/client-dynamodb';
 import { S3Client } from '@aws-sdk/client-s3';
 import { SNSClient } from '@aws-sdk/client-sns';
+import { SQSClient } from '@aws-sdk/client-sqs';
 import { TimestreamWriteClient } from '@aws-sdk/client-timestream-write';
 import {
   type AwsPrices,
@@ -18,6 +19,7 @@ import {
   dynamodbReadUnits,
   dynamodbWriteUnits,
   meteredUnits,
+  type TimestreamRecordShape,
   timestreamWriteUnits,
   type Usage,
 } from '../lambdas/core/cost.ts';
@@ -28,14 +30,15 @@ export interface ServiceLatency {
   readonly timestream: number;
   readonly dynamodb: number;
   readonly sns: number;
+  readonly sqs: number;
 }
 
 /**
  * Assumed round trips from a Lambda in the same region: an S3 PutObject of a few KB
  * ~25 ms, a Timestream WriteRecords ~30 ms, a DynamoDB single-item call ~6 ms, an
- * SNS publish ~20 ms. Only Lambda GB-seconds depend on them.
+ * SNS publish ~20 ms, an SQS SendMessage ~10 ms. Only Lambda GB-seconds depend on them.
  */
-export const DEFAULT_LATENCY: ServiceLatency = { s3: 25, timestream: 30, dynamodb: 6, sns: 20 };
+export const DEFAULT_LATENCY: ServiceLatency = { s3: 25, timestream: 30, dynamodb: 6, sns: 20, sqs: 10 };
 
 /** Calls seen, by `Service.Command`: what the run sent. */
 export type CallCounts = Map<string, number>;
@@ -45,11 +48,14 @@ export interface Meter {
   readonly calls: CallCounts;
   /** The S3 objects put, by key (the last body written under each). */
   readonly objects: Map<string, Buffer>;
+  /** Timestream writes the same records would have cost written one per call. */
+  readonly singleRecordWrites: { units: number };
   readonly clients: {
     readonly s3: S3Client;
     readonly timestream: TimestreamWriteClient;
     readonly dynamodb: DynamoDBClient;
     readonly sns: SNSClient;
+    readonly sqs: SQSClient;
   };
 }
 
@@ -77,6 +83,8 @@ export function meteredClients(
 ): Meter {
   const calls: CallCounts = new Map();
   const objects = new Map<string, Buffer>();
+  const singleRecordWrites = { units: 0 };
+  let sqsMessages = 0;
   const dynamodb = memoryDynamo(keys, usage);
   const responders: Record<string, Responder> = {
     S3: (command, input) => {
@@ -87,15 +95,27 @@ export function meteredClients(
     },
     'Timestream Write': (command, input) => {
       if (command !== 'WriteRecords') throw new Error(`the cost model does not answer Timestream ${command}`);
-      usage.timestreamWrites += timestreamWriteUnits(
-        input,
-        prices.timestreamLiveAnalytics.writeMeteringBytes,
-      );
+      const unit = prices.timestreamLiveAnalytics.writeMeteringBytes;
+      usage.timestreamWrites += timestreamWriteUnits(input, unit);
+      for (const record of (input.Records ?? []) as TimestreamRecordShape[]) {
+        singleRecordWrites.units += timestreamWriteUnits(
+          { CommonAttributes: input.CommonAttributes as TimestreamRecordShape, Records: [record] },
+          unit,
+        );
+      }
       const total = (input.Records as unknown[] | undefined)?.length ?? 0;
       return {
         output: { RecordsIngested: { Total: total, MemoryStore: total } },
         latency: latency.timestream,
       };
+    },
+    SQS: (command, input) => {
+      if (command !== 'SendMessage') throw new Error(`the cost model does not answer SQS ${command}`);
+      usage.sqsRequests += meteredUnits(
+        Buffer.byteLength(String(input.MessageBody)),
+        prices.sqs.requestChunkBytes,
+      );
+      return { output: { MessageId: `sqs-${++sqsMessages}` }, latency: latency.sqs };
     },
     DynamoDB: (command, input) => ({ output: dynamodb(command, input), latency: latency.dynamodb }),
     SNS: (command, input) => {
@@ -119,8 +139,15 @@ export function meteredClients(
     timestream: new TimestreamWriteClient(config),
     dynamodb: new DynamoDBClient(config),
     sns: new SNSClient(config),
+    sqs: new SQSClient(config),
   };
-  const services = { s3: 'S3', timestream: 'Timestream Write', dynamodb: 'DynamoDB', sns: 'SNS' } as const;
+  const services = {
+    s3: 'S3',
+    timestream: 'Timestream Write',
+    dynamodb: 'DynamoDB',
+    sns: 'SNS',
+    sqs: 'SQS',
+  } as const;
   for (const [name, client] of Object.entries(clients) as [
     keyof typeof clients,
     (typeof clients)[keyof typeof clients],
@@ -142,7 +169,7 @@ export function meteredClients(
       { step: 'initialize', name: 'costModelMeter', priority: 'high' },
     );
   }
-  return { usage, calls, objects, clients };
+  return { usage, calls, objects, singleRecordWrites, clients };
 }
 
 type Item = Record<string, DynamoValue>;

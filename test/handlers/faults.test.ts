@@ -19,7 +19,7 @@ import { random } from '../../local/simulator.ts';
 import { mqttMessage } from '../support/fakes.ts';
 
 const prices = checkPrices(JSON.parse(readFileSync(PRICES_FILE, 'utf8')));
-const NO_LATENCY = { s3: 0, timestream: 0, dynamodb: 0, sns: 0 };
+const NO_LATENCY = { s3: 0, timestream: 0, dynamodb: 0, sns: 0, sqs: 0 };
 const MAX_RECEIVES = 5;
 
 describe('ingest handler under faults', () => {

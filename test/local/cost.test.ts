@@ -4,15 +4,20 @@ import { promisify } from 'node:util';
 import { beforeAll, describe, expect, it } from 'vitest';
 import { checkPrices } from '../../lambdas/core/cost.ts';
 import { DEFAULT_CONFIG, type PipelineConfig } from '../../lib/config.ts';
-import { type CostReport, costTable, PRICES_FILE, runCostModel } from '../../local/cost.ts';
+import { type CostReport, type CostSource, costTable, PRICES_FILE, runCostModel } from '../../local/cost.ts';
 
 const prices = checkPrices(JSON.parse(readFileSync(PRICES_FILE, 'utf8')));
-const NO_LATENCY = { s3: 0, timestream: 0, dynamodb: 0, sns: 0 };
+const NO_LATENCY = { s3: 0, timestream: 0, dynamodb: 0, sns: 0, sqs: 0 };
 const line = (design: CostReport['pipeline'], name: string) => design.lines.find((l) => l.line === name);
+function basicIngestOf(report: CostReport): CostReport['pipeline'] {
+  if (!report.basicIngest) throw new Error('an MQTT report has a Basic Ingest design');
+  return report.basicIngest;
+}
 
-function run(config: PipelineConfig = DEFAULT_CONFIG, messages = 600) {
+function run(config: PipelineConfig = DEFAULT_CONFIG, messages = 600, source: CostSource = 'mqtt') {
   // 50 devices every 10 s: 5 messages a second, so the 5 s window closes batches of 25.
   return runCostModel({
+    source,
     fleet: { devices: 50, intervalMs: 10_000 },
     messageBytes: 200,
     config,
@@ -55,15 +60,15 @@ describe('cost model', () => {
   });
 
   it('puts Basic Ingest below the MQTT pipeline by the messaging charge, and both far below the naive design', () => {
-    expect(report.pipeline.perMillion - report.basicIngest.perMillion).toBeCloseTo(1);
-    expect(line(report.basicIngest, 'IoT Core messaging')).toBeUndefined();
-    expect(report.iotFloor.perMillion).toBeCloseTo(1.3);
+    expect(report.pipeline.perMillion - basicIngestOf(report).perMillion).toBeCloseTo(1);
+    expect(line(basicIngestOf(report), 'IoT Core messaging')).toBeUndefined();
+    expect(report.floor.perMillion).toBeCloseTo(1.3);
     expect(report.naive.perMillion).toBeGreaterThan(2 * report.pipeline.perMillion);
     expect(line(report.naive, 'S3 PUT')?.dollars).toBeCloseTo(5);
-    expect(report.ratioToFloor).toBeCloseTo(report.basicIngest.perMillion / 1.3);
+    expect(report.ratioToFloor).toBeCloseTo(basicIngestOf(report).perMillion / 1.3);
     // A month: 50 devices every 10 s is 12.96 million messages.
     expect(report.messagesPerMonth).toBe(12_960_000);
-    expect(report.basicIngest.perMonth).toBeGreaterThan((report.basicIngest.perMillion * 12.96) | 0);
+    expect(basicIngestOf(report).perMonth).toBeGreaterThan((basicIngestOf(report).perMillion * 12.96) | 0);
   });
 
   it('prints one table with the four designs side by side', () => {
@@ -98,7 +103,42 @@ describe('cost model', () => {
     // 60 s batches of 300 messages: each device six times a batch.
     expect(long.batches).toBe(2);
     expect(long.callsPerMessage['DynamoDB.PutItem']).toBeCloseTo(1 / 6);
-    expect(long.basicIngest.perMillion).toBeLessThan(report.basicIngest.perMillion);
+    expect(basicIngestOf(long).perMillion).toBeLessThan(basicIngestOf(report).perMillion);
+  });
+});
+
+describe('cost model for HTTP sources', () => {
+  it('prices Sigfox callbacks: API Gateway and the http function per message, a claim per reading', async () => {
+    const report = await run(DEFAULT_CONFIG, 300, 'sigfox');
+    expect(report.source).toBe('sigfox');
+    expect(report.basicIngest).toBeUndefined();
+    expect(line(report.pipeline, 'IoT Core messaging')).toBeUndefined();
+    expect(line(report.pipeline, 'API Gateway requests')?.units).toBeCloseTo(1e6);
+    // The http function once per callback, the ingest function once per batch.
+    expect(line(report.pipeline, 'Lambda requests')?.units).toBeCloseTo(1e6 * (1 + report.batches / 300));
+    // The http function's SendMessage, plus the event source mapping's receives and deletes.
+    expect(report.callsPerMessage['SQS.SendMessage']).toBe(1);
+    // A registry write, and the claim that keeps a resent callback from being stored twice.
+    expect(report.callsPerMessage['DynamoDB.PutItem']).toBeCloseTo(2);
+    expect(report.floor.design).toBe('API Gateway floor');
+    expect(report.floor.perMillion).toBeCloseTo(1);
+    expect(report.naive.perMillion).toBeGreaterThan(report.pipeline.perMillion);
+    expect(report.fixedMonthly.map((l) => l.line)).not.toContain(
+      'IoT Core connectivity (every device connected all month)',
+    );
+  });
+
+  it('prices our JSON over HTTP without claims (only network callbacks are resent)', async () => {
+    const report = await run(DEFAULT_CONFIG, 300, 'http');
+    expect(report.callsPerMessage['DynamoDB.PutItem']).toBeCloseTo(1);
+    expect(report.messageBytes).toBeGreaterThanOrEqual(200);
+    expect(costTable(report).columns).toEqual([
+      'line',
+      'per message',
+      'pipeline (HTTP) $/M',
+      'naive (Lambda per message) $/M',
+      'API Gateway floor $/M',
+    ]);
   });
 });
 
@@ -123,7 +163,7 @@ describe('cost command', () => {
     const report = JSON.parse(stdout) as CostReport;
     expect(report.fleet).toEqual({ devices: 20, intervalMs: 30_000 });
     expect(report.messagesRun).toBe(100);
-    expect(report.iotFloor.perMillion).toBeCloseTo(1.3);
+    expect(report.floor.perMillion).toBeCloseTo(1.3);
   });
 
   it('says what to fix in a bad call (exit 2)', async () => {
