@@ -5,7 +5,7 @@
  * p50/p99 publish-to-stored latency (from the reading's device time, set at publish,
  * to the moment its `readings/` object is written) and messages lost.
  * Targets: >= 5,000 msg/s, p99 < 1 s, 0 lost. The runtime runs with its defaults (the
- * default config: batches of up to 500 messages, a 100 ms window). A second run lets
+ * default config: batches of up to 2,000 messages when they wait, a 100 ms window). A second run lets
  * the devices send as fast as they can: `local.e2e.max_throughput`, the ceiling on this
  * machine, where the devices' process takes one of its cores.
  */

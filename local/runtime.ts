@@ -70,6 +70,9 @@ export interface LocalRuntime {
   close(): Promise<void>;
 }
 
+/** Messages the local consumer takes at most per batch (or `ingest.batchSize` when larger). */
+export const LOCAL_BATCH_SIZE = 2000;
+
 /** Listening address: local only, never another interface. */
 export const LOCAL_HOST = '127.0.0.1';
 
@@ -113,8 +116,9 @@ export async function startLocalRuntime(options: LocalRuntimeOptions): Promise<L
   };
   const queue = new LocalQueue({
     // On AWS up to maxConcurrency Lambdas take a batch each; here one consumer owns the
-    // DuckDB connection, so it takes what they would together (the same messages in flight).
-    batchSize: Math.min(10_000, config.ingest.batchSize * config.ingest.maxConcurrency),
+    // DuckDB connection and does their work, and a DuckDB round costs about 30 ms however
+    // small the batch: when messages wait, it takes up to LOCAL_BATCH_SIZE at once.
+    batchSize: Math.min(10_000, Math.max(config.ingest.batchSize, LOCAL_BATCH_SIZE)),
     // SQS waits up to maxBatchingWindowSeconds; a laptop wants its readings sooner.
     batchWindowMs: 100,
     maxReceiveCount: config.ingest.maxReceiveCount,
