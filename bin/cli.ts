@@ -660,7 +660,7 @@ async function costCommand(args: string[]): Promise<number> {
   );
   process.stdout.write(formatTable(costTable(report)));
   process.stdout.write(
-    `\nAWS SDK calls per message (ingest${report.source === 'mqtt' ? '' : ' and http'} functions): ${Object.entries(
+    `\nAWS SDK calls per message (${report.source === 'mqtt' ? 'the ingest function' : 'the ingest and http functions'}): ${Object.entries(
       report.callsPerMessage,
     )
       .map(([call, n]) => `${call} ${n.toFixed(3)}`)
