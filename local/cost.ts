@@ -94,7 +94,7 @@ export interface CostReport {
 }
 
 const DEVICE_TYPE = 'sensor';
-/** The claims and registry tables' key attributes (lib/constructs/claims.ts, registry.ts). */
+/** Table names for the run; their key attributes (`pk`, `deviceId`) are those of lib/constructs/claims.ts and registry.ts. */
 const TABLES = { claims: 'iot-pipeline-claims', registry: 'iot-pipeline-registry' };
 const RESOURCES = {
   lakeBucket: 'iot-pipeline-lake',
