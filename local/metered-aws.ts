@@ -67,7 +67,7 @@ interface Answer {
 type Responder = (command: string, input: Record<string, unknown>) => Answer;
 
 /**
- * Clients for S3, Timestream, DynamoDB and SNS whose calls add to `usage`. `keys` names
+ * Clients for S3, Timestream, DynamoDB, SNS and SQS whose calls add to `usage`. `keys` names
  * the key attribute of each DynamoDB table the run uses.
  */
 export function meteredClients(
