@@ -17,11 +17,12 @@ import { snsAlerts } from '../lambdas/adapters/aws/sns-alerts.ts';
 import {
   type AwsPrices,
   type CostLine,
-  connectivityPerMonth,
+  connectivityLine,
   emptyUsage,
   type Fleet,
   iotFloorUsage,
   lambdaGbSeconds,
+  MINUTES_PER_MONTH,
   messagesPerMonth,
   meteredUnits,
   perMillionMessages,
@@ -109,6 +110,8 @@ const API_KEY = 'cost-model';
 const ROUTES = { http: '/v1/telemetry', sigfox: '/v1/sigfox', ttn: '/v1/ttn' } as const;
 /** The http function's memory (lib/constructs/http-api.ts). */
 const HTTP_MEMORY_MB = 256;
+/** The offline check function's memory (PipelineFunction's default). */
+const OFFLINE_MEMORY_MB = 256;
 /** What the event source mapping can hand one invocation (6 MB). */
 const MAX_EVENT_BYTES = 6 * 1024 * 1024;
 
@@ -181,7 +184,7 @@ export async function runCostModel(options: CostRunOptions): Promise<CostReport>
     batches++;
     billedMs += ms;
     usage.lambdaRequests++;
-    usage.lambdaGbSecondsArm64 += lambdaGbSeconds(ms, config.ingest.memorySizeMb);
+    usage.lambdaGbSeconds += lambdaGbSeconds(ms, config.ingest.memorySizeMb);
   };
   const source = options.source ?? 'mqtt';
   const queueUrl = 'https://sqs.us-east-1.amazonaws.com/123456789012/iot-pipeline-ingest';
@@ -234,7 +237,7 @@ export async function runCostModel(options: CostRunOptions): Promise<CostReport>
       },
     );
     usage.lambdaRequests++;
-    usage.lambdaGbSecondsArm64 += lambdaGbSeconds(performance.now() - started, HTTP_MEMORY_MB);
+    usage.lambdaGbSeconds += lambdaGbSeconds(performance.now() - started, HTTP_MEMORY_MB);
     if (response.statusCode >= 300 || !queued) {
       throw new Error(`the cost run's ${ROUTES[source]} answered ${response.statusCode}: ${response.body}`);
     }
@@ -262,7 +265,7 @@ export async function runCostModel(options: CostRunOptions): Promise<CostReport>
   const ingestUsage: Usage = { ...usage };
 
   // The scheduled offline check over the registry the run filled: one Scan, scaled to a month.
-  const checksPerMonth = (30 * 24 * 60) / (options.offlineCheckMinutes ?? 5);
+  const checksPerMonth = MINUTES_PER_MONTH / (options.offlineCheckMinutes ?? 5);
   const offlineStarted = performance.now();
   await detectOffline(
     {
@@ -294,30 +297,22 @@ export async function runCostModel(options: CostRunOptions): Promise<CostReport>
   // object and one Timestream record; it waits for both, and bills at least a millisecond more.
   const naiveUsage = floorUsage();
   naiveUsage.lambdaRequests = messages.length;
-  naiveUsage.lambdaGbSecondsArm64 =
+  naiveUsage.lambdaGbSeconds =
     messages.length * lambdaGbSeconds(latency.s3 + latency.timestream + 1, options.naiveMemoryMb ?? 128);
   naiveUsage.s3Puts = messages.length;
   naiveUsage.timestreamWrites = meter.singleRecordWrites.units;
 
-  const connectivity = source === 'mqtt' ? connectivityPerMonth(fleet, prices) : 0;
+  const offlineUsage = emptyUsage();
+  offlineUsage.lambdaRequests = checksPerMonth;
+  offlineUsage.lambdaGbSeconds = checksPerMonth * lambdaGbSeconds(offlineMs, OFFLINE_MEMORY_MB);
+  offlineUsage.dynamodbReadUnits = checksPerMonth * scanUnits;
+  const connectivity = source === 'mqtt' ? [connectivityLine(fleet, prices)] : [];
   const offlineLines: CostLine[] = [
-    ...(source === 'mqtt'
-      ? [
-          {
-            line: 'IoT Core connectivity (every device connected all month)',
-            units: fleet.devices * 43_200,
-            dollars: connectivity,
-          },
-        ]
-      : []),
+    ...connectivity,
     {
       line: `offline checks (${Math.round(checksPerMonth)} a month: Lambda + registry Scan)`,
       units: checksPerMonth,
-      dollars:
-        checksPerMonth *
-        (prices.lambda.requestsPerMillion / 1e6 +
-          lambdaGbSeconds(offlineMs, 256) * prices.lambda.gbSecondArm64 +
-          (scanUnits * prices.dynamodbOnDemand.readRequestUnitsPerMillion) / 1e6),
+      dollars: totalDollars(priceUsage(offlineUsage, prices)),
     },
   ];
   const fixed = totalDollars(offlineLines);
@@ -327,11 +322,11 @@ export async function runCostModel(options: CostRunOptions): Promise<CostReport>
     source === 'mqtt'
       ? design('pipeline (Basic Ingest)', { ...ingestUsage, iotMessages: 0 }, fixed)
       : undefined;
-  const naive = design('naive (Lambda per message)', naiveUsage, connectivity);
+  const naive = design('naive (Lambda per message)', naiveUsage, totalDollars(connectivity));
   const floor = design(
     source === 'mqtt' ? 'IoT Core floor' : 'API Gateway floor',
     floorUsage(),
-    connectivity,
+    totalDollars(connectivity),
   );
   return {
     fleet,

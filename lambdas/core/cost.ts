@@ -16,7 +16,6 @@ export interface AwsPrices {
   };
   readonly lambda: {
     readonly requestsPerMillion: number;
-    readonly gbSecondX86: number;
     readonly gbSecondArm64: number;
   };
   readonly sqs: {
@@ -29,7 +28,7 @@ export interface AwsPrices {
     readonly writesPerMillion: number;
     readonly writeMeteringBytes: number;
   };
-  readonly s3: { readonly putPerThousand: number; readonly getPerThousand: number };
+  readonly s3: { readonly putPerThousand: number };
   readonly sns: { readonly publishesPerMillion: number };
   readonly dynamodbOnDemand: {
     readonly writeRequestUnitsPerMillion: number;
@@ -47,11 +46,11 @@ export function checkPrices(value: unknown): AwsPrices {
       'rulesTriggeredPerMillion',
       'actionsExecutedPerMillion',
     ],
-    lambda: ['requestsPerMillion', 'gbSecondX86', 'gbSecondArm64'],
+    lambda: ['requestsPerMillion', 'gbSecondArm64'],
     sqs: ['requestsPerMillion', 'requestChunkBytes', 'maxMessagesPerBatchCall'],
     apiGatewayHttpApi: ['requestsPerMillion', 'requestMeteringBytes'],
     timestreamLiveAnalytics: ['writesPerMillion', 'writeMeteringBytes'],
-    s3: ['putPerThousand', 'getPerThousand'],
+    s3: ['putPerThousand'],
     sns: ['publishesPerMillion'],
     dynamodbOnDemand: ['writeRequestUnitsPerMillion', 'readRequestUnitsPerMillion'],
   };
@@ -67,45 +66,55 @@ export function checkPrices(value: unknown): AwsPrices {
   return value as AwsPrices;
 }
 
-/** Metered units, counted over a run: what the bill is made of. */
-export interface Usage {
+/**
+ * Each unit the model meters, in the order of the bill: its line and its list price
+ * per unit. {@link Usage} has a count for each.
+ */
+const BILL = {
   /** IoT Core messages, in 5 KB units (none for Basic Ingest topics). */
-  iotMessages: number;
-  iotRulesTriggered: number;
-  iotActions: number;
+  iotMessages: { line: 'IoT Core messaging', price: (p: AwsPrices) => p.iotCore.messagingPerMillion / 1e6 },
+  iotRulesTriggered: {
+    line: 'IoT rules triggered',
+    price: (p: AwsPrices) => p.iotCore.rulesTriggeredPerMillion / 1e6,
+  },
+  iotActions: {
+    line: 'IoT rule actions',
+    price: (p: AwsPrices) => p.iotCore.actionsExecutedPerMillion / 1e6,
+  },
   /** API Gateway HTTP API requests, in 512 KB units. */
-  apiRequests: number;
+  apiRequests: {
+    line: 'API Gateway requests',
+    price: (p: AwsPrices) => p.apiGatewayHttpApi.requestsPerMillion / 1e6,
+  },
   /** SQS requests, in 64 KB chunks. */
-  sqsRequests: number;
-  lambdaRequests: number;
-  lambdaGbSecondsX86: number;
-  lambdaGbSecondsArm64: number;
-  s3Puts: number;
-  s3Gets: number;
+  sqsRequests: { line: 'SQS requests', price: (p: AwsPrices) => p.sqs.requestsPerMillion / 1e6 },
+  lambdaRequests: { line: 'Lambda requests', price: (p: AwsPrices) => p.lambda.requestsPerMillion / 1e6 },
+  /** The functions run on arm64. */
+  lambdaGbSeconds: { line: 'Lambda GB-s (arm64)', price: (p: AwsPrices) => p.lambda.gbSecondArm64 },
+  s3Puts: { line: 'S3 PUT', price: (p: AwsPrices) => p.s3.putPerThousand / 1000 },
   /** Timestream writes, in 1 KiB units. */
-  timestreamWrites: number;
-  dynamodbWriteUnits: number;
-  dynamodbReadUnits: number;
-  snsPublishes: number;
-}
+  timestreamWrites: {
+    line: 'Timestream writes (1 KiB)',
+    price: (p: AwsPrices) => p.timestreamLiveAnalytics.writesPerMillion / 1e6,
+  },
+  dynamodbWriteUnits: {
+    line: 'DynamoDB write units',
+    price: (p: AwsPrices) => p.dynamodbOnDemand.writeRequestUnitsPerMillion / 1e6,
+  },
+  dynamodbReadUnits: {
+    line: 'DynamoDB read units',
+    price: (p: AwsPrices) => p.dynamodbOnDemand.readRequestUnitsPerMillion / 1e6,
+  },
+  snsPublishes: { line: 'SNS publishes', price: (p: AwsPrices) => p.sns.publishesPerMillion / 1e6 },
+} as const;
+
+const UNITS = Object.keys(BILL) as (keyof typeof BILL)[];
+
+/** Metered units, counted over a run: what the bill is made of (see {@link BILL}). */
+export type Usage = Record<keyof typeof BILL, number>;
 
 export function emptyUsage(): Usage {
-  return {
-    iotMessages: 0,
-    iotRulesTriggered: 0,
-    iotActions: 0,
-    apiRequests: 0,
-    sqsRequests: 0,
-    lambdaRequests: 0,
-    lambdaGbSecondsX86: 0,
-    lambdaGbSecondsArm64: 0,
-    s3Puts: 0,
-    s3Gets: 0,
-    timestreamWrites: 0,
-    dynamodbWriteUnits: 0,
-    dynamodbReadUnits: 0,
-    snsPublishes: 0,
-  };
+  return Object.fromEntries(UNITS.map((unit) => [unit, 0])) as Usage;
 }
 
 /** One line of the bill: a metered unit, how many of it, and what they cost. */
@@ -115,66 +124,13 @@ export interface CostLine {
   readonly dollars: number;
 }
 
-/** The usage priced, one line per unit that occurred (in the order of {@link Usage}). */
+/** The usage priced, one line per unit that occurred, in the order of the bill. */
 export function priceUsage(usage: Usage, prices: AwsPrices): CostLine[] {
-  const perMillion = (units: number, price: number) => (units * price) / 1e6;
-  const lines: CostLine[] = [
-    line(
-      'IoT Core messaging',
-      usage.iotMessages,
-      perMillion(usage.iotMessages, prices.iotCore.messagingPerMillion),
-    ),
-    line(
-      'IoT rules triggered',
-      usage.iotRulesTriggered,
-      perMillion(usage.iotRulesTriggered, prices.iotCore.rulesTriggeredPerMillion),
-    ),
-    line(
-      'IoT rule actions',
-      usage.iotActions,
-      perMillion(usage.iotActions, prices.iotCore.actionsExecutedPerMillion),
-    ),
-    line(
-      'API Gateway requests',
-      usage.apiRequests,
-      perMillion(usage.apiRequests, prices.apiGatewayHttpApi.requestsPerMillion),
-    ),
-    line('SQS requests', usage.sqsRequests, perMillion(usage.sqsRequests, prices.sqs.requestsPerMillion)),
-    line(
-      'Lambda requests',
-      usage.lambdaRequests,
-      perMillion(usage.lambdaRequests, prices.lambda.requestsPerMillion),
-    ),
-    line('Lambda GB-s (x86)', usage.lambdaGbSecondsX86, usage.lambdaGbSecondsX86 * prices.lambda.gbSecondX86),
-    line(
-      'Lambda GB-s (arm64)',
-      usage.lambdaGbSecondsArm64,
-      usage.lambdaGbSecondsArm64 * prices.lambda.gbSecondArm64,
-    ),
-    line('S3 PUT', usage.s3Puts, (usage.s3Puts * prices.s3.putPerThousand) / 1000),
-    line('S3 GET', usage.s3Gets, (usage.s3Gets * prices.s3.getPerThousand) / 1000),
-    line(
-      'Timestream writes (1 KiB)',
-      usage.timestreamWrites,
-      perMillion(usage.timestreamWrites, prices.timestreamLiveAnalytics.writesPerMillion),
-    ),
-    line(
-      'DynamoDB write units',
-      usage.dynamodbWriteUnits,
-      perMillion(usage.dynamodbWriteUnits, prices.dynamodbOnDemand.writeRequestUnitsPerMillion),
-    ),
-    line(
-      'DynamoDB read units',
-      usage.dynamodbReadUnits,
-      perMillion(usage.dynamodbReadUnits, prices.dynamodbOnDemand.readRequestUnitsPerMillion),
-    ),
-    line('SNS publishes', usage.snsPublishes, perMillion(usage.snsPublishes, prices.sns.publishesPerMillion)),
-  ];
-  return lines.filter((l) => l.units > 0);
-}
-
-function line(name: string, units: number, dollars: number): CostLine {
-  return { line: name, units, dollars };
+  return UNITS.filter((unit) => usage[unit] > 0).map((unit) => ({
+    line: BILL[unit].line,
+    units: usage[unit],
+    dollars: usage[unit] * BILL[unit].price(prices),
+  }));
 }
 
 export function totalDollars(lines: readonly CostLine[]): number {
@@ -298,23 +254,27 @@ export interface Fleet {
   readonly intervalMs: number;
 }
 
-const MONTH_MS = 30 * 24 * 3_600_000;
+/** A month as the prices count it: 30 days. */
+export const MINUTES_PER_MONTH = 30 * 24 * 60;
 
 export function messagesPerMonth(fleet: Fleet): number {
-  return (fleet.devices * MONTH_MS) / fleet.intervalMs;
+  return (fleet.devices * MINUTES_PER_MONTH * 60_000) / fleet.intervalMs;
 }
 
 /** IoT Core connectivity for the fleet kept connected all month (not per message: it is the same for any design). */
-export function connectivityPerMonth(fleet: Fleet, prices: AwsPrices): number {
-  return (fleet.devices * (MONTH_MS / 60_000) * prices.iotCore.connectivityPerMillionMinutes) / 1e6;
+export function connectivityLine(fleet: Fleet, prices: AwsPrices): CostLine {
+  const minutes = fleet.devices * MINUTES_PER_MONTH;
+  return {
+    line: 'IoT Core connectivity (every device connected all month)',
+    units: minutes,
+    dollars: (minutes * prices.iotCore.connectivityPerMillionMinutes) / 1e6,
+  };
 }
 
 /** The usage of a run scaled to one million messages. */
 export function perMillionMessages(usage: Usage, messages: number): Usage {
   const scale = 1e6 / messages;
-  const scaled = emptyUsage();
-  for (const key of Object.keys(scaled) as (keyof Usage)[]) scaled[key] = usage[key] * scale;
-  return scaled;
+  return Object.fromEntries(UNITS.map((unit) => [unit, usage[unit] * scale])) as Usage;
 }
 
 /**
