@@ -125,12 +125,18 @@ function parse<T extends ParseArgsConfig>(config: T) {
   }
 }
 
-function port(text: string | undefined, fallback: number, flag: string): number {
-  if (text === undefined) return fallback;
+/** A flag's value as a whole number from `min` to `max`, else a UsageError that says so. */
+function wholeNumber(flag: string, text: string, min: number, max = Number.MAX_SAFE_INTEGER): number {
   const value = Number(text);
-  if (!Number.isInteger(value) || value < 0 || value > 65535)
-    throw new UsageError(`${flag} "${text}" is not a port (0 to 65535)`);
+  if (!Number.isInteger(value) || value < min || value > max) {
+    const range = max === Number.MAX_SAFE_INTEGER ? `of at least ${min}` : `from ${min} to ${max}`;
+    throw new UsageError(`${flag} "${text}" must be a whole number ${range}`);
+  }
   return value;
+}
+
+function port(text: string | undefined, fallback: number, flag: string): number {
+  return text === undefined ? fallback : wholeNumber(flag, text, 0, 65535);
 }
 
 async function start(args: string[]): Promise<number> {
@@ -223,9 +229,7 @@ async function simulate(args: string[]): Promise<number> {
       json: { type: 'boolean', default: false },
     },
   });
-  const devices = values.id?.length ? values.id.length : Number(values.devices);
-  if (!Number.isInteger(devices) || devices < 1)
-    throw new UsageError(`--devices "${values.devices}" must be a whole number above 0`);
+  const devices = values.id?.length ? values.id.length : wholeNumber('--devices', values.devices, 1);
   const silentShare = Number(values.silent);
   if (!(silentShare >= 0 && silentShare <= 1))
     throw new UsageError(`--silent "${values.silent}" must be between 0 and 1`);
@@ -237,9 +241,7 @@ async function simulate(args: string[]): Promise<number> {
       '--endpoint needs the device certificate and key: --cert <file> --key <file> (and --ca <AmazonRootCA1.pem>)',
     );
   }
-  const count = values.count === undefined ? undefined : Number(values.count);
-  if (count !== undefined && !(Number.isInteger(count) && count > 0))
-    throw new UsageError(`--count "${values.count}" must be a whole number above 0`);
+  const count = values.count === undefined ? undefined : wholeNumber('--count', values.count, 1);
   const controller = new AbortController();
   process.once('SIGINT', () => controller.abort());
   let rate: number;
@@ -306,10 +308,8 @@ async function decode(args: string[]): Promise<number> {
     }
     bytes = Buffer.from(text, 'base64');
   }
-  const fPort = values.fport === undefined ? undefined : Number(values.fport);
-  if (fPort !== undefined && !(Number.isInteger(fPort) && fPort >= 0 && fPort <= 255)) {
-    throw new UsageError(`--fport "${values.fport}" must be a LoRaWAN port from 0 to 255`);
-  }
+  // A LoRaWAN port.
+  const fPort = values.fport === undefined ? undefined : wholeNumber('--fport', values.fport, 0, 255);
   const chosen = [values.type, values.sigfox, values.codec].filter((v) => v !== undefined);
   if (chosen.length !== 1)
     throw new UsageError(
@@ -373,10 +373,7 @@ async function redecodeCommand(args: string[]): Promise<number> {
   });
   if (!values.from || !values.to)
     throw new UsageError('Give the arrival days to decode again: --from 2026-11-01 --to 2026-11-25');
-  const lookbackDays = Number(values['lookback-days']);
-  if (!Number.isInteger(lookbackDays) || lookbackDays < 0 || lookbackDays > 36_500) {
-    throw new UsageError(`--lookback-days "${values['lookback-days']}" must be a whole number of days`);
-  }
+  const lookbackDays = wholeNumber('--lookback-days', values['lookback-days'], 0, 36_500);
   const config = values.config ? readConfigFile(values.config) : DEFAULT_CONFIG;
   const store = values.bucket
     ? s3Store(new S3Client({}), values.bucket)
@@ -616,13 +613,6 @@ async function costCommand(args: string[]): Promise<number> {
       json: { type: 'boolean', default: false },
     },
   });
-  const count = (flag: string, text: string, max: number) => {
-    const n = Number(text);
-    if (!Number.isInteger(n) || n < 1 || n > max) {
-      throw new UsageError(`--${flag} "${text}" must be a whole number from 1 to ${max}`);
-    }
-    return n;
-  };
   let intervalMs: number;
   try {
     intervalMs = parseDuration(values.interval);
@@ -641,11 +631,11 @@ async function costCommand(args: string[]): Promise<number> {
   if (!source) throw new UsageError(`--source "${values.source}" must be one of ${sources.join(', ')}`);
   const report = await runCostModel({
     source,
-    fleet: { devices: count('devices', values.devices, 10_000_000), intervalMs },
-    messageBytes: count('bytes', values.bytes, 128 * 1024),
+    fleet: { devices: wholeNumber('--devices', values.devices, 1, 10_000_000), intervalMs },
+    messageBytes: wholeNumber('--bytes', values.bytes, 1, 128 * 1024),
     config: values.config ? readConfigFile(values.config) : DEFAULT_CONFIG,
     prices,
-    ...(values.messages ? { messages: count('messages', values.messages, 1_000_000) } : {}),
+    ...(values.messages ? { messages: wholeNumber('--messages', values.messages, 1, 1_000_000) } : {}),
   });
   if (values.json) {
     process.stdout.write(`${JSON.stringify(report, null, 2)}\n`);

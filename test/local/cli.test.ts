@@ -243,5 +243,15 @@ describe('iot-pipeline CLI', () => {
       code: 2,
       stderr: expect.stringContaining('Unknown command "launch"'),
     });
+    await expect(
+      cli(['decode', '--codec', 'codecs/lht65.js', '--fport', '300', '--hex', '00']),
+    ).rejects.toMatchObject({
+      code: 2,
+      stderr: expect.stringContaining('--fport "300" must be a whole number from 0 to 255'),
+    });
+    await expect(cli(['simulate', '--devices', '2.5'])).rejects.toMatchObject({
+      code: 2,
+      stderr: expect.stringContaining('--devices "2.5" must be a whole number of at least 1'),
+    });
   });
 });
