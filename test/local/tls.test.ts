@@ -4,7 +4,7 @@
  * and the simulator connecting as a provisioned thing.
  */
 import { execFileSync } from 'node:child_process';
-import { mkdtempSync, readFileSync } from 'node:fs';
+import { mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
 import type { AddressInfo } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -19,21 +19,22 @@ const openssl = (...args: string[]) => execFileSync('openssl', args, { cwd: dir,
 
 /** A CA, a server certificate for 127.0.0.1 and a device certificate whose CN is the thing name. */
 function makeCertificates() {
-  openssl(
-    'req',
-    '-x509',
-    '-newkey',
-    'rsa:2048',
-    '-nodes',
-    '-keyout',
-    'ca.key',
-    '-out',
-    'ca.pem',
-    '-days',
-    '1',
-    '-subj',
-    '/CN=test-ca',
-  );
+  const selfSigned = (name: string, subject: string) =>
+    openssl(
+      'req',
+      '-x509',
+      '-newkey',
+      'rsa:2048',
+      '-nodes',
+      '-keyout',
+      `${name}.key`,
+      '-out',
+      `${name}.pem`,
+      '-days',
+      '1',
+      '-subj',
+      subject,
+    );
   const sign = (name: string, subject: string, extension?: string) => {
     openssl(
       'req',
@@ -49,7 +50,7 @@ function makeCertificates() {
     );
     const ext: string[] = [];
     if (extension) {
-      execFileSync('sh', ['-c', `printf '${extension}' > ${name}.ext`], { cwd: dir });
+      writeFileSync(file(`${name}.ext`), extension);
       ext.push('-extfile', `${name}.ext`);
     }
     openssl(
@@ -69,24 +70,11 @@ function makeCertificates() {
       ...ext,
     );
   };
+  selfSigned('ca', '/CN=test-ca');
   sign('server', '/CN=127.0.0.1', 'subjectAltName=IP:127.0.0.1');
   sign('device', '/CN=thermo-7');
   // A certificate no CA of ours signed.
-  openssl(
-    'req',
-    '-x509',
-    '-newkey',
-    'rsa:2048',
-    '-nodes',
-    '-keyout',
-    'rogue.key',
-    '-out',
-    'rogue.pem',
-    '-days',
-    '1',
-    '-subj',
-    '/CN=thermo-7',
-  );
+  selfSigned('rogue', '/CN=thermo-7');
 }
 
 describe('simulator over MQTT/TLS with a device certificate', () => {
