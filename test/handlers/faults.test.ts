@@ -8,7 +8,7 @@
 import { readFileSync } from 'node:fs';
 import { gunzipSync } from 'node:zlib';
 import { Logger } from '@aws-lambda-powertools/logger';
-import type { Context, SQSEvent, SQSRecord } from 'aws-lambda';
+import type { Context } from 'aws-lambda';
 import { describe, expect, it } from 'vitest';
 import { awsIngestDeps, sqsIngestHandler } from '../../lambdas/adapters/aws/ingest-lambda.ts';
 import { checkPrices, emptyUsage } from '../../lambdas/core/cost.ts';
@@ -16,7 +16,7 @@ import { DEFAULT_CONFIG } from '../../lib/config.ts';
 import { PRICES_FILE } from '../../local/cost.ts';
 import { meteredClients } from '../../local/metered-aws.ts';
 import { random } from '../../local/simulator.ts';
-import { mqttMessage } from '../support/fakes.ts';
+import { mqttMessage, sqsEvent } from '../support/fakes.ts';
 
 const prices = checkPrices(JSON.parse(readFileSync(PRICES_FILE, 'utf8')));
 const NO_LATENCY = { s3: 0, timestream: 0, dynamodb: 0, sns: 0, sqs: 0 };
@@ -68,17 +68,7 @@ describe('ingest handler under faults', () => {
     let invocations = 0;
     while (queue.length > 0) {
       const { records, again } = queue.shift() as (typeof queue)[number];
-      const event: SQSEvent = {
-        Records: records.map(
-          (m) =>
-            ({
-              ...m,
-              attributes: {},
-              eventSource: 'aws:sqs',
-              receiptHandle: m.messageId,
-            }) as unknown as SQSRecord,
-        ),
-      };
+      const event = sqsEvent(...records);
       let failed: Set<string>;
       try {
         const { batchItemFailures } = await handler(event, { awsRequestId: `r${invocations}` } as Context);

@@ -7,10 +7,10 @@ import {
   TimestreamWriteClient,
   WriteRecordsCommand,
 } from '@aws-sdk/client-timestream-write';
-import type { Context, SQSEvent, SQSRecord } from 'aws-lambda';
+import type { Context, SQSEvent } from 'aws-lambda';
 import { mockClient } from 'aws-sdk-client-mock';
 import { beforeAll, beforeEach, describe, expect, it, vi } from 'vitest';
-import { mqttMessage } from '../support/fakes.ts';
+import { mqttMessage, sqsEvent } from '../support/fakes.ts';
 
 const s3 = mockClient(S3Client);
 const ddb = mockClient(DynamoDBClient);
@@ -21,11 +21,7 @@ let handler: (
   context: Context,
 ) => Promise<{ batchItemFailures: { itemIdentifier: string }[] }>;
 
-function event(...messages: { messageId: string; body: string }[]): SQSEvent {
-  return {
-    Records: messages.map((m) => ({ ...m, attributes: {}, eventSource: 'aws:sqs' }) as unknown as SQSRecord),
-  };
-}
+const event = sqsEvent;
 const context = { functionName: 'ingest', awsRequestId: 'req-1' } as Context;
 const now = Date.now();
 

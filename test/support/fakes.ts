@@ -1,4 +1,5 @@
 import { gunzipSync } from 'node:zlib';
+import type { SQSEvent, SQSRecord } from 'aws-lambda';
 import type { DeviceRecord } from '../../lambdas/core/alerts.ts';
 import type { DeviceRegistry } from '../../lambdas/core/estate.ts';
 import type { ObjectStore, RejectedRecord, TimeSeriesSink } from '../../lambdas/core/ports.ts';
@@ -80,4 +81,19 @@ export function memoryRegistry(): DeviceRegistry & { records: Map<string, Device
     },
   };
   return registry;
+}
+
+/** An SQS event as the event source mapping hands it to the ingest Lambda. */
+export function sqsEvent(...messages: { messageId: string; body: string }[]): SQSEvent {
+  return {
+    Records: messages.map(
+      (m) =>
+        ({
+          ...m,
+          receiptHandle: m.messageId,
+          attributes: {},
+          eventSource: 'aws:sqs',
+        }) as unknown as SQSRecord,
+    ),
+  };
 }
