@@ -71,7 +71,7 @@ export interface LocalRuntime {
 }
 
 /** Messages the local consumer takes at most per batch (or `ingest.batchSize` when larger). */
-export const LOCAL_BATCH_SIZE = 2000;
+const LOCAL_BATCH_SIZE = 2000;
 
 /** Listening address: local only, never another interface. */
 export const LOCAL_HOST = '127.0.0.1';

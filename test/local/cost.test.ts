@@ -1,5 +1,8 @@
 import { execFile } from 'node:child_process';
 import { readFileSync } from 'node:fs';
+import { mkdtemp, writeFile } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import { promisify } from 'node:util';
 import { beforeAll, describe, expect, it } from 'vitest';
 import { checkPrices } from '../../lambdas/core/cost.ts';
@@ -164,6 +167,21 @@ describe('cost command', () => {
     expect(report.fleet).toEqual({ devices: 20, intervalMs: 30_000 });
     expect(report.messagesRun).toBe(100);
     expect(report.floor.perMillion).toBeCloseTo(1.3);
+  });
+
+  it('prices with the file --prices names, and names the price a file lacks', async () => {
+    const dir = await mkdtemp(join(tmpdir(), 'prices-'));
+    const doubled = JSON.parse(readFileSync(PRICES_FILE, 'utf8'));
+    doubled.iotCore.messagingPerMillion = 2;
+    await writeFile(join(dir, 'doubled.json'), JSON.stringify(doubled));
+    const { stdout } = await cli('--messages', '100', '--prices', join(dir, 'doubled.json'), '--json');
+    expect((JSON.parse(stdout) as CostReport).floor.perMillion).toBeCloseTo(2.3);
+    delete doubled.s3.putPerThousand;
+    await writeFile(join(dir, 'broken.json'), JSON.stringify(doubled));
+    await expect(cli('--prices', join(dir, 'broken.json'))).rejects.toMatchObject({
+      code: 2,
+      stderr: expect.stringContaining('no number at s3.putPerThousand'),
+    });
   });
 
   it('says what to fix in a bad call (exit 2)', async () => {
