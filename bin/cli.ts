@@ -30,7 +30,7 @@ import { type DeviceFilter, type DeviceSummary, filterDevices } from '../lambdas
 import { DEVICES_PATH, parseFilter } from '../lambdas/core/http-devices.ts';
 import { redecode } from '../lambdas/core/redecode.ts';
 import { ConfigError, DEFAULT_CONFIG, readConfigFile } from '../lib/config.ts';
-import { costTable, PRICES_FILE, runCostModel } from '../local/cost.ts';
+import { costTable, PRICES_FILE, runCostModel, withCodec } from '../local/cost.ts';
 import { StartupError } from '../local/listen.ts';
 import { LOCAL_HOST, startLocalRuntime } from '../local/runtime.ts';
 import { runSimulation, type SimulationProgress } from '../local/simulate.ts';
@@ -54,6 +54,7 @@ Commands:
              --id <thingName> (repeatable): exact device ids, e.g. a provisioned thing
   decode     try a decoder on a payload: --hex <bytes> | --base64 <bytes>, and one of
              --type <deviceType> [--config <file>]  |  --sigfox '<grammar>'  |  --codec <file.js> --fport <n>
+             [--recv-time <ISO-8601>] (now): the codec's recvTime; [--timeout-ms <n>] (50) [--memory-mb <n>] (16): its limits
              prints the decoded object (--json: exactly that object on stdout)
   redecode   decode the raw archive again with the current decoders and replace the readings it made
              --from <YYYY-MM-DD> --to <YYYY-MM-DD> (arrival days)  [--config <file>]  [--lookback-days <n>] (2)
@@ -67,7 +68,7 @@ Commands:
   daily      run the daily job on the local lake: [--day <YYYY-MM-DD>] (yesterday) [--data <dir>]
   cost       what the pipeline would cost on AWS, from the calls it makes in a local run, at list prices:
              --devices <n> (1000) --interval <60s> --bytes <n> (200) --source mqtt|http|sigfox|ttn (mqtt)
-             [--config <file>] [--prices <file>] [--json]
+             [--config <file>] [--prices <file>] [--json]; --source ttn --codec <file.js>: uplinks through that codec
   query      run SQL: query "SELECT ..." [--json | --csv]; on the local lake with DuckDB [--data <dir>],
              or on Athena with --workgroup <AthenaWorkGroup> --database <GlueDatabaseName> (stack outputs)
              tables: readings, raw, quarantine, curated_readings, daily_metrics (and timeseries when start is not running)
@@ -290,6 +291,9 @@ async function decode(args: string[]): Promise<number> {
       sigfox: { type: 'string' },
       codec: { type: 'string' },
       fport: { type: 'string' },
+      'recv-time': { type: 'string' },
+      'timeout-ms': { type: 'string' },
+      'memory-mb': { type: 'string' },
       json: { type: 'boolean', default: false },
     },
   });
@@ -310,6 +314,12 @@ async function decode(args: string[]): Promise<number> {
   }
   // A LoRaWAN port.
   const fPort = values.fport === undefined ? undefined : wholeNumber('--fport', values.fport, 0, 255);
+  const recvTime = values['recv-time'] === undefined ? new Date() : new Date(values['recv-time']);
+  if (!/^\d{4}-\d{2}-\d{2}T/.test(values['recv-time'] ?? '0000-00-00T') || Number.isNaN(recvTime.getTime())) {
+    throw new UsageError(
+      `--recv-time: "${values['recv-time']}" is not an ISO-8601 time (2026-11-25T06:00:00Z)`,
+    );
+  }
   const chosen = [values.type, values.sigfox, values.codec].filter((v) => v !== undefined);
   if (chosen.length !== 1)
     throw new UsageError(
@@ -320,7 +330,16 @@ async function decode(args: string[]): Promise<number> {
     if (values.sigfox !== undefined) decoder = buildDecoder({ sigfox: values.sigfox }, '--sigfox');
     else if (values.codec !== undefined) {
       decoder = buildDecoder(
-        { codec: values.codec, source: readFileSync(values.codec, 'utf8') },
+        {
+          codec: values.codec,
+          source: readFileSync(values.codec, 'utf8'),
+          ...(values['timeout-ms'] === undefined
+            ? {}
+            : { timeoutMs: wholeNumber('--timeout-ms', values['timeout-ms'], 1, 10_000) }),
+          ...(values['memory-mb'] === undefined
+            ? {}
+            : { memoryMb: wholeNumber('--memory-mb', values['memory-mb'], 1, 256) }),
+        },
         values.codec,
       );
     } else {
@@ -344,7 +363,7 @@ async function decode(args: string[]): Promise<number> {
       return 1;
     }
   } else {
-    const result = decoder.decode(bytes, { fPort, recvTime: new Date() });
+    const result = decoder.decode(bytes, { fPort, recvTime });
     if (!result.ok) {
       process.stderr.write(`iot-pipeline: cannot decode: ${result.reason}\n`);
       return 1;
@@ -610,6 +629,7 @@ async function costCommand(args: string[]): Promise<number> {
       messages: { type: 'string' },
       config: { type: 'string' },
       prices: { type: 'string' },
+      codec: { type: 'string' },
       json: { type: 'boolean', default: false },
     },
   });
@@ -629,11 +649,32 @@ async function costCommand(args: string[]): Promise<number> {
   const sources = ['mqtt', 'http', 'sigfox', 'ttn'] as const;
   const source = sources.find((s) => s === values.source);
   if (!source) throw new UsageError(`--source "${values.source}" must be one of ${sources.join(', ')}`);
+  let config = values.config ? readConfigFile(values.config) : DEFAULT_CONFIG;
+  let frames: Parameters<typeof runCostModel>[0]['frames'];
+  if (values.codec !== undefined) {
+    if (source !== 'ttn') {
+      throw new UsageError(
+        '--codec prices a codec on The Things Stack uplinks (frm_payload): add --source ttn',
+      );
+    }
+    let text: string;
+    try {
+      text = readFileSync(values.codec, 'utf8');
+    } catch (error) {
+      throw new UsageError(`--codec ${values.codec}: ${(error as Error).message}`);
+    }
+    try {
+      ({ config, frames } = withCodec(config, values.codec, text));
+    } catch (error) {
+      throw new UsageError(`--codec: ${(error as Error).message}`);
+    }
+  }
   const report = await runCostModel({
     source,
     fleet: { devices: wholeNumber('--devices', values.devices, 1, 10_000_000), intervalMs },
     messageBytes: wholeNumber('--bytes', values.bytes, 1, 128 * 1024),
-    config: values.config ? readConfigFile(values.config) : DEFAULT_CONFIG,
+    config,
+    ...(frames ? { frames } : {}),
     prices,
     ...(values.messages ? { messages: wholeNumber('--messages', values.messages, 1, 1_000_000) } : {}),
   });

@@ -345,6 +345,11 @@ export function validateConfig(input: unknown): PipelineConfig {
   };
 }
 
+/** True when a device type decodes with a codec: the ingest function then carries the codec sandbox. */
+export function usesCodecs(config: Pick<RuntimeConfig, 'deviceTypes'>): boolean {
+  return Object.values(config.deviceTypes).some((type) => type.decoder && 'codec' in type.decoder);
+}
+
 /**
  * Reads the codec file of each device type whose decoder names one (relative to the
  * working directory, where `cdk.json` is), so the source travels with the config.
@@ -370,16 +375,25 @@ function withCodecSources(deviceTypes: unknown): unknown {
           `a readable file (${(error as Error).message})`,
         );
       }
-      out[name] = { ...type, decoder: { codec: decoder.codec, source } };
+      out[name] = { ...type, decoder: { ...decoder, source } };
     } else out[name] = type;
   }
   return out;
 }
 
-/** What the Lambdas need at run time, as one JSON string for an environment variable. */
-export function runtimeConfigJson(config: PipelineConfig): string {
+/**
+ * What a Lambda needs at run time, as one JSON string built into its bundle. Only the
+ * ingest function decodes: the others get the device types without their decoders,
+ * so no codec (third-party code) is in their bundle or runs at their cold start.
+ */
+export function runtimeConfigJson(config: PipelineConfig, options: { decoders: boolean }): string {
+  const deviceTypes = options.decoders
+    ? config.deviceTypes
+    : Object.fromEntries(
+        Object.entries(config.deviceTypes).map(([name, { decoder: _, ...type }]) => [name, type]),
+      );
   const runtime: RuntimeConfig = {
-    deviceTypes: config.deviceTypes,
+    deviceTypes,
     validation: config.validation,
     httpMappings: config.httpMappings,
     sigfoxDownlinks: config.sigfoxDownlinks,

@@ -2,7 +2,7 @@ import { CfnOutput, Stack, type StackProps } from 'aws-cdk-lib';
 import type { Construct } from 'constructs';
 import { LAKE_PREFIXES } from '../lambdas/core/lake-layout.ts';
 import { ENV } from '../lambdas/env.ts';
-import { type PipelineConfig, runtimeConfigJson } from './config.ts';
+import { type PipelineConfig, runtimeConfigJson, usesCodecs } from './config.ts';
 import { Alerts } from './constructs/alerts.ts';
 import { Analytics } from './constructs/analytics.ts';
 import { ReadingClaimsTable } from './constructs/claims.ts';
@@ -72,7 +72,7 @@ export class PipelineStack extends Stack {
     });
     const registry = new Registry(this, 'Registry', {
       alerts,
-      runtimeConfig: runtimeConfigJson(config),
+      runtimeConfig: runtimeConfigJson(config, { decoders: false }),
     });
 
     const claims = new ReadingClaimsTable(this, 'Claims');
@@ -86,7 +86,8 @@ export class PipelineStack extends Stack {
       maxConcurrency: config.ingest.maxConcurrency,
       memorySizeMb: config.ingest.memorySizeMb,
       timeoutSeconds: config.ingest.timeoutSeconds,
-      runtimeConfig: runtimeConfigJson(config),
+      runtimeConfig: runtimeConfigJson(config, { decoders: true }),
+      codecSandbox: usesCodecs(config),
       environment: {
         [ENV.lakeBucket]: lake.bucket.bucketName,
         [ENV.claimsTable]: claims.table.tableName,
@@ -122,7 +123,7 @@ export class PipelineStack extends Stack {
         timeseries,
         timeseriesWindowHours: config.timestream.memoryRetentionHours,
       },
-      runtimeConfig: runtimeConfigJson(config),
+      runtimeConfig: runtimeConfigJson(config, { decoders: false }),
       throttleRateLimit: config.http.throttleRateLimit,
       throttleBurstLimit: config.http.throttleBurstLimit,
     });

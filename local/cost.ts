@@ -14,6 +14,7 @@ import { dynamodbRegistry } from '../lambdas/adapters/aws/dynamodb-registry.ts';
 import { awsIngestDeps, sqsIngestHandler } from '../lambdas/adapters/aws/ingest-lambda.ts';
 import { sqsEnqueue } from '../lambdas/adapters/aws/queue.ts';
 import { snsAlerts } from '../lambdas/adapters/aws/sns-alerts.ts';
+import type { DecoderConfig } from '../lambdas/core/config.ts';
 import {
   type AwsPrices,
   type CostLine,
@@ -30,6 +31,7 @@ import {
   totalDollars,
   type Usage,
 } from '../lambdas/core/cost.ts';
+import { compileCodec } from '../lambdas/core/decoders/codec.ts';
 import { detectOffline } from '../lambdas/core/estate.ts';
 import { handleIngress } from '../lambdas/core/http-ingress.ts';
 import { applyTelemetryRule } from '../lambdas/core/topics.ts';
@@ -60,6 +62,43 @@ export interface CostRunOptions {
   readonly naiveMemoryMb?: number;
   /** When the simulated messages end (epoch ms); default now. */
   readonly endAt?: number;
+  /**
+   * The Things Stack only: uplinks carry these LoRaWAN frames (`frm_payload`, `f_port`)
+   * in turn instead of a `decoded_payload`, so the ingest function runs the codec
+   * configured for the run's device type (`sensor`) on every message.
+   */
+  readonly frames?: readonly { readonly bytes: readonly number[]; readonly fPort?: number }[];
+}
+
+/** The device type the cost run's messages have: give it a decoder in `config` to price one. */
+export const COST_DEVICE_TYPE = 'sensor';
+
+/**
+ * A config and frames that price a codec: the run's device type decodes with it, and
+ * the uplinks carry the frames of its own examples that decode without errors.
+ *
+ * @throws CodecError when the codec does not load; Error when no example decodes
+ */
+export function withCodec(
+  config: PipelineConfig,
+  file: string,
+  source: string,
+): { config: PipelineConfig; frames: NonNullable<CostRunOptions['frames']> } {
+  const codec = compileCodec(source, file);
+  void codec.close();
+  const frames = codec.examples
+    .filter((example) => !example.output.errors?.length)
+    .map((example) => ({ bytes: example.input.bytes, fPort: example.input.fPort }));
+  if (frames.length === 0) {
+    throw new Error(
+      `codec ${file} has no example that decodes without errors to send (var examples = [...])`,
+    );
+  }
+  const decoder: DecoderConfig = { codec: file, source };
+  return {
+    config: { ...config, deviceTypes: { ...config.deviceTypes, [COST_DEVICE_TYPE]: { decoder } } },
+    frames,
+  };
 }
 
 /** A design's bill: the lines per million messages, their total, and a month of the fleet. */
@@ -94,7 +133,7 @@ export interface CostReport {
   readonly ratioToFloor: number;
 }
 
-const DEVICE_TYPE = 'sensor';
+const DEVICE_TYPE = COST_DEVICE_TYPE;
 /** Table names for the run; their key attributes (`pk`, `deviceId`) are those of lib/constructs/claims.ts and registry.ts. */
 const TABLES = { claims: 'iot-pipeline-claims', registry: 'iot-pipeline-registry' };
 const RESOURCES = {
@@ -210,7 +249,14 @@ export async function runCostModel(options: CostRunOptions): Promise<CostReport>
       return { id: `m-${message.index}`, body };
     }
     // API Gateway, then the http function: the same request handling as the Lambda, enqueueing through SQS.
-    const requestBody = Buffer.from(JSON.stringify(httpBody(source, message.device, message.values)));
+    const frame = options.frames?.[message.index % options.frames.length];
+    const requestBody = Buffer.from(
+      JSON.stringify(
+        frame && source === 'ttn'
+          ? withFrame(httpBody(source, message.device, message.values), frame)
+          : httpBody(source, message.device, message.values),
+      ),
+    );
     payloadBytes += requestBody.length;
     usage.apiRequests += meteredUnits(requestBody.length, prices.apiGatewayHttpApi.requestMeteringBytes);
     let queued: { id: string; body: string } | undefined;
@@ -343,6 +389,25 @@ export async function runCostModel(options: CostRunOptions): Promise<CostReport>
     floor,
     fixedMonthly: offlineLines,
     ratioToFloor: (basicIngest ?? pipeline).perMillion / floor.perMillion,
+  };
+}
+
+/** A The Things Stack uplink carrying a raw frame for the codec, not a decoded payload. */
+function withFrame(
+  uplink: ReturnType<typeof httpBody>,
+  frame: NonNullable<CostRunOptions['frames']>[number],
+): object {
+  const { uplink_message: message, ...rest } = uplink as {
+    uplink_message: Record<string, unknown>;
+  } & Record<string, unknown>;
+  const { decoded_payload: _, ...radio } = message;
+  return {
+    ...rest,
+    uplink_message: {
+      ...radio,
+      f_port: frame.fPort ?? 1,
+      frm_payload: Buffer.from(frame.bytes).toString('base64'),
+    },
   };
 }
 

@@ -20,6 +20,7 @@ import {
 } from '../lambdas/adapters/local/duckdb.ts';
 import { folderStore } from '../lambdas/adapters/local/folder-store.ts';
 import { LocalQueue, type LocalQueueOptions } from '../lambdas/adapters/local/queue.ts';
+import { closeDecoders } from '../lambdas/core/decoders/registry.ts';
 import { type DeviceRegistry, detectOffline, type EstateDeps } from '../lambdas/core/estate.ts';
 import { decodeMessages, type IngestDeps, writeBatch } from '../lambdas/core/ingest.ts';
 import type { IngestLog, ObjectStore, TimeSeriesSink } from '../lambdas/core/ports.ts';
@@ -134,7 +135,11 @@ export async function startLocalRuntime(options: LocalRuntimeOptions): Promise<L
     turn = run.catch(() => undefined);
     return run;
   };
-  queue.consume((batch) => exclusive(() => writeBatch(decodeMessages(batch, config), deps)));
+  // Decoded before taking the connection: codecs run on their own threads meanwhile.
+  queue.consume(async (batch) => {
+    const outcomes = await decodeMessages(batch, config);
+    return exclusive(() => writeBatch(outcomes, deps));
+  });
   const enqueue = (envelope: object) => queue.send(JSON.stringify(envelope));
 
   let broker: LocalBroker | undefined;
@@ -199,6 +204,7 @@ export async function startLocalRuntime(options: LocalRuntimeOptions): Promise<L
         await queue.drain();
         connection.closeSync();
         database.closeSync();
+        await closeDecoders(config.deviceTypes);
       })();
       return closing;
     },

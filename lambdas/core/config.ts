@@ -4,7 +4,7 @@
  * reads it from the config file). Pure: no AWS import.
  */
 import { type AlertRule, type Comparison, OFFLINE_RULE, type Severity } from './alerts.ts';
-import { buildDecoder, type Decoder, rememberDecoders } from './decoders/registry.ts';
+import { buildDecoders, DecoderBuildError, rememberDecoders } from './decoders/registry.ts';
 import { parseDuration } from './duration.ts';
 
 export interface RuntimeConfig {
@@ -50,7 +50,20 @@ export interface DeviceTypeConfig {
  * A Sigfox custom payload grammar (`"temp::int:16*0.01 door::bool:7"`), or a TS013
  * codec file (`"codecs/lht65.js"`, read at synth/start time: `source` is its text).
  */
-export type DecoderConfig = { readonly sigfox: string } | { readonly codec: string; readonly source: string };
+export type DecoderConfig = { readonly sigfox: string } | CodecConfig;
+
+export interface CodecConfig {
+  /** The codec's file, relative to the working directory. */
+  readonly codec: string;
+  /** Its text, read when the config is loaded. */
+  readonly source: string;
+  /** Time one message's decode may take, in ms (default 50). */
+  readonly timeoutMs?: number;
+  /** The codec's heap, in MB (default 16). */
+  readonly memoryMb?: number;
+  /** Readings from the codec's `normalizeUplink` instead of what `decodeUplink` returned (default false). */
+  readonly normalize?: boolean;
+}
 
 /** Limits a reading must respect; a message that breaks one is quarantined with the limit's name. */
 export interface ValidationLimits {
@@ -103,7 +116,6 @@ export function validateRuntimeConfig(input: {
 }): RuntimeConfig {
   const deviceTypes: Record<string, DeviceTypeConfig> = {};
   const types = input.deviceTypes ?? {};
-  const decoders = new Map<string, Decoder>();
   if (!isObject(types)) throw new ConfigError('deviceTypes', types, 'an object of device types');
   for (const [name, value] of Object.entries(types)) {
     if (!DEVICE_TYPE_PATTERN.test(name)) {
@@ -146,20 +158,18 @@ export function validateRuntimeConfig(input: {
       ...(decoder === undefined ? {} : { decoder }),
       ...(downlink === undefined ? {} : { sigfoxDownlink: downlink.toLowerCase() }),
     };
-    if (decoder) {
-      // Grammars parsed and codecs compiled now, so a bad one fails the synth or the start.
-      try {
-        decoders.set(name, buildDecoder(decoder, name));
-      } catch (error) {
-        throw new ConfigError(
-          `deviceTypes.${name}.decoder`,
-          'sigfox' in decoder ? decoder.sigfox : decoder.codec,
-          `a working decoder: ${(error as Error).message}`,
-        );
-      }
-    }
   }
-  rememberDecoders(deviceTypes, decoders);
+  // Grammars parsed and codecs loaded (in their sandboxes) now, so a bad one fails the synth or the start.
+  try {
+    rememberDecoders(deviceTypes, buildDecoders(deviceTypes));
+  } catch (error) {
+    if (!(error instanceof DecoderBuildError)) throw error;
+    throw new ConfigError(
+      `deviceTypes.${error.deviceType}.decoder`,
+      'sigfox' in error.decoder ? error.decoder.sigfox : error.decoder.codec,
+      `a working decoder: ${error.message}`,
+    );
+  }
 
   const limits = input.validation ?? {};
   if (!isObject(limits)) throw new ConfigError('validation', limits, 'an object');
@@ -350,7 +360,31 @@ function validateDecoder(key: string, value: unknown): DecoderConfig | undefined
     if (typeof value.source !== 'string') {
       throw new ConfigError(key, value, `the codec's source: the file ${value.codec} was not read`);
     }
-    return { codec: value.codec, source: value.source };
+    const allowed = ['codec', 'source', 'timeoutMs', 'memoryMb', 'normalize'];
+    for (const option of Object.keys(value)) {
+      if (!allowed.includes(option)) {
+        throw new ConfigError(`${key}.${option}`, value[option], `one of ${allowed.slice(2).join(', ')}`);
+      }
+    }
+    const { timeoutMs, memoryMb, normalize } = value;
+    const within = (option: string, n: unknown, min: number, max: number) => {
+      if (n !== undefined && (typeof n !== 'number' || !Number.isInteger(n) || n < min || n > max)) {
+        throw new ConfigError(`${key}.${option}`, n, `an integer from ${min} to ${max}`);
+      }
+    };
+    // Past 10 s a batch of codec messages could outlast the ingest Lambda; past 256 MB, its memory.
+    within('timeoutMs', timeoutMs, 1, 10_000);
+    within('memoryMb', memoryMb, 1, 256);
+    if (normalize !== undefined && typeof normalize !== 'boolean') {
+      throw new ConfigError(`${key}.normalize`, normalize, 'true or false');
+    }
+    return {
+      codec: value.codec,
+      source: value.source,
+      ...(timeoutMs === undefined ? {} : { timeoutMs: timeoutMs as number }),
+      ...(memoryMb === undefined ? {} : { memoryMb: memoryMb as number }),
+      ...(normalize === undefined ? {} : { normalize }),
+    };
   }
   throw new ConfigError(key, value, '"json", { "sigfox": "<grammar>" } or { "codec": "<file.js>" }');
 }

@@ -70,7 +70,7 @@ export async function redecode(
     const messages = await rawMessages(store, dt);
     report.days++;
     if (messages.length === 0) continue;
-    const outcomes: MessageOutcome[] = decodeMessages(messages, config);
+    const outcomes: MessageOutcome[] = await decodeMessages(messages, config);
     const ids = new Set(messages.map((m) => m.messageId));
     // Old lines first: the new ones carry the same message ids.
     const readingDays = days(day - options.lookbackDays * DAY_MS, day + DAY_MS);

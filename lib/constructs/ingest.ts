@@ -19,6 +19,12 @@ export interface IngestProps {
   /** The run-time config JSON, built into the function's bundle. */
   readonly runtimeConfig: string;
   /**
+   * A device type decodes with a codec: ship the codec sandbox (worker and QuickJS) with the function.
+   *
+   * @default false
+   */
+  readonly codecSandbox?: boolean;
+  /**
    * Records per ingest invocation.
    *
    * @default 100
@@ -108,6 +114,7 @@ export class Ingest extends Construct {
       timeout: Duration.seconds(timeoutSeconds),
       environment: props.environment,
       runtimeConfig: props.runtimeConfig,
+      codecSandbox: props.codecSandbox ?? false,
     });
     this.function.addEventSource(
       new SqsEventSource(this.queue, {

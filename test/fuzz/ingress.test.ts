@@ -6,9 +6,10 @@
  */
 import { readFileSync } from 'node:fs';
 import fc from 'fast-check';
-import { describe, expect, it } from 'vitest';
+import { afterAll, describe, expect, it, onTestFinished } from 'vitest';
 import { validateRuntimeConfig } from '../../lambdas/core/config.ts';
 import { compileCodec } from '../../lambdas/core/decoders/codec.ts';
+import { closeDecoders } from '../../lambdas/core/decoders/registry.ts';
 import type { Envelope } from '../../lambdas/core/envelope.ts';
 import { handleIngress } from '../../lambdas/core/http-ingress.ts';
 import { decodeMessages, type MessageOutcome } from '../../lambdas/core/ingest.ts';
@@ -50,7 +51,7 @@ const bytes = fc.oneof(
 );
 
 describe(`fuzz (${RUNS} runs each)`, () => {
-  it('MQTT: any payload on any topic is stored or quarantined with a reason, never thrown', () => {
+  it('MQTT: any payload on any topic is stored or quarantined with a reason, never thrown', async () => {
     const topic = fc.oneof(
       fc.constantFrom(
         'dt/thermo/dev-1',
@@ -60,9 +61,9 @@ describe(`fuzz (${RUNS} runs each)`, () => {
       ),
       fc.string(),
     );
-    fc.assert(
-      fc.property(fc.array(fc.tuple(topic, bytes), { minLength: 1, maxLength: 10 }), (items) => {
-        const outcomes = decodeMessages(
+    await fc.assert(
+      fc.asyncProperty(fc.array(fc.tuple(topic, bytes), { minLength: 1, maxLength: 10 }), async (items) => {
+        const outcomes = await decodeMessages(
           items.map(([t, b], i) => ({ messageId: `m${i}`, body: envelope('mqtt', t, b) })),
           config,
           () => NOW,
@@ -74,10 +75,10 @@ describe(`fuzz (${RUNS} runs each)`, () => {
     );
   });
 
-  it('queue: any message body (not even an envelope) is quarantined with a reason', () => {
-    fc.assert(
-      fc.property(fc.string(), (body) => {
-        const [outcome] = decodeMessages([{ messageId: 'm', body }], config, () => NOW);
+  it('queue: any message body (not even an envelope) is quarantined with a reason', async () => {
+    await fc.assert(
+      fc.asyncProperty(fc.string(), async (body) => {
+        const [outcome] = await decodeMessages([{ messageId: 'm', body }], config, () => NOW);
         if (!outcome) throw new Error('no outcome');
         accountedFor(outcome);
       }),
@@ -148,7 +149,11 @@ describe(`fuzz (${RUNS} runs each)`, () => {
         expect(response.statusCode).toBeLessThan(500);
         expect(queued.length).toBe(response.statusCode < 300 ? 1 : 0);
         for (const e of queued) {
-          const [outcome] = decodeMessages([{ messageId: 'q', body: JSON.stringify(e) }], config, () => NOW);
+          const [outcome] = await decodeMessages(
+            [{ messageId: 'q', body: JSON.stringify(e) }],
+            config,
+            () => NOW,
+          );
           if (!outcome) throw new Error('no outcome');
           accountedFor(outcome);
         }
@@ -157,8 +162,11 @@ describe(`fuzz (${RUNS} runs each)`, () => {
     );
   });
 
-  it('codec: any bytes and port give data or errors, never a throw', () => {
+  afterAll(() => closeDecoders(config.deviceTypes));
+
+  it('codec: any bytes and port give data or errors, never a throw', async () => {
     const codec = compileCodec(readFileSync('codecs/lht65.js', 'utf8'), 'lht65.js');
+    onTestFinished(() => codec.close());
     fc.assert(
       fc.property(fc.uint8Array({ maxLength: 64 }), fc.nat(255), (b, fPort) => {
         const result = codec.decodeUplink({ bytes: b, fPort, recvTime: new Date(NOW) });

@@ -1,6 +1,9 @@
-import { existsSync, readFileSync, statSync } from 'node:fs';
+import { spawnSync } from 'node:child_process';
+import { existsSync, readFileSync, statSync, symlinkSync } from 'node:fs';
 import { join } from 'node:path';
+import { pathToFileURL } from 'node:url';
 import { describe, expect, it } from 'vitest';
+import { SANDBOX_FILES, wasmPath } from '../../lambdas/core/decoders/sandbox/wasm.ts';
 import { synthPipeline } from './synth.ts';
 
 describe('Lambda bundles', () => {
@@ -19,9 +22,38 @@ describe('Lambda bundles', () => {
       const bundle = join(assembly.directory, `asset.${hash}`, 'index.mjs');
       expect(existsSync(bundle), bundle).toBe(true);
       expect(statSync(bundle).size).toBeGreaterThan(1000);
-      // The run-time config (codec sources included) is built into the bundle, not the environment.
-      if (String(fn.Properties.Description).startsWith('Decodes')) {
-        expect(readFileSync(bundle, 'utf8')).toContain('function decodeUplink(input)');
+      // The run-time config (codec sources included) is built into the ingest bundle, not the
+      // environment; only the ingest function carries the codec and its sandbox.
+      const dir = join(assembly.directory, `asset.${hash}`);
+      const ingest = String(fn.Properties.Description).startsWith('Decodes');
+      expect(readFileSync(bundle, 'utf8').includes('function decodeUplink(input)'), bundle).toBe(ingest);
+      expect(existsSync(join(dir, SANDBOX_FILES.worker)), dir).toBe(ingest);
+      expect(existsSync(join(dir, SANDBOX_FILES.wasm)), dir).toBe(ingest);
+      if (ingest) {
+        expect(readFileSync(join(dir, SANDBOX_FILES.wasm))).toEqual(readFileSync(wasmPath()));
+        // Loading the bundle as Lambda's cold start does opens the codec in the shipped sandbox.
+        // The bundle leaves the AWS SDK to the Lambda runtime: here it comes from node_modules.
+        symlinkSync(join(import.meta.dirname, '../../node_modules'), join(dir, 'node_modules'), 'dir');
+        const loaded = spawnSync(
+          process.execPath,
+          ['--input-type=module', '-e', `await import(${JSON.stringify(pathToFileURL(bundle).href)})`],
+          {
+            encoding: 'utf8',
+            timeout: 60_000,
+            env: {
+              PATH: process.env.PATH ?? '',
+              AWS_REGION: 'us-east-1',
+              AWS_EC2_METADATA_DISABLED: 'true',
+              AWS_SDK_JS_NODE_VERSION_SUPPORT_WARNING_DISABLED: 'true',
+              LAKE_BUCKET: 'lake',
+              CLAIMS_TABLE: 'claims',
+              REGISTRY_TABLE: 'registry',
+              ALERT_TOPIC_ARN: 'arn:aws:sns:us-east-1:123456789012:alerts',
+            },
+          },
+        );
+        expect(loaded.stderr.slice(0, 800)).toBe('');
+        expect(loaded.status).toBe(0);
       }
       expect(fn.Properties.Environment.Variables).not.toHaveProperty('PIPELINE_RUNTIME_CONFIG');
     }

@@ -201,6 +201,25 @@ describe('iot-pipeline CLI', () => {
     expect(typed.stderr).toContain('kept as a decimal string');
   });
 
+  it('hands a codec the --recv-time, and prints {} for a codec that found nothing to report', async () => {
+    const dir = await mkdtemp(join(tmpdir(), 'iot-codec-'));
+    const file = join(dir, 'vendor.js');
+    await writeFile(
+      file,
+      'function decodeUplink(input) { return input.bytes[0] === 0 ? { data: {} } : { data: { at: input.recvTime.toISOString() } }; }',
+    );
+    const decode = (hex: string, ...more: string[]) =>
+      cli(['decode', '--codec', file, '--fport', '1', '--hex', hex, '--json', ...more]);
+    expect((await decode('00')).stdout).toBe('{}\n');
+    expect((await decode('01', '--recv-time', '2026-11-25T06:00:00Z')).stdout).toBe(
+      '{"at":"2026-11-25T06:00:00.000Z"}\n',
+    );
+    await expect(decode('01', '--recv-time', 'yesterday')).rejects.toMatchObject({
+      code: 2,
+      stderr: 'iot-pipeline: --recv-time: "yesterday" is not an ISO-8601 time (2026-11-25T06:00:00Z)\n',
+    });
+  });
+
   it('says why a payload cannot be decoded, with exit code 1', async () => {
     await expect(cli(['decode', '--sigfox', 'a::uint:16', '--hex', '01'])).rejects.toMatchObject({
       code: 1,

@@ -138,10 +138,7 @@ describe('fault injection: nothing lost, nothing twice', () => {
     const dead: string[] = [];
     while (queue.length > 0) {
       const batch = queue.shift() as typeof messages & { redelivered?: boolean };
-      const failures = await writeBatch(
-        decodeMessages(batch, config, () => now),
-        deps,
-      );
+      const failures = await writeBatch(await decodeMessages(batch, config, () => now), deps);
       const retry = batch.filter((m) => failures.has(m.messageId));
       const again: typeof messages = [];
       for (const m of retry) {
@@ -189,10 +186,7 @@ describe('fault injection: nothing lost, nothing twice', () => {
     const pending = [...messages];
     while (pending.length > 0) {
       const batch = pending.splice(0, 20);
-      const failures = await writeBatch(
-        decodeMessages(batch, config, () => base),
-        deps,
-      );
+      const failures = await writeBatch(await decodeMessages(batch, config, () => base), deps);
       pending.push(...batch.filter((m) => failures.has(m.messageId)));
     }
     const { DuckDBInstance } = await import('@duckdb/node-api');
@@ -258,20 +252,18 @@ describe('fault injection: nothing lost, nothing twice', () => {
             return [];
           },
         }) as T;
-      const first = writeBatch(
-        decodeMessages(batch, config, () => now),
-        {
-          config,
-          lake: dying(lake, 'put', sink === 'lake'),
-          timeseries: dying(timeseries, 'write', sink === 'timeseries'),
-        },
-      );
+      const first = writeBatch(await decodeMessages(batch, config, () => now), {
+        config,
+        lake: dying(lake, 'put', sink === 'lake'),
+        timeseries: dying(timeseries, 'write', sink === 'timeseries'),
+      });
       expect(await Promise.race([first, crash])).toBe('crashed');
       // Redelivered whole, to a fresh invocation.
-      const failures = await writeBatch(
-        decodeMessages(batch, config, () => now),
-        { config, lake, timeseries },
-      );
+      const failures = await writeBatch(await decodeMessages(batch, config, () => now), {
+        config,
+        lake,
+        timeseries,
+      });
       expect(failures.size).toBe(0);
 
       const { gunzipSync } = await import('node:zlib');

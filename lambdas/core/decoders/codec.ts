@@ -1,23 +1,27 @@
 /**
- * LoRaWAN Payload Codec API (TS013): a JavaScript file that defines
- * `decodeUplink({ bytes, fPort, recvTime })` and returns `{ data, warnings, errors }`,
- * as the device repositories publish them (plain ES5/ES2015 functions, helpers at top
- * level). The codec runs in a `node:vm` context of its own:
+ * LoRaWAN Payload Codec API (TS013) codecs, as the device repositories publish them:
+ * a JavaScript file defining `decodeUplink({ bytes, fPort, recvTime })` that returns
+ * `{ data, warnings, errors }` (or, in older files, `Decoder(bytes, port)` or
+ * ChirpStack v3's `Decode(fPort, bytes, variables)`), optionally `normalizeUplink`.
  *
- * - nothing of the host is reachable: no `require`, `process`, `globalThis` of Node, no
- *   timers, no network; string code generation (`eval`, `new Function`) is off;
- * - the input is built inside the context from JSON and the output leaves it as JSON,
- *   so no object crosses between the two worlds (the classic `constructor.constructor`
- *   escape has nothing to climb);
- * - every call has a CPU time limit, and input and output sizes are bounded.
- *
- * A codec is compiled once (per cold start, per device type) and called per message.
+ * Codecs are third-party code. Each runs in a sandbox of its own (`sandbox/`): QuickJS
+ * compiled to WebAssembly, in a worker thread, with its own heap and a hard cap on it,
+ * a time limit that holds for any code (builtins included: the thread is stopped), no
+ * host object, function or error crossing (bytes in, JSON text out), and the state
+ * after loading restored before every message, so nothing one message leaves behind
+ * reaches the next. A failure quarantines that message with the reason; the process and
+ * the batch go on.
  */
-import { type Context, createContext, Script } from 'node:vm';
+import { CodecSandbox, type SandboxInfo } from './sandbox/host.ts';
+import type { Outcome } from './sandbox/protocol.ts';
 
 export interface CodecLimits {
-  /** CPU time of one `decodeUplink` call, in ms. */
+  /** Time one message's decode may take, in ms. */
   readonly timeoutMs: number;
+  /** Time loading the codec (its top-level code and examples) may take, in ms. */
+  readonly loadTimeoutMs: number;
+  /** The codec's heap (QuickJS's), in bytes. */
+  readonly memoryBytes: number;
   /** Largest payload handed to the codec (LoRaWAN's is 242 bytes). */
   readonly maxInputBytes: number;
   /** Largest JSON the codec may return. */
@@ -26,9 +30,18 @@ export interface CodecLimits {
 
 export const DEFAULT_CODEC_LIMITS: CodecLimits = {
   timeoutMs: 50,
+  // The largest public codecs tried (abeeway's 321 KB bundle) load in about 50 ms.
+  loadTimeoutMs: 1000,
+  memoryBytes: 16 * 1024 * 1024,
   maxInputBytes: 1024,
   maxOutputBytes: 64 * 1024,
 };
+
+export interface CodecOptions {
+  readonly limits?: Partial<CodecLimits>;
+  /** Readings from the codec's `normalizeUplink` (TS013's normalized payload) rather than from what it decoded. */
+  readonly normalize?: boolean;
+}
 
 export interface UplinkInput {
   readonly bytes: Uint8Array;
@@ -36,7 +49,7 @@ export interface UplinkInput {
   readonly recvTime: Date;
 }
 
-/** What `decodeUplink` returned, checked; `errors` non-empty means the message is quarantined. */
+/** What the codec returned, checked; `errors` non-empty means the message is quarantined. */
 export interface UplinkResult {
   readonly data: unknown;
   readonly warnings: readonly string[];
@@ -56,14 +69,20 @@ export interface CodecExample {
 
 export interface Codec {
   readonly name: string;
-  decodeUplink(input: UplinkInput): UplinkResult;
-  /** Many at once, in order: one entry into the sandbox for all of them. */
-  decodeUplinks(inputs: readonly UplinkInput[]): UplinkResult[];
+  readonly limits: CodecLimits;
   /** The codec's own example vectors, if it defines `examples`. */
   readonly examples: readonly CodecExample[];
+  /** What loading it found and cost (entry point, heap, load and start time). */
+  readonly info: SandboxInfo;
+  /** One message, waiting synchronously (the CLI, tests). */
+  decodeUplink(input: UplinkInput): UplinkResult;
+  /** Many messages, in order, without blocking the thread (the ingest path). */
+  decodeUplinks(inputs: readonly UplinkInput[]): Promise<UplinkResult[]>;
+  /** Stops the codec's worker thread. */
+  close(): Promise<void>;
 }
 
-/** A codec that does not compile or breaks the API. */
+/** A codec that does not load: it does not compile, defines no entry point, or fails, loops or runs out of memory at top level. */
 export class CodecError extends Error {
   constructor(message: string) {
     super(message);
@@ -71,145 +90,92 @@ export class CodecError extends Error {
   }
 }
 
-// Runs before the codec: keeps our own references to JSON, unreachable for the codec,
-// and turns whatever the codec throws into a string inside the context (under the time
-// limit), so the host never touches an object the codec made.
-const PRELUDE = `
-Object.defineProperty(globalThis, '__iotPipelineInput', { value: '', writable: true, configurable: false });
-(function (parse, stringify, isFinite, String, Date, map) {
-  function check(key, value) {
-    if (typeof value === 'number' && !isFinite(value)) throw new Error('returned ' + value + ' at "' + key + '"');
-    if (typeof value === 'function') throw new Error('returned a function at "' + key + '"');
-    if (typeof value === 'bigint') throw new Error('returned a BigInt at "' + key + '"');
-    return value;
-  }
-  function runOne(input) {
-    try {
-      if (typeof decodeUplink !== 'function') throw new Error('the codec defines no decodeUplink function');
-      var result = decodeUplink({ bytes: input.bytes, fPort: input.fPort, recvTime: new Date(input.recvTime) });
-      return stringify({ result: result === undefined ? null : result }, check);
-    } catch (error) {
-      var message;
-      try { message = String(error && error.message !== undefined ? error.message : error); } catch (e) { message = 'an unprintable error'; }
-      return stringify({ threw: message });
-    }
-  }
-  Object.defineProperty(globalThis, '__iotPipelineRun', {
-    value: function (inputJson) { return runOne(parse(inputJson)); },
-    writable: false, configurable: false,
-  });
-  Object.defineProperty(globalThis, '__iotPipelineRunMany', {
-    value: function (inputsJson) { return stringify(map.call(parse(inputsJson), runOne)); },
-    writable: false, configurable: false,
-  });
-})(JSON.parse, JSON.stringify, isFinite, String, Date, Array.prototype.map);`;
+/**
+ * Loads a codec into a sandbox of its own, running its top-level code there under the
+ * load limits, and reads its examples.
+ *
+ * @throws CodecError saying why the codec cannot be used
+ */
+export function compileCodec(source: string, name: string, options: CodecOptions = {}): Codec {
+  const [codec] = compileCodecs([{ source, name, options }]);
+  if (codec instanceof CodecError) throw codec;
+  return codec as Codec;
+}
 
-export function compileCodec(
-  source: string,
-  name: string,
-  limits: CodecLimits = DEFAULT_CODEC_LIMITS,
-): Codec {
-  const context: Context = createContext(Object.create(null), {
-    name: `codec ${name}`,
-    codeGeneration: { strings: false, wasm: false },
-  });
-  new Script(PRELUDE, { filename: 'iot-pipeline-prelude.js' }).runInContext(context);
-  let script: Script;
-  try {
-    script = new Script(source, { filename: name });
-  } catch (error) {
-    throw new CodecError(`codec ${name} does not compile: ${(error as Error).message}`);
-  }
-  try {
-    script.runInContext(context, { timeout: limits.timeoutMs * 10 });
-  } catch (error) {
-    throw new CodecError(`codec ${name} failed while loading: ${(error as Error).message}`);
-  }
-  const call = new Script('__iotPipelineRun(__iotPipelineInput)', { filename: `${name} (call)` });
-  const callMany = new Script('__iotPipelineRunMany(__iotPipelineInput)', { filename: `${name} (batch)` });
-  const enter = (script: Script, input: string, timeout: number): string | UplinkResult => {
-    // A primitive string is all that crosses into the context.
-    context.__iotPipelineInput = input;
+/** Loads several codecs side by side (each in its own worker); each entry is the codec or why it does not load. */
+export function compileCodecs(
+  codecs: readonly { source: string; name: string; options?: CodecOptions }[],
+): (Codec | CodecError)[] {
+  const specs = codecs.map(({ source, name, options = {} }) => ({
+    name,
+    source,
+    limits: { ...DEFAULT_CODEC_LIMITS, ...options.limits },
+    normalize: options.normalize ?? false,
+  }));
+  return CodecSandbox.openAll(specs).map((opened, i) => {
+    if ('failed' in opened) return new CodecError(opened.failed);
+    const { name, limits } = specs[i] as (typeof specs)[number];
     try {
-      const output: unknown = script.runInContext(context, { timeout });
-      return typeof output === 'string' ? output : failure(`codec ${name} returned no JSON`);
+      return sandboxedCodec(opened, name, limits);
     } catch (error) {
-      // Only the host's own errors get here (the time limit); the codec's are caught inside.
-      if ((error as { code?: string }).code === 'ERR_SCRIPT_EXECUTION_TIMEOUT') {
-        return failure(`codec ${name} ran longer than ${limits.timeoutMs} ms`);
-      }
-      return failure(`codec ${name} failed: ${(error as Error).message}`);
-    } finally {
-      context.__iotPipelineInput = '';
+      void opened.close();
+      if (error instanceof CodecError) return error;
+      throw error;
     }
-  };
-  const interpret = (output: string): UplinkResult => {
-    if (output.length > limits.maxOutputBytes) {
-      return failure(
-        `codec ${name} returned ${output.length} bytes of JSON; the limit is ${limits.maxOutputBytes}`,
-      );
-    }
-    let parsed: { result?: unknown; threw?: string };
+  });
+}
+
+function sandboxedCodec(sandbox: CodecSandbox, name: string, limits: CodecLimits): Codec {
+  const examples = readExamples(sandbox.info.examples, name);
+  const refused = (input: UplinkInput) =>
+    input.bytes.length > limits.maxInputBytes
+      ? failure(`payload is ${input.bytes.length} bytes; codecs take at most ${limits.maxInputBytes}`)
+      : undefined;
+  const interpret = (outcome: Outcome | undefined): UplinkResult => {
+    if (!outcome) return failure(`codec ${name} gave no answer`);
+    if ('failed' in outcome) return failure(outcome.failed);
+    let parsed: { result: unknown };
     try {
-      parsed = JSON.parse(output) as typeof parsed;
+      parsed = JSON.parse(outcome.json) as { result: unknown };
     } catch {
       return failure(`codec ${name} returned something that is not JSON`);
     }
-    if (typeof parsed.threw === 'string')
-      return failure(`codec ${name} threw: ${parsed.threw.slice(0, 500)}`);
     return checkResult(parsed.result, name);
   };
-  const inputJson = (input: UplinkInput) => ({
+  // Each batch: refused payloads answered here, the rest in one request to the sandbox.
+  const prepare = (inputs: readonly UplinkInput[]) => {
+    const results = inputs.map(refused);
+    const sent = inputs.flatMap((input, i) => (results[i] ? [] : [inputJson(input)]));
+    const merge = (outcomes: readonly Outcome[]) => {
+      let k = 0;
+      return results.map((result) => result ?? interpret(outcomes[k++]));
+    };
+    return { sent, merge };
+  };
+  return {
+    name,
+    limits,
+    examples,
+    info: sandbox.info,
+    decodeUplink(input) {
+      const { sent, merge } = prepare([input]);
+      return merge(sent.length > 0 ? sandbox.decodeSync(sent) : [])[0] as UplinkResult;
+    },
+    async decodeUplinks(inputs) {
+      const { sent, merge } = prepare(inputs);
+      return merge(sent.length > 0 ? await sandbox.decode(sent) : []);
+    },
+    close: () => sandbox.close(),
+  };
+}
+
+/** The input as the prelude reads it: `bytes` a plain array of numbers, `recvTime` ISO-8601. */
+function inputJson(input: UplinkInput): string {
+  return JSON.stringify({
     bytes: Array.from(input.bytes),
     fPort: input.fPort,
     recvTime: input.recvTime.toISOString(),
   });
-  const tooLarge = (input: UplinkInput) =>
-    input.bytes.length > limits.maxInputBytes
-      ? failure(`payload is ${input.bytes.length} bytes; codecs take at most ${limits.maxInputBytes}`)
-      : undefined;
-  const decodeOne = (input: UplinkInput): UplinkResult => {
-    const refused = tooLarge(input);
-    if (refused) return refused;
-    const output = enter(call, JSON.stringify(inputJson(input)), limits.timeoutMs);
-    return typeof output === 'string' ? interpret(output) : output;
-  };
-  const examples = readExamples(context, name, limits);
-  return {
-    name,
-    examples,
-    decodeUplink: decodeOne,
-    decodeUplinks(inputs) {
-      const results: (UplinkResult | undefined)[] = inputs.map(tooLarge);
-      const indexes = inputs.flatMap((_, i) => (results[i] ? [] : [i]));
-      if (indexes.length <= 1) return inputs.map((input, i) => results[i] ?? decodeOne(input));
-      // One entry for all, under one time limit (the per-message limit, up to ten of them);
-      // past it, each message again on its own, so one slow payload fails alone.
-      const budget = limits.timeoutMs * Math.min(indexes.length, 10);
-      const output = enter(
-        callMany,
-        JSON.stringify(indexes.map((i) => inputJson(inputs[i] as UplinkInput))),
-        budget,
-      );
-      let outputs: unknown;
-      try {
-        outputs = typeof output === 'string' ? JSON.parse(output) : undefined;
-      } catch {
-        outputs = undefined;
-      }
-      if (
-        !Array.isArray(outputs) ||
-        outputs.length !== indexes.length ||
-        !outputs.every((o) => typeof o === 'string')
-      ) {
-        return inputs.map((input, i) => results[i] ?? decodeOne(input));
-      }
-      indexes.forEach((index, k) => {
-        results[index] = interpret(outputs[k] as string);
-      });
-      return results as UplinkResult[];
-    },
-  };
 }
 
 function checkResult(result: unknown, name: string): UplinkResult {
@@ -235,24 +201,8 @@ function checkResult(result: unknown, name: string): UplinkResult {
   return { data: r.data, warnings, errors: [] };
 }
 
-function readExamples(context: Context, name: string, limits: CodecLimits): CodecExample[] {
-  let json: unknown;
-  try {
-    json = new Script('typeof examples === "undefined" ? "[]" : JSON.stringify(examples)').runInContext(
-      context,
-      {
-        timeout: limits.timeoutMs * 10,
-      },
-    );
-  } catch (error) {
-    throw new CodecError(`codec ${name}: its examples cannot be read: ${(error as Error).message}`);
-  }
-  let examples: unknown;
-  try {
-    examples = JSON.parse(String(json));
-  } catch {
-    throw new CodecError(`codec ${name}: "examples" is not plain data`);
-  }
+function readExamples(json: string, name: string): CodecExample[] {
+  const examples: unknown = JSON.parse(json);
   if (!Array.isArray(examples)) throw new CodecError(`codec ${name}: "examples" must be an array`);
   examples.forEach((example, i) => {
     const bytes = (example as CodecExample | null)?.input?.bytes;

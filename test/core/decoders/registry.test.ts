@@ -1,8 +1,9 @@
 import { readFileSync } from 'node:fs';
-import { describe, expect, it } from 'vitest';
+import { afterAll, describe, expect, it, onTestFinished } from 'vitest';
 import { ConfigError, validateRuntimeConfig } from '../../../lambdas/core/config.ts';
-import { decodeMessage } from '../../../lambdas/core/ingest.ts';
-import { validateConfig } from '../../../lib/config.ts';
+import { closeDecoders } from '../../../lambdas/core/decoders/registry.ts';
+import { decodeMessage, decodeMessages } from '../../../lambdas/core/ingest.ts';
+import { loadConfig, validateConfig } from '../../../lib/config.ts';
 import { mqttMessage, NOW } from '../../support/fakes.ts';
 
 const config = validateRuntimeConfig({
@@ -11,6 +12,8 @@ const config = validateRuntimeConfig({
     lht65: { decoder: { codec: 'codecs/lht65.js', source: readFileSync('codecs/lht65.js', 'utf8') } },
   },
 });
+
+afterAll(() => closeDecoders(config.deviceTypes));
 
 describe('decoders in the ingest path', () => {
   it("explodes a binary MQTT payload with its device type's Sigfox grammar", () => {
@@ -60,6 +63,33 @@ describe('decoders in the ingest path', () => {
     });
   });
 
+  it('keeps the raw message and quarantines nothing when a codec found nothing to report', async () => {
+    const quiet = validateRuntimeConfig({
+      deviceTypes: {
+        quiet: {
+          decoder: {
+            codec: 'quiet.js',
+            source:
+              'function decodeUplink(i) { return i.bytes[0] === 0 ? { data: {} } : { data: { n: i.bytes[0] } }; }',
+          },
+        },
+      },
+    });
+    onTestFinished(() => closeDecoders(quiet.deviceTypes));
+    const [nothing, something] = await decodeMessages(
+      [
+        mqttMessage('m5', Buffer.from([0]), 'dt/quiet/q-1'),
+        mqttMessage('m6', Buffer.from([7]), 'dt/quiet/q-1'),
+      ],
+      quiet,
+      () => NOW,
+    );
+    expect(nothing?.raw?.payload).toBe('AA==');
+    expect(nothing?.readings).toEqual([]);
+    expect(nothing?.quarantine).toEqual([]);
+    expect(something?.readings[0]?.metrics).toEqual({ n: 7 });
+  });
+
   it('decodes JSON for a type with no decoder', () => {
     const outcome = decodeMessage(mqttMessage('m4', { temp: 1 }, 'dt/other/o-1'), config, () => NOW);
     expect(outcome.readings[0]?.metrics).toEqual({ temp: 1 });
@@ -87,6 +117,37 @@ describe('decoder configuration', () => {
     expect(() =>
       validateRuntimeConfig({ deviceTypes: { x: { decoder: { codec: 'x.js', source: 'function (' } } } }),
     ).toThrow(ConfigError);
+  });
+
+  it('fails the synth on a codec that escapes, loops or runs out of memory at top level, naming the type, the file and the reason', () => {
+    const config = (source: string, options: Record<string, unknown> = {}) => ({
+      deviceTypes: { vendor: { decoder: { codec: 'vendor.js', source, ...options } } },
+    });
+    expect(() => loadConfig((key) => (key === 'iotPipeline' ? config('for (;;) {}') : undefined))).toThrow(
+      'Invalid config "deviceTypes.vendor.decoder": got "vendor.js", expected a working decoder: codec vendor.js ran longer than 1000 ms while loading',
+    );
+    expect(() =>
+      validateRuntimeConfig(config("this.constructor.constructor('return process')().exit(7);")),
+    ).toThrow("codec vendor.js failed while loading: threw: 'process' is not defined");
+    expect(() => validateRuntimeConfig(config('var big = new Uint8Array(8e6);', { memoryMb: 4 }))).toThrow(
+      'codec vendor.js ran out of memory (4 MB) while loading',
+    );
+  });
+
+  it.each([
+    [{ timeoutMs: 0 }, '"deviceTypes.x.decoder.timeoutMs": got 0, expected an integer from 1 to 10000'],
+    [{ memoryMb: 1024 }, '"deviceTypes.x.decoder.memoryMb": got 1024, expected an integer from 1 to 256'],
+    [{ normalize: 'yes' }, '"deviceTypes.x.decoder.normalize": got "yes", expected true or false'],
+    [
+      { sandbox: false },
+      '"deviceTypes.x.decoder.sandbox": got false, expected one of timeoutMs, memoryMb, normalize',
+    ],
+  ])('checks codec limits: %j', (options, message) => {
+    expect(() =>
+      validateRuntimeConfig({
+        deviceTypes: { x: { decoder: { codec: 'x.js', source: 'function decodeUplink() {}', ...options } } },
+      }),
+    ).toThrow(message);
   });
 
   it('refuses a decoder it does not know', () => {
