@@ -27,7 +27,7 @@ import {
   type QuickJSRuntime,
   type QuickJSWASMModule,
 } from 'quickjs-emscripten-core';
-import type { EntryPoint, MemoryLayout, Outcome, SandboxLimits } from './protocol.ts';
+import type { EngineSpec, EntryPoint, MemoryLayout, Outcome } from './protocol.ts';
 
 /** JavaScript recursion QuickJS allows, in bytes of its (shadow) stack. */
 const STACK_BYTES = 256 * 1024;
@@ -41,15 +41,6 @@ export class LoadError extends Error {
     super(message);
     this.name = 'LoadError';
   }
-}
-
-export interface EngineSpec {
-  readonly wasm: WebAssembly.Module;
-  readonly layout: MemoryLayout;
-  readonly name: string;
-  readonly source: string;
-  readonly limits: SandboxLimits;
-  readonly normalize: boolean;
 }
 
 /** The emscripten module under quickjs-emscripten's wrapper: its allocator. */

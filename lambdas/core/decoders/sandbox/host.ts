@@ -22,6 +22,7 @@ import {
   CONTROL_SLOTS,
   Control,
   type DecodeRequest,
+  type EngineSpec,
   type EntryPoint,
   type MemoryLayout,
   type Outcome,
@@ -31,13 +32,8 @@ import {
 } from './protocol.ts';
 import { FROM_SOURCES, quickjsWasm, SANDBOX_FILES } from './wasm.ts';
 
-export interface SandboxSpec {
-  /** The codec's file name, in every reason. */
-  readonly name: string;
-  readonly source: string;
-  readonly limits: SandboxLimits;
-  readonly normalize: boolean;
-}
+/** A codec to open: the engine's spec without what the host supplies (the compiled module, its layout). */
+export type SandboxSpec = Omit<EngineSpec, 'wasm' | 'layout'>;
 
 /** What a loaded codec offers and cost. */
 export interface SandboxInfo {

@@ -36,15 +36,20 @@ export interface MemoryLayout {
   readonly breakAddress?: number;
 }
 
-/** Given to the worker at start (`workerData`). */
-export interface WorkerInit {
+/** One codec to load into an engine. */
+export interface EngineSpec {
   readonly wasm: WebAssembly.Module;
   readonly layout: MemoryLayout;
+  /** The codec's file name, in every reason. */
   readonly name: string;
   readonly source: string;
   readonly limits: SandboxLimits;
   /** Use the codec's `normalizeUplink` on what it decoded. */
   readonly normalize: boolean;
+}
+
+/** Given to the worker at start (`workerData`). */
+export interface WorkerInit extends EngineSpec {
   /** `Int32Array` over it: see {@link Control}. */
   readonly control: SharedArrayBuffer;
   /** The worker answers on this port; the host reads it synchronously (`receiveMessageOnPort`). */
