@@ -76,7 +76,6 @@ export async function run(): Promise<BenchResult[]> {
         engine: await duckdbEngine(connection, lakeDir),
         lake,
         bucket: 'lake',
-        createViews: false,
       });
       const file = join(lakeDir, 'curated', 'readings', `dt=${DAY}`, 'data.parquet');
       // Athena reads only the column chunks a query needs: the aggregate uses these four.

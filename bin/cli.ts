@@ -29,6 +29,7 @@ import { buildDecoder, type Decoder, decoderFor } from '../lambdas/core/decoders
 import { type DeviceFilter, type DeviceSummary, filterDevices } from '../lambdas/core/estate.ts';
 import { DEVICES_PATH, parseFilter } from '../lambdas/core/http-devices.ts';
 import { redecode } from '../lambdas/core/redecode.ts';
+import { stageOfDevicePolicy } from '../lambdas/core/topics.ts';
 import { ConfigError, DEFAULT_CONFIG, readConfigFile } from '../lib/config.ts';
 import { costTable, PRICES_FILE, runCostModel, withCodec } from '../local/cost.ts';
 import { StartupError } from '../local/listen.ts';
@@ -62,7 +63,7 @@ Commands:
   devices    list the device estate: [--type <t>] [--tag key=value] [--status online|offline] [--silent-for 1h]
              from a running pipeline: [--url <HttpApiUrl>] (local: --http-port, 3000), key from IOT_PIPELINE_API_KEY;
              when no local runtime answers, from [--data <dir>] directly   [--json]
-  provision  create a device on AWS IoT Core: provision <thingName> --type <deviceType> [--attr k=v ...]
+  provision  create a device on AWS IoT Core: provision <thingName> --type <deviceType> [--attr k=v ...] [--stage <stage>]
              --policy <DevicePolicyName> --out <dir>; or --csv <file> (thingName,deviceType[,k=v ...] per line)
   deprovision  detach, deactivate and delete: deprovision <thingName>
   daily      run the daily job on the local lake: [--day <YYYY-MM-DD>] (yesterday) [--data <dir>]
@@ -500,12 +501,19 @@ async function provisionCommand(args: string[]): Promise<number> {
       type: { type: 'string' },
       attr: { type: 'string', multiple: true, default: [] },
       policy: { type: 'string' },
+      stage: { type: 'string' },
       out: { type: 'string' },
       csv: { type: 'string' },
       json: { type: 'boolean', default: false },
     },
   });
   if (!values.policy) throw new UsageError('--policy <DevicePolicyName> is needed (a stack output)');
+  const stage = values.stage ?? stageOfDevicePolicy(values.policy);
+  if (!stage) {
+    throw new UsageError(
+      `--policy ${values.policy} is not a pipeline device policy (iot_pipeline_<stage>_device): give --stage <stage> too`,
+    );
+  }
   if (!values.out) throw new UsageError('--out <dir> is needed: the certificate and key are written there');
   const attributes = (list: readonly string[]) =>
     Object.fromEntries(
@@ -538,7 +546,7 @@ async function provisionCommand(args: string[]): Promise<number> {
   const failed: string[] = [];
   for (const [i, request] of requests.entries()) {
     try {
-      const result = await provision(client, { ...request, policyName: values.policy });
+      const result = await provision(client, { ...request, policyName: values.policy, stage });
       const base = await writeDeviceFiles(values.out, request, result);
       done.push({
         thingName: request.thingName,
@@ -608,7 +616,6 @@ async function daily(args: string[]): Promise<number> {
       engine,
       lake: folderStore(lakeDir),
       bucket: 'local-lake',
-      createViews: false,
       log: (line) => process.stderr.write(`${line}\n`),
     });
     process.stderr.write(`daily: ${day} done; the manifest lists ${report.reportDays} report days\n`);

@@ -104,7 +104,7 @@ export interface AlertsConfig {
 /** Defaults: safe, cheap, and what the README documents. */
 export const DEFAULT_CONFIG: PipelineConfig = {
   stage: 'dev',
-  timestream: { enabled: true, memoryRetentionHours: 24, magneticRetentionDays: 365 },
+  timestream: { enabled: false, memoryRetentionHours: 24, magneticRetentionDays: 365 },
   lake: { rawTransitionDays: 90, quarantineExpirationDays: 0, noncurrentVersionExpirationDays: 30 },
   athena: { bytesScannedCutoffPerQuery: 10 * 1024 ** 3, resultsExpirationDays: 7 },
   http: { throttleRateLimit: 100, throttleBurstLimit: 200 },

@@ -35,12 +35,13 @@ export class PipelineStack extends Stack {
       }S3 lake, Athena, SNS`,
       ...props,
     });
+    // S3 server access logs delivered by bucket policy, not the legacy log-delivery ACL.
+    this.node.setContext('@aws-cdk/aws-s3:serverAccessLogsUseBucketPolicy', true);
 
     const lake = new Lake(this, 'Lake', config.lake);
 
     const timeseries = config.timestream.enabled
       ? new TimeSeries(this, 'TimeSeries', {
-          databaseName: `iot_pipeline_${config.stage}`,
           memoryRetentionHours: config.timestream.memoryRetentionHours,
           magneticRetentionDays: config.timestream.magneticRetentionDays,
           rejectedDataBucket: lake.bucket,

@@ -2,7 +2,8 @@
  * The daily analytics job without AWS: for one day, compact `readings/` into Parquet
  * under `curated/readings/`, write the per device and metric aggregates (min, max,
  * avg, count, first and last time) as Parquet under `curated/daily_metrics/` and as CSV
- * under `reports/daily/`, refresh the QuickSight manifest, and keep the views current.
+ * under `reports/daily/`, and refresh the QuickSight manifest. (The views are the stack's:
+ * they exist from the first deployment.)
  * Idempotent: each output of the day is deleted before it is written again, so a day
  * can be re-run (late data) and gives the same result.
  *
@@ -11,13 +12,28 @@
  */
 import { LAKE_PREFIXES } from './lake-layout.ts';
 import type { LakeStore } from './ports.ts';
+import type { ColumnType } from './tables.ts';
 
 /** A query engine: Athena in AWS, DuckDB locally. */
 export interface QueryEngine {
   /** Runs a statement; resolves with its rows (as strings or JSON values) and the bytes it scanned. */
   run(sql: string): Promise<{ rows: Record<string, unknown>[]; bytesScanned: number }>;
-  /** Writes the rows of `select` under the lake key prefix, as Parquet or headerless CSV. */
+  /**
+   * Writes the rows of `select` under the lake key prefix: as Parquet, or as headerless
+   * comma-separated text with each value written as it is, neither quoted nor escaped
+   * (Athena's TEXTFILE does exactly that): the select makes its text fields RFC 4180
+   * itself, with {@link csvText}.
+   */
   unload(select: string, prefix: string, format: 'parquet' | 'csv'): Promise<void>;
+}
+
+/**
+ * A text value as an RFC 4180 field: quoted, its quotes doubled, NULL an empty field.
+ * In the SQL Athena and DuckDB share, so both write the same CSV (metric names may hold
+ * commas and quotes; control characters are refused at ingest, so no line breaks).
+ */
+export function csvText(expression: string): string {
+  return `COALESCE('"' || replace(CAST(${expression} AS VARCHAR), '"', '""') || '"', '')`;
 }
 
 const DAY = /^\d{4}-\d{2}-\d{2}$/;
@@ -70,11 +86,14 @@ WHERE copy = 1 AND value IS NOT NULL
 GROUP BY device_id, metric`;
 }
 
-/** The report rows (CSV for QuickSight): the aggregates and the day's range (max - min). */
+/**
+ * The report rows (RFC 4180 CSV for QuickSight, which the manifest declares): the
+ * aggregates and the day's range (max - min); text fields quoted, numbers as numbers.
+ */
 export function dailyReportSelect(day: string): string {
-  return `SELECT device_id, metric, CAST(DATE '${checkDay(day)}' AS VARCHAR) AS day,
+  return `SELECT ${csvText('device_id')} AS device_id, ${csvText('metric')} AS metric, ${csvText(`DATE '${checkDay(day)}'`)} AS day,
   min(value) AS min, max(value) AS max, max(value) - min(value) AS range, avg(value) AS avg, count(*) AS count,
-  CAST(min(time) AS VARCHAR) AS first_time, CAST(max(time) AS VARCHAR) AS last_time
+  ${csvText('min(time)')} AS first_time, ${csvText('max(time)')} AS last_time
 FROM ${dedupedReadings(day)}
 WHERE copy = 1 AND value IS NOT NULL
 GROUP BY device_id, metric
@@ -95,18 +114,53 @@ export const REPORT_COLUMNS = [
   'last_time',
 ];
 
-/** Views for QuickSight and analysts: text values made one column; the daily range ("max - min"). */
-export const VIEWS: readonly { readonly name: string; readonly sql: string }[] = [
+/** A view for QuickSight and analysts, with the columns it gives (the Glue catalog needs them). */
+export interface LakeView {
+  readonly name: string;
+  readonly sql: string;
+  readonly columns: readonly { readonly name: string; readonly type: ColumnType }[];
+}
+
+/**
+ * Views for QuickSight and analysts: text values made one column; the daily range
+ * ("max - min"). On AWS they are Glue tables the stack creates, so they exist from the
+ * first deployment; locally, DuckDB views.
+ */
+export const VIEWS: readonly LakeView[] = [
   {
     name: 'v_readings',
     sql: `SELECT device_id, device_type, time, metric, value,
   COALESCE(value_str, CAST(value_bool AS VARCHAR)) AS text_value, source, received_at, dt
 FROM readings`,
+    columns: [
+      { name: 'device_id', type: 'string' },
+      { name: 'device_type', type: 'string' },
+      { name: 'time', type: 'timestamp' },
+      { name: 'metric', type: 'string' },
+      { name: 'value', type: 'double' },
+      { name: 'text_value', type: 'string' },
+      { name: 'source', type: 'string' },
+      { name: 'received_at', type: 'timestamp' },
+      { name: 'dt', type: 'string' },
+    ],
   },
   {
     name: 'v_daily_metrics',
     sql: `SELECT device_id, metric, day, min, max, max - min AS range, avg, count, first_time, last_time, dt
 FROM daily_metrics`,
+    columns: [
+      { name: 'device_id', type: 'string' },
+      { name: 'metric', type: 'string' },
+      { name: 'day', type: 'date' },
+      { name: 'min', type: 'double' },
+      { name: 'max', type: 'double' },
+      { name: 'range', type: 'double' },
+      { name: 'avg', type: 'double' },
+      { name: 'count', type: 'bigint' },
+      { name: 'first_time', type: 'timestamp' },
+      { name: 'last_time', type: 'timestamp' },
+      { name: 'dt', type: 'string' },
+    ],
   },
 ];
 
@@ -209,8 +263,6 @@ export interface DailyJobDeps {
   /** Bucket name, for the manifest's S3 URIs. */
   readonly bucket: string;
   readonly log?: (line: string) => void;
-  /** Create or replace the views (Athena); the local engine has them already. */
-  readonly createViews?: boolean;
 }
 
 export interface DailyJobReport {
@@ -244,9 +296,6 @@ export async function runDailyJob(day: string, deps: DailyJobDeps): Promise<Dail
     for (const key of await deps.lake.list(output.prefix)) await deps.lake.delete(key);
     await deps.engine.unload(output.select, output.prefix, output.format);
     deps.log?.(`daily ${day}: wrote ${output.prefix}`);
-  }
-  if (deps.createViews !== false) {
-    for (const view of VIEWS) await deps.engine.run(`CREATE OR REPLACE VIEW ${view.name} AS ${view.sql}`);
   }
   const manifest = quicksightManifest(deps.bucket, await deps.lake.list(`${LAKE_PREFIXES.reports}daily/`));
   await deps.lake.put(

@@ -25,6 +25,31 @@ export function telemetryRuleName(stage: string): string {
   return `iot_pipeline_${stage}_telemetry`;
 }
 
+/** The stage's device policy, attached to every device certificate. */
+export function devicePolicyName(stage: string): string {
+  return `iot_pipeline_${stage}_device`;
+}
+
+/** The stage a device policy name belongs to, or undefined for a name this project did not make. */
+export function stageOfDevicePolicy(policyName: string): string | undefined {
+  return /^iot_pipeline_([a-z][a-z0-9]{0,15})_device$/.exec(policyName)?.[1];
+}
+
+/**
+ * The thing type of a device type in a stage: thing types are account-wide, so two
+ * stages in one account and region each have their own (and destroying one leaves the
+ * other's alone).
+ */
+export function deviceThingTypeName(stage: string, deviceType: string): string {
+  return `iot_pipeline_${stage}_${deviceType}`;
+}
+
+/**
+ * The thing attribute holding a device's type: the device policy builds the topics a
+ * device may use from it (`dt/<deviceType>/<thing>`), the thing type being stage-scoped.
+ */
+export const DEVICE_TYPE_ATTRIBUTE = 'deviceType';
+
 /** An MQTT publish as a broker sees it: what the telemetry rule's SQL functions read. */
 export interface Publish {
   readonly topic: string;

@@ -1,4 +1,4 @@
-import { Validations } from 'aws-cdk-lib';
+import { Duration, RemovalPolicy, Validations } from 'aws-cdk-lib';
 import * as iam from 'aws-cdk-lib/aws-iam';
 import * as kms from 'aws-cdk-lib/aws-kms';
 import * as sns from 'aws-cdk-lib/aws-sns';
@@ -43,6 +43,10 @@ export class Alerts extends Construct {
     this.key = new kms.Key(this, 'Key', {
       description: 'Encrypts the IoT pipeline alert topic',
       enableKeyRotation: true,
+      // It encrypts alerts in flight, not data at rest: scheduled for deletion with the stack
+      // (after KMS's shortest waiting period) rather than left behind at $1 a month.
+      removalPolicy: RemovalPolicy.DESTROY,
+      pendingWindow: Duration.days(7),
     });
     // CloudWatch alarms publish to the topic, so CloudWatch must use the key.
     this.key.addToResourcePolicy(

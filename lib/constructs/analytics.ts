@@ -3,8 +3,8 @@ import * as athena from 'aws-cdk-lib/aws-athena';
 import * as glue from 'aws-cdk-lib/aws-glue';
 import * as s3 from 'aws-cdk-lib/aws-s3';
 import { Construct } from 'constructs';
-import { NAMED_QUERIES } from '../../lambdas/core/analytics.ts';
-import { LAKE_TABLES, type LakeTable, SOURCE_VALUES } from '../../lambdas/core/tables.ts';
+import { type LakeView, NAMED_QUERIES, VIEWS } from '../../lambdas/core/analytics.ts';
+import { type ColumnType, LAKE_TABLES, type LakeTable, SOURCE_VALUES } from '../../lambdas/core/tables.ts';
 
 export interface AnalyticsProps {
   /** The lake bucket the tables read. */
@@ -68,8 +68,10 @@ export class Analytics extends Construct {
       serverAccessLogsBucket: props.accessLogsBucket,
       serverAccessLogsPrefix: 'athena-results/',
       lifecycleRules: [{ id: 'expire-results', expiration: Duration.days(props.resultsExpirationDays ?? 7) }],
+      // Query results are not data: emptied and deleted with the stack, or `cdk destroy`
+      // would end in DELETE_FAILED after the first query.
       removalPolicy: RemovalPolicy.DESTROY,
-      autoDeleteObjects: false,
+      autoDeleteObjects: true,
     });
 
     this.database = new glue.CfnDatabase(this, 'Database', {
@@ -80,13 +82,25 @@ export class Analytics extends Construct {
       },
     });
 
-    for (const table of LAKE_TABLES) {
+    const tables = LAKE_TABLES.map((table) => {
       const resource = new glue.CfnTable(this, pascal(table.name), {
         catalogId: Aws.ACCOUNT_ID,
         databaseName: props.databaseName,
         tableInput: tableInput(table, props.lakeBucket.bucketName, firstDay),
       });
       resource.addResourceDependency(this.database);
+      return resource;
+    });
+    // The views as Athena stores them, so they exist from the first deployment: the saved
+    // queries and QuickSight's data set use them before the first daily job has run.
+    for (const view of VIEWS) {
+      const resource = new glue.CfnTable(this, pascal(view.name), {
+        catalogId: Aws.ACCOUNT_ID,
+        databaseName: props.databaseName,
+        tableInput: viewInput(view, props.databaseName),
+      });
+      resource.addResourceDependency(this.database);
+      for (const table of tables) resource.addResourceDependency(table);
     }
 
     this.workGroup = new athena.CfnWorkGroup(this, 'WorkGroup', {
@@ -119,6 +133,42 @@ export class Analytics extends Construct {
       named.addResourceDependency(this.database);
     }
   }
+}
+
+/** Athena (Trino) types of the catalog's column types, for a view's definition. */
+const TRINO_TYPES: Record<ColumnType, string> = {
+  string: 'varchar',
+  double: 'double',
+  boolean: 'boolean',
+  timestamp: 'timestamp(3)',
+  bigint: 'bigint',
+  date: 'date',
+};
+
+/**
+ * A view as Athena writes one into the Glue catalog: a `VIRTUAL_VIEW` table whose
+ * original text is the view's definition (SQL, catalog, schema, columns) as base64 JSON
+ * between `/* Presto View:` and `*\/`, its columns in Hive types alongside.
+ */
+export function viewInput(view: LakeView, databaseName: string): glue.CfnTable.TableInputProperty {
+  const definition = {
+    originalSql: view.sql,
+    catalog: 'awsdatacatalog',
+    schema: databaseName,
+    columns: view.columns.map((c) => ({ name: c.name, type: TRINO_TYPES[c.type] })),
+  };
+  return {
+    name: view.name,
+    description: `View over the lake tables (${view.name})`,
+    tableType: 'VIRTUAL_VIEW',
+    parameters: { presto_view: 'true', comment: 'Presto View' },
+    viewOriginalText: `/* Presto View: ${Buffer.from(JSON.stringify(definition)).toString('base64')} */`,
+    viewExpandedText: '/* Presto View */',
+    storageDescriptor: {
+      columns: view.columns.map((c) => ({ name: c.name, type: c.type })),
+      serdeInfo: {},
+    },
+  };
 }
 
 function pascal(name: string): string {

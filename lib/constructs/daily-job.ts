@@ -88,15 +88,16 @@ export function grantAthena(
     new iam.PolicyStatement({
       actions: [
         'glue:GetDatabase',
+        'glue:GetDatabases',
         'glue:GetTable',
         'glue:GetTables',
         'glue:GetPartitions',
-        // Views are created and replaced by the daily job only.
-        ...(access === 'read-write' ? ['glue:CreateTable', 'glue:UpdateTable'] : []),
       ],
+      // Athena also reads the `default` database for some operations (its guide's minimum policy).
       resources: [
         glueArn('catalog'),
         glueArn('database', analytics.databaseName),
+        glueArn('database', 'default'),
         glueArn('table', `${analytics.databaseName}/*`),
       ],
     }),
@@ -137,7 +138,7 @@ export function grantAthena(
     ),
     [
       `Resource::arn:<AWS::Partition>:glue:<AWS::Region>:<AWS::AccountId>:table/${analytics.databaseName}/*`,
-      `read the tables and create or replace the views of database ${analytics.databaseName}`,
+      `read the tables and views of database ${analytics.databaseName}`,
     ],
   ];
   for (const [finding, why] of findings) {

@@ -1,6 +1,7 @@
 import { Arn, ArnFormat, Stack } from 'aws-cdk-lib';
 import * as iot from 'aws-cdk-lib/aws-iot';
 import { Construct } from 'constructs';
+import { DEVICE_TYPE_ATTRIBUTE, devicePolicyName, deviceThingTypeName } from '../../lambdas/core/topics.ts';
 
 export interface DevicesProps {
   readonly stage: string;
@@ -12,16 +13,19 @@ export interface DevicesProps {
   >;
 }
 
-/** Policy variables: the thing the connection authenticated as, and its type. */
+/** Policy variables: the thing the connection authenticated as, and its device type (an attribute). */
 const THING = '${iot:Connection.Thing.ThingName}';
-const TYPE = '${iot:Connection.Thing.ThingTypeName}';
+const TYPE = `\${iot:Connection.Thing.Attributes[${DEVICE_TYPE_ATTRIBUTE}]}`;
 
 /**
  * Devices on IoT Core: one policy for every device certificate, written with policy
  * variables so that each device can connect only with client id = its thing name,
  * publish only to its own telemetry topic (`dt/<type>/<thing>`, directly or through
- * Basic Ingest) and subscribe only to its own command topic (`cmd/<type>/<thing>`).
- * No `iot:*`, no `*` resource. A thing type per device type, with searchable attributes.
+ * Basic Ingest) and subscribe only to its own command topic (`cmd/<type>/<thing>`),
+ * and only as a thing of one of this stage's thing types. No `iot:*`, no `*` resource.
+ * A thing type per device type, named for the stage (`iot_pipeline_<stage>_<type>`),
+ * with searchable attributes; the device type itself is the thing's `deviceType`
+ * attribute, which `provision` sets.
  */
 export class Devices extends Construct {
   readonly policyName: string;
@@ -29,14 +33,14 @@ export class Devices extends Construct {
 
   constructor(scope: Construct, id: string, props: DevicesProps) {
     super(scope, id);
-    this.policyName = `iot_pipeline_${props.stage}_device`;
+    this.policyName = devicePolicyName(props.stage);
     this.policy = new iot.CfnPolicy(this, 'Policy', {
       policyName: this.policyName,
-      policyDocument: devicePolicyDocument(Stack.of(this), props.ruleName),
+      policyDocument: devicePolicyDocument(Stack.of(this), props.ruleName, props.stage),
     });
     for (const [name, type] of Object.entries(props.deviceTypes)) {
       new iot.CfnThingType(this, `Type${name.replace(/[^A-Za-z0-9]/g, '')}`, {
-        thingTypeName: name,
+        thingTypeName: deviceThingTypeName(props.stage, name),
         thingTypeProperties: {
           thingTypeDescription: type.description ?? `IoT pipeline device type ${name}`,
           ...(type.searchableAttributes?.length
@@ -49,7 +53,7 @@ export class Devices extends Construct {
 }
 
 /** The device policy: exactly these actions on exactly these ARNs. */
-export function devicePolicyDocument(stack: Stack, ruleName: string) {
+export function devicePolicyDocument(stack: Stack, ruleName: string, stage: string) {
   const arn = (resource: string, name: string) =>
     Arn.format(
       { service: 'iot', resource, resourceName: name, arnFormat: ArnFormat.SLASH_RESOURCE_NAME },
@@ -63,8 +67,11 @@ export function devicePolicyDocument(stack: Stack, ruleName: string) {
         Effect: 'Allow',
         Action: 'iot:Connect',
         Resource: arn('client', THING),
-        // The certificate must be attached to the thing it claims to be.
-        Condition: { Bool: { 'iot:Connection.Thing.IsAttached': 'true' } },
+        // The certificate must be attached to the thing it claims to be, a thing of this stage.
+        Condition: {
+          Bool: { 'iot:Connection.Thing.IsAttached': 'true' },
+          StringLike: { 'iot:Connection.Thing.ThingTypeName': deviceThingTypeName(stage, '*') },
+        },
       },
       {
         Sid: 'PublishItsTelemetry',

@@ -5,8 +5,14 @@ import * as timestream from 'aws-cdk-lib/aws-timestream';
 import { Construct } from 'constructs';
 
 export interface TimeSeriesProps {
-  /** Timestream database name. */
-  readonly databaseName: string;
+  /**
+   * Timestream database name. The database is kept when the stack is destroyed (it holds
+   * data), so a fixed name would make the next deployment of the stage fail with "already
+   * exists": by default CloudFormation names it.
+   *
+   * @default a name CloudFormation generates
+   */
+  readonly databaseName?: string;
   /**
    * Table name.
    *
@@ -56,11 +62,15 @@ export class TimeSeries extends Construct {
         `TimeSeries: magneticRetentionDays must be an integer from 1 to 73000, got ${magnetic}`,
       );
     }
-    this.databaseName = props.databaseName;
     this.tableName = props.tableName ?? 'readings';
 
-    this.database = new timestream.CfnDatabase(this, 'Database', { databaseName: this.databaseName });
+    this.database = new timestream.CfnDatabase(
+      this,
+      'Database',
+      props.databaseName === undefined ? {} : { databaseName: props.databaseName },
+    );
     this.database.applyRemovalPolicy(RemovalPolicy.RETAIN);
+    this.databaseName = this.database.ref;
     Validations.of(this).acknowledge(
       {
         id: 'AwsSolutions-TS3',

@@ -18,6 +18,7 @@ import {
   ListThingPrincipalsCommand,
   ResourceNotFoundException,
   UpdateCertificateCommand,
+  UpdateThingCommand,
 } from '@aws-sdk/client-iot';
 import { mockClient } from 'aws-sdk-client-mock';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
@@ -30,6 +31,7 @@ const request = {
   deviceType: 'thermo',
   attributes: { site: 'north' },
   policyName: 'iot_pipeline_dev_device',
+  stage: 'dev',
 };
 const notFound = () => new ResourceNotFoundException({ message: 'not found', $metadata: {} });
 const names = () => iot.calls().map((c) => c.args[0].constructor.name.replace('Command', ''));
@@ -50,7 +52,7 @@ beforeEach(() => {
 afterEach(() => iot.reset());
 
 describe('provision', () => {
-  it('creates the thing of its type with attributes, a certificate with the device policy, and finds the ATS endpoint', async () => {
+  it("creates the thing of its stage's type with attributes and its device type, a certificate with the device policy, and finds the ATS endpoint", async () => {
     const result = await provision(new IoTClient({}), request);
     expect(names()).toEqual([
       'DescribeThing',
@@ -62,8 +64,8 @@ describe('provision', () => {
     ]);
     expect(iot.commandCalls(CreateThingCommand)[0]?.args[0].input).toEqual({
       thingName: 'thermo-1',
-      thingTypeName: 'thermo',
-      attributePayload: { attributes: { site: 'north' } },
+      thingTypeName: 'iot_pipeline_dev_thermo',
+      attributePayload: { attributes: { site: 'north', deviceType: 'thermo' } },
     });
     expect(iot.commandCalls(AttachPolicyCommand)[0]?.args[0].input).toEqual({
       policyName: 'iot_pipeline_dev_device',
@@ -109,19 +111,27 @@ describe('provision', () => {
     );
   });
 
-  it('keeps an existing thing without a certificate, and refuses one that has one', async () => {
-    iot.on(DescribeThingCommand).resolves({ thingArn: 'arn:thing/thermo-1', thingTypeName: 'thermo' });
+  it('keeps an existing thing without a certificate (giving it its deviceType attribute), and refuses one that has one', async () => {
+    iot.on(DescribeThingCommand).resolves({
+      thingArn: 'arn:thing/thermo-1',
+      thingTypeName: 'iot_pipeline_dev_thermo',
+    });
     iot.on(ListThingPrincipalsCommand).resolves({ principals: [] });
+    iot.on(UpdateThingCommand).resolves({});
     const reused = await provision(new IoTClient({}), request);
     expect(reused.reusedThing).toBe(true);
     expect(iot.commandCalls(CreateThingCommand)).toHaveLength(0);
+    expect(iot.commandCalls(UpdateThingCommand)[0]?.args[0].input).toEqual({
+      thingName: 'thermo-1',
+      attributePayload: { attributes: { deviceType: 'thermo' }, merge: true },
+    });
     iot.on(ListThingPrincipalsCommand).resolves({ principals: [CERT_ARN] });
     await expect(provision(new IoTClient({}), request)).rejects.toThrow(
       'already provisioned (it has a certificate): deprovision it first',
     );
-    iot.on(DescribeThingCommand).resolves({ thingTypeName: 'tracker' });
+    iot.on(DescribeThingCommand).resolves({ thingTypeName: 'iot_pipeline_prod_thermo' });
     await expect(provision(new IoTClient({}), request)).rejects.toThrow(
-      'exists with type tracker, not thermo',
+      'exists with type iot_pipeline_prod_thermo, not iot_pipeline_dev_thermo',
     );
   });
 

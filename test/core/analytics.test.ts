@@ -13,6 +13,7 @@ import {
   dailyMetricsSelect,
   NAMED_QUERIES,
   quicksightManifest,
+  REPORT_COLUMNS,
   runDailyJob,
   VIEWS,
 } from '../../lambdas/core/analytics.ts';
@@ -22,6 +23,35 @@ import { PRICES_FILE } from '../../local/cost.ts';
 import { mqttMessage } from '../support/fakes.ts';
 
 const DAY = '2026-11-24';
+
+/** RFC 4180: fields separated by commas, optionally quoted, quotes doubled inside quotes. */
+function parseCsv(text: string): string[][] {
+  const rows: string[][] = [];
+  let row: string[] = [];
+  let field = '';
+  let quoted = false;
+  for (let i = 0; i < text.length; i++) {
+    const c = text[i];
+    if (quoted) {
+      if (c === '"' && text[i + 1] === '"') {
+        field += '"';
+        i++;
+      } else if (c === '"') quoted = false;
+      else field += c;
+    } else if (c === '"') quoted = true;
+    else if (c === ',') {
+      row.push(field);
+      field = '';
+    } else if (c === '\n') {
+      row.push(field);
+      rows.push(row);
+      row = [];
+      field = '';
+    } else if (c !== '\r') field += c;
+  }
+  if (field || row.length) rows.push([...row, field]);
+  return rows;
+}
 const at = (hhmm: string) => Date.parse(`${DAY}T${hhmm}:00Z`);
 
 describe('daily job on a local lake built from known readings (the SQL Athena runs, run by DuckDB)', () => {
@@ -39,6 +69,8 @@ describe('daily job on a local lake built from known readings (the SQL Athena ru
       mqttMessage('a3', { $ts: at('23:50'), temp: 23 }, 'dt/thermo/dev-a', now),
       mqttMessage('b1', { $ts: at('08:00'), temp: -5, battery: 3.6 }, 'dt/thermo/dev-b', now),
       mqttMessage('b2', { $ts: at('09:00'), temp: -7, battery: 3.5 }, 'dt/thermo/dev-b', now),
+      // A metric name with a comma and a quote: the CSV report must keep its columns.
+      mqttMessage('b3', { $ts: at('10:00'), 'flow,"in"': 4 }, 'dt/thermo/dev-b', now),
       // Another day: not part of the aggregate.
       mqttMessage('c1', { $ts: at('00:00') - 1000, temp: 99 }, 'dt/thermo/dev-a', now),
     ];
@@ -49,9 +81,9 @@ describe('daily job on a local lake built from known readings (the SQL Athena ru
     instance = await DuckDBInstance.create(':memory:');
     const connection = await instance.connect();
     const engine = await duckdbEngine(connection, join(dir, 'lake'));
-    await runDailyJob(DAY, { engine, lake, bucket: 'lake-bucket', createViews: false });
+    await runDailyJob(DAY, { engine, lake, bucket: 'lake-bucket' });
     // Re-running a day replaces its outputs.
-    await runDailyJob(DAY, { engine, lake, bucket: 'lake-bucket', createViews: false });
+    await runDailyJob(DAY, { engine, lake, bucket: 'lake-bucket' });
   });
   afterAll(() => instance?.closeSync());
 
@@ -90,6 +122,17 @@ describe('daily job on a local lake built from known readings (the SQL Athena ru
       },
       {
         device_id: 'dev-b',
+        metric: 'flow,"in"',
+        day: DAY,
+        min: 4,
+        max: 4,
+        avg: 4,
+        count: 1,
+        first_time: `${DAY} 10:00:00`,
+        last_time: `${DAY} 10:00:00`,
+      },
+      {
+        device_id: 'dev-b',
         metric: 'temp',
         day: DAY,
         min: -7,
@@ -109,21 +152,55 @@ describe('daily job on a local lake built from known readings (the SQL Athena ru
     expect(rows).toEqual([
       { metric: 'battery', n: 2 },
       { metric: 'door', n: 1 },
+      { metric: 'flow,"in"', n: 1 },
       { metric: 'fw', n: 1 },
       { metric: 'temp', n: 5 },
     ]);
   });
 
-  it('writes the CSV report with the daily range, and a QuickSight manifest pointing at it', async () => {
+  it('writes the report as RFC 4180 CSV with the daily range, and a QuickSight manifest pointing at it', async () => {
     const csv = await readFile(join(dir, 'lake', 'reports', 'daily', `dt=${DAY}`, 'data.csv'), 'utf8');
     expect(csv.trim().split('\n')[0]).toBe(
-      `dev-a,temp,${DAY},20.0,26.0,6.0,23.0,3,${DAY} 00:10:00,${DAY} 23:50:00`,
+      `"dev-a","temp","${DAY}",20.0,26.0,6.0,23.0,3,"${DAY} 00:10:00","${DAY} 23:50:00"`,
     );
+    // Parsed as QuickSight reads it (comma, quote qualifier): every row has its ten columns.
+    const rows = parseCsv(csv);
+    expect(rows.every((row) => row.length === REPORT_COLUMNS.length)).toBe(true);
+    expect(rows.find((row) => row[1] === 'flow,"in"')).toEqual([
+      'dev-b',
+      'flow,"in"',
+      DAY,
+      '4.0',
+      '4.0',
+      '0.0',
+      '4.0',
+      '1',
+      `${DAY} 10:00:00`,
+      `${DAY} 10:00:00`,
+    ]);
     const manifest = JSON.parse(await readFile(join(dir, 'lake', 'reports', 'manifest.json'), 'utf8'));
     expect(manifest).toEqual({
       fileLocations: [{ URIPrefixes: [`s3://lake-bucket/reports/daily/dt=${DAY}/`] }],
       globalUploadSettings: { format: 'CSV', delimiter: ',', textqualifier: '"', containsHeader: 'false' },
     });
+  });
+
+  it('gives each view exactly the columns the Glue catalog declares for it', async () => {
+    const types: Record<string, string> = {
+      VARCHAR: 'string',
+      DOUBLE: 'double',
+      TIMESTAMP: 'timestamp',
+      DATE: 'date',
+      BIGINT: 'bigint',
+      BOOLEAN: 'boolean',
+    };
+    for (const view of VIEWS) {
+      const described = await query(`DESCRIBE SELECT * FROM ${view.name}`);
+      expect(
+        described.map((c) => ({ name: c.column_name, type: types[String(c.column_type)] ?? c.column_type })),
+        view.name,
+      ).toEqual(view.columns);
+    }
   });
 
   it('gives analysts the views Athena has', async () => {

@@ -161,6 +161,17 @@ describe('query API on Athena', () => {
     expect(athena.commandCalls(StartQueryExecutionCommand)).toHaveLength(1);
   });
 
+  it("asks Athena for at most its 1,000 rows a call, header included, at the API's largest page", async () => {
+    athena.on(StartQueryExecutionCommand).resolves({ QueryExecutionId: 'q1' });
+    athena.on(GetQueryExecutionCommand).resolves({ QueryExecution: { Status: { State: 'SUCCEEDED' } } });
+    athena.on(GetQueryResultsCommand).resolves({ ResultSet: { Rows: [] } });
+    await engine().page(plan, undefined, { waitMs: 0, pageSize: 1000 });
+    await engine().page(plan, undefined, { waitMs: 0, pageSize: 10 });
+    expect(athena.commandCalls(GetQueryResultsCommand).map((c) => c.args[0].input.MaxResults)).toEqual([
+      1000, 11,
+    ]);
+  });
+
   it("refuses a token that belongs to another query (another device's results)", async () => {
     athena.on(GetQueryExecutionCommand).resolves({
       QueryExecution: { Query: plan.sql, ExecutionParameters: ["'dev-2'"], Status: { State: 'SUCCEEDED' } },
@@ -210,7 +221,6 @@ describe('query API on the local lake (DuckDB)', () => {
       engine: await duckdbEngine(await instance.connect(), join(dir, 'lake')),
       lake,
       bucket: 'b',
-      createViews: false,
     });
     engine = duckdbPagedQueries(() => instance.connect(), join(dir, 'lake'));
   });

@@ -14,7 +14,10 @@ describe('Lambda bundles', () => {
       { bundle: true },
     );
     // Assert
-    const functions = Object.values(template.findResources('AWS::Lambda::Function'));
+    // Ours; CDK's own provider that empties the results bucket on destroy has its asset from CDK.
+    const functions = Object.entries(template.findResources('AWS::Lambda::Function'))
+      .filter(([id]) => !id.startsWith('CustomS3AutoDeleteObjects'))
+      .map(([, fn]) => fn);
     expect(functions).toHaveLength(5);
     for (const fn of functions) {
       // The code's S3 key is `<asset hash>.zip`; the cloud assembly holds the bundle in `asset.<hash>/`.

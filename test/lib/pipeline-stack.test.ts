@@ -3,6 +3,7 @@ import { Match } from 'aws-cdk-lib/assertions';
 import * as s3 from 'aws-cdk-lib/aws-s3';
 import { AwsSolutionsChecks } from 'cdk-nag';
 import { beforeAll, describe, expect, it } from 'vitest';
+import { VIEWS } from '../../lambdas/core/analytics.ts';
 import { telemetryRuleName } from '../../lambdas/core/topics.ts';
 import { synthPipeline } from './synth.ts';
 
@@ -20,9 +21,12 @@ const actionsOf = (statements: Statement[]) => statements.flatMap((s) => [s.Acti
 
 describe('PipelineStack (defaults)', () => {
   let synth: Synth;
+  let withTimestream: Synth;
   beforeAll(() => {
-    // Arrange + Act: one synth for the whole file (cdk-nag runs inside it and throws on a finding).
+    // Arrange + Act: one synth of the defaults and one with Timestream on, for the whole
+    // file (cdk-nag runs inside each and throws on a finding).
     synth = synthPipeline();
+    withTimestream = synthPipeline({ timestream: 'true' });
   });
 
   it('synthesizes with no unacknowledged cdk-nag AwsSolutions finding', () => {
@@ -31,6 +35,10 @@ describe('PipelineStack (defaults)', () => {
 
   it('runs every Lambda on nodejs24.x arm64 with explicit memory and timeout', () => {
     const functions = synth.template.findResources('AWS::Lambda::Function');
+    // CDK's own: the provider that empties the Athena results bucket on destroy (autoDeleteObjects).
+    const provider = Object.keys(functions).filter((id) => id.startsWith('CustomS3AutoDeleteObjects'));
+    expect(provider).toHaveLength(1);
+    for (const id of provider) delete functions[id];
     expect(Object.keys(functions)).toHaveLength(5);
     for (const fn of Object.values(functions)) {
       expect(fn.Properties).toMatchObject({ Runtime: 'nodejs24.x', Architectures: ['arm64'] });
@@ -93,8 +101,8 @@ describe('PipelineStack (defaults)', () => {
     });
   });
 
-  it('scopes the ingest function to its queue, three lake prefixes and the Timestream table', () => {
-    const statements = statementsOf(synth, 'IngestFunction');
+  it('scopes the ingest function to its queue, three lake prefixes and the Timestream table (when on)', () => {
+    const statements = statementsOf(withTimestream, 'IngestFunction');
     for (const statement of statements) {
       // The one wildcard: the alert topic key's GenerateDataKey* (acknowledged, key-scoped).
       for (const action of [statement.Action].flat())
@@ -159,7 +167,8 @@ describe('PipelineStack (defaults)', () => {
     );
     expect(writes.length).toBeGreaterThan(0);
     for (const write of writes) expect(JSON.stringify(write.Resource)).toMatch(/AnalyticsQueryResults/);
-    const select = statements.find((s) => s.Action === 'timestream:Select');
+    const withTimestreamStatements = statementsOf(withTimestream, 'HttpQueryFunction');
+    const select = withTimestreamStatements.find((s) => s.Action === 'timestream:Select');
     expect(select?.Resource).toEqual({ 'Fn::GetAtt': [expect.stringMatching(/^TimeSeriesTable/), 'Arn'] });
   });
 
@@ -189,7 +198,7 @@ describe('PipelineStack (defaults)', () => {
     ]);
   });
 
-  it('gives devices one policy: connect as their thing, publish and subscribe only on their own topics', () => {
+  it('gives devices one policy: connect as their thing of this stage, publish and subscribe only on their own topics', () => {
     const [policy] = Object.values(synth.template.findResources('AWS::IoT::Policy'));
     expect(policy?.Properties.PolicyName).toBe('iot_pipeline_dev_device');
     const statements = policy?.Properties.PolicyDocument.Statement as {
@@ -216,22 +225,28 @@ describe('PipelineStack (defaults)', () => {
       [
         'iot:Publish',
         [
-          arn('topic/dt/${iot:Connection.Thing.ThingTypeName}/${iot:Connection.Thing.ThingName}'),
+          arn('topic/dt/${iot:Connection.Thing.Attributes[deviceType]}/${iot:Connection.Thing.ThingName}'),
           arn(
-            'topic/$aws/rules/iot_pipeline_dev_telemetry/dt/${iot:Connection.Thing.ThingTypeName}/${iot:Connection.Thing.ThingName}',
+            'topic/$aws/rules/iot_pipeline_dev_telemetry/dt/${iot:Connection.Thing.Attributes[deviceType]}/${iot:Connection.Thing.ThingName}',
           ),
         ],
       ],
       [
         'iot:Subscribe',
-        arn('topicfilter/cmd/${iot:Connection.Thing.ThingTypeName}/${iot:Connection.Thing.ThingName}'),
+        arn(
+          'topicfilter/cmd/${iot:Connection.Thing.Attributes[deviceType]}/${iot:Connection.Thing.ThingName}',
+        ),
       ],
       [
         'iot:Receive',
-        arn('topic/cmd/${iot:Connection.Thing.ThingTypeName}/${iot:Connection.Thing.ThingName}'),
+        arn('topic/cmd/${iot:Connection.Thing.Attributes[deviceType]}/${iot:Connection.Thing.ThingName}'),
       ],
     ]);
-    expect(statements[0]?.Condition).toEqual({ Bool: { 'iot:Connection.Thing.IsAttached': 'true' } });
+    // Only as a thing of this stage's types: another stage's devices cannot use this policy.
+    expect(statements[0]?.Condition).toEqual({
+      Bool: { 'iot:Connection.Thing.IsAttached': 'true' },
+      StringLike: { 'iot:Connection.Thing.ThingTypeName': 'iot_pipeline_dev_*' },
+    });
     expect(JSON.stringify(statements)).not.toMatch(/"iot:\*"|"\*"/);
   });
 
@@ -396,7 +411,7 @@ describe('PipelineStack (defaults)', () => {
   });
 
   it('creates the Timestream table with the configured retention and magnetic writes on', () => {
-    synth.template.hasResourceProperties('AWS::Timestream::Table', {
+    withTimestream.template.hasResourceProperties('AWS::Timestream::Table', {
       RetentionProperties: {
         MemoryStoreRetentionPeriodInHours: '24',
         MagneticStoreRetentionPeriodInDays: '365',
@@ -406,25 +421,130 @@ describe('PipelineStack (defaults)', () => {
   });
 });
 
-describe('PipelineStack with Timestream off', () => {
+describe('PipelineStack with Timestream off (the default: closed to new AWS customers)', () => {
   it('contains no Timestream resource, permission or setting', () => {
     // Arrange + Act
-    const synth = synthPipeline({ timestream: 'false' });
+    const synth = synthPipeline();
     const json = JSON.stringify(synth.template.toJSON());
     // Assert
     expect(json).not.toMatch(/timestream/i);
+    expect(JSON.stringify(synthPipeline({ timestream: 'false' }).template.toJSON())).not.toMatch(
+      /timestream/i,
+    );
+  });
+});
+
+describe('PipelineStack across deployments', () => {
+  let synth: Synth;
+  beforeAll(() => {
+    synth = synthPipeline({
+      stage: 'qa7',
+      timestream: 'true',
+      iotPipeline: {
+        deviceTypes: { thermo: {} },
+        quicksight: { principalArn: 'arn:aws:quicksight:us-east-1:123456789012:user/default/a' },
+      },
+    });
+  });
+
+  it('names every account-wide resource for its stage, so two stages share an account and region', () => {
+    const resources = Object.values(
+      synth.template.toJSON().Resources as Record<
+        string,
+        { Type: string; Properties?: Record<string, unknown> }
+      >,
+    ).map((r) => ({ Type: r.Type, Properties: r.Properties ?? {} }));
+    const named: [string, unknown][] = resources.flatMap((r) =>
+      (
+        [
+          ['AWS::Glue::Database', (r.Properties.DatabaseInput as { Name?: unknown } | undefined)?.Name],
+          ['AWS::Athena::WorkGroup', r.Properties.Name],
+          ['AWS::IoT::TopicRule', r.Properties.RuleName],
+          ['AWS::IoT::Policy', r.Properties.PolicyName],
+          ['AWS::IoT::ThingType', r.Properties.ThingTypeName],
+          ['AWS::QuickSight::DataSource', r.Properties.DataSourceId],
+          ['AWS::QuickSight::DataSet', r.Properties.DataSetId],
+        ] as const
+      )
+        .filter(([type]) => r.Type === type)
+        .map(([type, name]): [string, unknown] => [type, name]),
+    );
+    expect(named).toHaveLength(7);
+    for (const [type, name] of named) expect(String(name), type).toContain('qa7');
+    // Retained resources hold data and carry no fixed name: a stage deploys again after a destroy.
+    for (const r of resources.filter((r) => r.Type === 'AWS::Timestream::Database')) {
+      expect(r.Properties.DatabaseName).toBeUndefined();
+    }
+    const retained = Object.entries(
+      synth.template.toJSON().Resources as Record<string, { Type: string; DeletionPolicy?: string }>,
+    )
+      .filter(([, r]) => r.DeletionPolicy === 'Retain')
+      .map(([, r]) => r.Type)
+      .sort();
+    expect(retained).toEqual([
+      'AWS::DynamoDB::Table',
+      'AWS::S3::Bucket',
+      'AWS::S3::Bucket',
+      'AWS::Timestream::Database',
+      'AWS::Timestream::Table',
+    ]);
+  });
+
+  it('empties the Athena results bucket when the stack is destroyed', () => {
+    const buckets = synth.template.findResources('AWS::S3::Bucket');
+    const results = Object.entries(buckets).find(([id]) => id.startsWith('AnalyticsQueryResults'));
+    expect(results?.[1].DeletionPolicy).toBe('Delete');
+    synth.template.hasResourceProperties('Custom::S3AutoDeleteObjects', {
+      BucketName: { Ref: results?.[0] },
+    });
+  });
+
+  it('creates the views with the stack, as Athena stores them, so saved queries and QuickSight work before the first daily run', () => {
+    const views = Object.values(synth.template.findResources('AWS::Glue::Table'))
+      .map((t) => t.Properties.TableInput)
+      .filter((input) => input.TableType === 'VIRTUAL_VIEW');
+    expect(views.map((v) => v.Name)).toEqual(VIEWS.map((v) => v.name));
+    for (const view of views) {
+      const definition = /^\/\* Presto View: (?<b64>[A-Za-z0-9+/=]+) \*\/$/.exec(view.ViewOriginalText)
+        ?.groups?.b64;
+      const decoded = JSON.parse(Buffer.from(definition ?? '', 'base64').toString('utf8'));
+      const expected = VIEWS.find((v) => v.name === view.Name);
+      expect(decoded).toMatchObject({
+        originalSql: expected?.sql,
+        catalog: 'awsdatacatalog',
+        schema: 'iot_pipeline_qa7',
+      });
+      expect(decoded.columns.map((c: { name: string }) => c.name)).toEqual(
+        expected?.columns.map((c) => c.name),
+      );
+      expect(view.StorageDescriptor.Columns).toEqual(
+        expected?.columns.map((c) => ({ Name: c.name, Type: c.type })),
+      );
+      expect(view.Parameters).toEqual({ presto_view: 'true', comment: 'Presto View' });
+    }
+    // Nothing at run time creates or replaces a table any more; Athena reads the catalog, `default` included.
+    const statements = statementsOf(synth, 'DailyFunction');
+    expect(actionsOf(statements).filter((a) => a.startsWith('glue:'))).toEqual([
+      'glue:GetDatabase',
+      'glue:GetDatabases',
+      'glue:GetPartitions',
+      'glue:GetTable',
+      'glue:GetTables',
+    ]);
+    const glue = statements.find((s) => [s.Action].flat().includes('glue:GetDatabases'));
+    expect(JSON.stringify(glue?.Resource)).toContain(':database/default');
   });
 });
 
 describe('PipelineStack configuration', () => {
-  it('creates a thing type per device type with its searchable attributes', () => {
+  it('creates a thing type per device type, named for the stage, with its searchable attributes', () => {
     const { template } = synthPipeline({
       iotPipeline: {
         deviceTypes: { tracker: { description: 'GPS tracker', searchableAttributes: ['site', 'owner'] } },
       },
     });
     template.hasResourceProperties('AWS::IoT::ThingType', {
-      ThingTypeName: 'tracker',
+      ThingTypeName: 'iot_pipeline_dev_tracker',
       ThingTypeProperties: { ThingTypeDescription: 'GPS tracker', SearchableAttributes: ['site', 'owner'] },
     });
   });

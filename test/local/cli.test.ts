@@ -254,6 +254,14 @@ describe('iot-pipeline CLI', () => {
       code: 2,
       stderr: expect.stringContaining('--workgroup needs --database'),
     });
+    await expect(
+      cli(['provision', 'th-1', '--type', 'thermo', '--policy', 'my-policy', '--out', '/tmp/x']),
+    ).rejects.toMatchObject({
+      code: 2,
+      stderr: expect.stringContaining(
+        'is not a pipeline device policy (iot_pipeline_<stage>_device): give --stage',
+      ),
+    });
     await expect(cli(['daily', '--day', '2026-13-01'])).rejects.toMatchObject({
       code: 2,
       stderr: expect.stringContaining('is not a day'),

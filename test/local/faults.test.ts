@@ -201,7 +201,7 @@ describe('fault injection: nothing lost, nothing twice', () => {
         )
       ).rows[0];
       expect(raw?.messages).toBe(100); // nothing lost
-      await runDailyJob(day, { engine, lake, bucket: 'b', createViews: false });
+      await runDailyJob(day, { engine, lake, bucket: 'b' });
       const curated = (
         await engine.run("SELECT count(*)::INT AS rows FROM curated_readings WHERE metric = 'temp'")
       ).rows[0];

@@ -29,6 +29,9 @@ export interface AthenaEngineOptions {
   }) => void;
 }
 
+/** Rows one GetQueryResults call may return (the API's MaxResults maximum). */
+export const ATHENA_MAX_RESULTS = 1000;
+
 /** Failures worth running the query again for: Athena's own throttling and S3 slow-downs. */
 const TRANSIENT = /throttl|rate exceeded|slow ?down|too many|internal error/i;
 
@@ -218,8 +221,9 @@ export function athenaPagedQueries(
       const page = await client.send(
         new GetQueryResultsCommand({
           QueryExecutionId: state.id,
-          // The first page starts with the header row.
-          MaxResults: first ? pageSize + 1 : pageSize,
+          // The first page starts with the header row; Athena hands out at most 1,000 rows a
+          // call, so a first page of 1,000 holds 999 readings and `next` carries on.
+          MaxResults: Math.min(ATHENA_MAX_RESULTS, first ? pageSize + 1 : pageSize),
           ...(state.page === undefined ? {} : { NextToken: state.page }),
         }),
       );

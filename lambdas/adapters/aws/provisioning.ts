@@ -1,7 +1,8 @@
 /**
  * Provisioning devices on IoT Core (the CLI's `provision`/`deprovision`): a thing of
- * the device type, a key pair and certificate made by IoT Core, the stack's device policy
- * on the certificate, the certificate on the thing. Each step that succeeded is undone,
+ * the stage's thing type for the device type (with the type in its `deviceType`
+ * attribute, which the device policy reads), a key pair and certificate made by IoT
+ * Core, the stack's device policy on the certificate, the certificate on the thing. Each step that succeeded is undone,
  * in reverse, when a later one fails: no half-provisioned device stays behind.
  */
 
@@ -25,8 +26,10 @@ import {
   ListThingPrincipalsCommand,
   ResourceNotFoundException,
   UpdateCertificateCommand,
+  UpdateThingCommand,
 } from '@aws-sdk/client-iot';
 import { DEVICE_TYPE_PATTERN } from '../../core/config.ts';
+import { DEVICE_TYPE_ATTRIBUTE, deviceThingTypeName } from '../../core/topics.ts';
 
 /** Thing names are the device ids: the pipeline's pattern, within IoT Core's own. */
 export const THING_NAME_PATTERN = /^[A-Za-z0-9_:-]{1,128}$/;
@@ -36,6 +39,8 @@ export interface ProvisionRequest {
   readonly deviceType: string;
   readonly attributes: Readonly<Record<string, string>>;
   readonly policyName: string;
+  /** The stage the device joins: its thing type is the stage's (`iot_pipeline_<stage>_<type>`). */
+  readonly stage: string;
 }
 
 export interface Provisioned {
@@ -62,10 +67,18 @@ export async function provision(client: IoTClient, request: ProvisionRequest): P
   if (!DEVICE_TYPE_PATTERN.test(request.deviceType)) {
     throw new ProvisionError(`device type "${request.deviceType}" must match ${DEVICE_TYPE_PATTERN}`);
   }
+  if (DEVICE_TYPE_ATTRIBUTE in request.attributes) {
+    throw new ProvisionError(`attribute "${DEVICE_TYPE_ATTRIBUTE}" is the device type: give it with --type`);
+  }
+  const thingTypeName = deviceThingTypeName(request.stage, request.deviceType);
+  // The device policy builds the device's topics from this attribute.
+  const attributes = { ...request.attributes, [DEVICE_TYPE_ATTRIBUTE]: request.deviceType };
   const undo: { step: string; run: () => Promise<unknown> }[] = [];
   let step = 'describe the thing';
   try {
-    let existing: { thingArn?: string; thingTypeName?: string } | undefined;
+    let existing:
+      | { thingArn?: string; thingTypeName?: string; attributes?: Record<string, string> }
+      | undefined;
     try {
       existing = await client.send(new DescribeThingCommand({ thingName: request.thingName }));
     } catch (error) {
@@ -73,9 +86,9 @@ export async function provision(client: IoTClient, request: ProvisionRequest): P
     }
     let thingArn: string;
     if (existing) {
-      if (existing.thingTypeName !== request.deviceType) {
+      if (existing.thingTypeName !== thingTypeName) {
         throw new ProvisionError(
-          `thing ${request.thingName} exists with type ${existing.thingTypeName ?? '(none)'}, not ${request.deviceType}: deprovision it first`,
+          `thing ${request.thingName} exists with type ${existing.thingTypeName ?? '(none)'}, not ${thingTypeName}: deprovision it first`,
         );
       }
       const principals = await client.send(new ListThingPrincipalsCommand({ thingName: request.thingName }));
@@ -85,13 +98,22 @@ export async function provision(client: IoTClient, request: ProvisionRequest): P
         );
       }
       thingArn = existing.thingArn ?? '';
+      if (existing.attributes?.[DEVICE_TYPE_ATTRIBUTE] !== request.deviceType) {
+        step = `set the thing's ${DEVICE_TYPE_ATTRIBUTE} attribute`;
+        await client.send(
+          new UpdateThingCommand({
+            thingName: request.thingName,
+            attributePayload: { attributes: { [DEVICE_TYPE_ATTRIBUTE]: request.deviceType }, merge: true },
+          }),
+        );
+      }
     } else {
       step = 'create the thing';
       const thing = await client.send(
         new CreateThingCommand({
           thingName: request.thingName,
-          thingTypeName: request.deviceType,
-          attributePayload: { attributes: { ...request.attributes } },
+          thingTypeName,
+          attributePayload: { attributes },
         }),
       );
       thingArn = thing.thingArn ?? '';

@@ -249,7 +249,8 @@ export async function createLakeViews(connection: DuckDBConnection, lakeDir: str
 
 /**
  * The query engine over the local lake: SQL on the lake views, and `unload` as DuckDB
- * COPY into the lake folder (Parquet, or headerless CSV), where Athena would UNLOAD.
+ * COPY into the lake folder (Parquet, or headerless comma-separated values written as
+ * they are), where Athena would UNLOAD.
  */
 export async function duckdbEngine(connection: DuckDBConnection, lakeDir: string): Promise<QueryEngine> {
   await createLakeViews(connection, lakeDir);
@@ -263,7 +264,10 @@ export async function duckdbEngine(connection: DuckDBConnection, lakeDir: string
       mkdirSync(dir, { recursive: true });
       const file = join(dir, format === 'parquet' ? 'data.parquet' : 'data.csv');
       const options =
-        format === 'parquet' ? "(FORMAT PARQUET, COMPRESSION 'snappy')" : '(FORMAT CSV, HEADER false)';
+        format === 'parquet'
+          ? "(FORMAT PARQUET, COMPRESSION 'snappy')"
+          : // As Athena's TEXTFILE: values as they are (the select quotes its text fields).
+            "(FORMAT CSV, HEADER false, QUOTE '', ESCAPE '')";
       await connection.run(`COPY (${select}) TO ${sqlString(file)} ${options}`);
       // New files: the views must see them.
       await createLakeViews(connection, lakeDir);
