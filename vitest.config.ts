@@ -3,6 +3,9 @@ import { defineConfig } from 'vitest/config';
 export default defineConfig({
   test: {
     include: ['test/**/*.test.ts'],
+    // AWS protocol tools: said once when missing; every real SDK request checked against AWS's models.
+    globalSetup: ['test/support/global-aws-tools.ts'],
+    setupFiles: ['test/support/setup-aws-checks.ts'],
     // Synth tests take seconds each; the one that bundles with esbuild takes more.
     testTimeout: 60_000,
     hookTimeout: 60_000,

@@ -1,0 +1,188 @@
+/**
+ * The five Lambda handlers, as Lambda loads them, against moto's server: their clients
+ * are the ones they create at cold start (`new XClient({})`, pointed at moto by
+ * AWS_ENDPOINT_URL), every request checked against AWS's models by the test setup. One
+ * telemetry POST and one MQTT envelope go through the http and ingest functions into
+ * the lake, the registry and an alert; the offline check, the query API and the daily
+ * job then run over what they left.
+ */
+import { AthenaClient, GetQueryExecutionCommand, ListQueryExecutionsCommand } from '@aws-sdk/client-athena';
+import { DynamoDBClient, ScanCommand } from '@aws-sdk/client-dynamodb';
+import { CreateBucketCommand, ListObjectsV2Command, S3Client } from '@aws-sdk/client-s3';
+import { CreateSecretCommand, SecretsManagerClient } from '@aws-sdk/client-secrets-manager';
+import { CreateTopicCommand, SNSClient, SubscribeCommand } from '@aws-sdk/client-sns';
+import {
+  CreateQueueCommand,
+  GetQueueAttributesCommand,
+  ReceiveMessageCommand,
+  SQSClient,
+} from '@aws-sdk/client-sqs';
+import type {
+  APIGatewayProxyEventV2,
+  APIGatewayProxyStructuredResultV2,
+  Context,
+  SQSEvent,
+} from 'aws-lambda';
+import { afterAll, beforeAll, describe, expect, it, vi } from 'vitest';
+import { dynamodbRegistry } from '../../lambdas/adapters/aws/dynamodb-registry.ts';
+import { skipWithout } from '../support/aws-tools.ts';
+import { mqttMessage, sqsEvent } from '../support/fakes.ts';
+import { createTable, type Moto, startMoto } from '../support/moto.ts';
+
+const KEY = 'k'.repeat(40);
+const context = { functionName: 'ingest', awsRequestId: 'req-1' } as Context;
+
+function api(method: string, path: string, body = '', query = ''): APIGatewayProxyEventV2 {
+  return {
+    rawPath: path,
+    rawQueryString: query,
+    headers: { 'content-type': 'application/json', authorization: `Bearer ${KEY}` },
+    body,
+    isBase64Encoded: false,
+    requestContext: { http: { method }, requestId: `req-${Math.random()}`, timeEpoch: Date.now() },
+  } as unknown as APIGatewayProxyEventV2;
+}
+
+type ApiHandler = (event: APIGatewayProxyEventV2) => Promise<APIGatewayProxyStructuredResultV2>;
+
+describe.skipIf(skipWithout('moto_server', 'botocore'))('Lambda handlers against moto', () => {
+  let moto: Moto;
+  let http: ApiHandler;
+  let query: ApiHandler;
+  let ingest: (event: SQSEvent, context: Context) => Promise<{ batchItemFailures: unknown[] }>;
+  let offline: () => Promise<{ raised: number }>;
+  let daily: (event: { day?: string }) => Promise<{ day: string; reportDays: number }>;
+  let sqs: SQSClient;
+  let queueUrl: string;
+  let inboxUrl: string;
+
+  beforeAll(async () => {
+    moto = await startMoto();
+    const config = moto.clientConfig;
+    const s3 = new S3Client(config);
+    await s3.send(new CreateBucketCommand({ Bucket: 'lake' }));
+    const dynamodb = new DynamoDBClient(config);
+    await createTable(dynamodb, 'registry', 'deviceId');
+    await createTable(dynamodb, 'claims', 'pk');
+    sqs = new SQSClient(config);
+    queueUrl = (await sqs.send(new CreateQueueCommand({ QueueName: 'ingest' }))).QueueUrl as string;
+    inboxUrl = (await sqs.send(new CreateQueueCommand({ QueueName: 'inbox' }))).QueueUrl as string;
+    const sns = new SNSClient(config);
+    const { TopicArn } = await sns.send(new CreateTopicCommand({ Name: 'alerts' }));
+    const { Attributes } = await sqs.send(
+      new GetQueueAttributesCommand({ QueueUrl: inboxUrl, AttributeNames: ['QueueArn'] }),
+    );
+    await sns.send(new SubscribeCommand({ TopicArn, Protocol: 'sqs', Endpoint: Attributes?.QueueArn }));
+    const secrets = new SecretsManagerClient(config);
+    const { ARN } = await secrets.send(new CreateSecretCommand({ Name: 'api-key', SecretString: KEY }));
+
+    for (const [name, value] of Object.entries({
+      ...moto.env,
+      LAKE_BUCKET: 'lake',
+      REGISTRY_TABLE: 'registry',
+      CLAIMS_TABLE: 'claims',
+      ALERT_TOPIC_ARN: TopicArn as string,
+      INGEST_QUEUE_URL: queueUrl,
+      API_KEY_SECRET_ARN: ARN as string,
+      ATHENA_WORKGROUP: 'primary',
+      GLUE_DATABASE: 'iot_pipeline_dev',
+      PIPELINE_RUNTIME_CONFIG: JSON.stringify({
+        alertRules: [{ name: 'hot', metric: 'temp', comparison: '>', threshold: 30, severity: 'critical' }],
+        offline: { after: '1h' },
+      }),
+      POWERTOOLS_LOG_LEVEL: 'SILENT',
+      POWERTOOLS_METRICS_NAMESPACE: 'Test',
+      POWERTOOLS_DEV: 'true',
+    })) {
+      vi.stubEnv(name, value);
+    }
+    ({ handler: http } = await import('../../lambdas/handlers/http.ts'));
+    ({ handler: ingest } = await import('../../lambdas/handlers/ingest.ts'));
+    ({ handler: offline } = await import('../../lambdas/handlers/offline.ts'));
+    ({ handler: query } = await import('../../lambdas/handlers/query.ts'));
+    ({ handler: daily } = await import('../../lambdas/handlers/analytics.ts'));
+  }, 60_000);
+  afterAll(async () => {
+    vi.unstubAllEnvs();
+    await moto?.stop();
+  });
+
+  it('takes a POST through the http function and an MQTT envelope through the ingest function into the lake, the registry and an alert', async () => {
+    const posted = await http(api('POST', '/v1/telemetry', JSON.stringify({ $id: 'h-1', temp: 35 })));
+    expect(posted.statusCode).toBe(202);
+    const { Messages } = await sqs.send(
+      new ReceiveMessageCommand({ QueueUrl: queueUrl, MaxNumberOfMessages: 10 }),
+    );
+    expect(Messages).toHaveLength(1);
+    const fromHttp = { messageId: Messages?.[0]?.MessageId as string, body: Messages?.[0]?.Body as string };
+    const fromMqtt = mqttMessage('m-1', { temp: 21 }, 'dt/thermo/mq-1', Date.now());
+
+    const result = await ingest(sqsEvent(fromHttp, fromMqtt), context);
+
+    expect(result.batchItemFailures).toEqual([]);
+    const s3 = new S3Client(moto.clientConfig);
+    const keys =
+      (await s3.send(new ListObjectsV2Command({ Bucket: 'lake' }))).Contents?.map((o) => o.Key) ?? [];
+    expect(keys.filter((k) => k?.startsWith('raw/'))).toHaveLength(2);
+    expect(keys.filter((k) => k?.startsWith('readings/')).length).toBeGreaterThan(0);
+    const devices = await new DynamoDBClient(moto.clientConfig).send(
+      new ScanCommand({ TableName: 'registry' }),
+    );
+    expect(devices.Items?.map((i) => i.deviceId?.S).sort()).toEqual(['h-1', 'mq-1']);
+    const alerts = await sqs.send(new ReceiveMessageCommand({ QueueUrl: inboxUrl, MaxNumberOfMessages: 10 }));
+    expect(alerts.Messages?.map((m) => JSON.parse(m.Body ?? '{}').MessageAttributes.rule.Value)).toEqual([
+      'hot',
+    ]);
+  });
+
+  it('answers the query API: the estate from the registry, readings from Athena at its largest page', async () => {
+    const estate = await query(api('GET', '/v1/devices'));
+    expect(estate.statusCode).toBe(200);
+    expect(
+      JSON.parse(String(estate.body))
+        .devices.map((d: { deviceId: string }) => d.deviceId)
+        .sort(),
+    ).toEqual(['h-1', 'mq-1']);
+    const readings = await query(api('GET', '/v1/devices/h-1/readings', '', 'limit=1000'));
+    expect(readings.statusCode).toBe(200);
+  });
+
+  it('runs the offline check over the registry and the daily job on Athena, writing the manifest', async () => {
+    const silentSince = Date.now() - 2 * 3_600_000;
+    await dynamodbRegistry(new DynamoDBClient(moto.clientConfig), 'registry').put(
+      {
+        deviceId: 'quiet-1',
+        deviceType: 'thermo',
+        attributes: {},
+        firstSeen: silentSince,
+        lastSeen: silentSince,
+        lastValues: {},
+        lostMessages: 0,
+        alerts: {},
+        version: 1,
+      },
+      0,
+    );
+    expect(await offline()).toEqual({ raised: 1 });
+    const alert = await sqs.send(new ReceiveMessageCommand({ QueueUrl: inboxUrl, MaxNumberOfMessages: 10 }));
+    expect(alert.Messages?.map((m) => JSON.parse(m.Body ?? '{}').MessageAttributes.rule.Value)).toEqual([
+      'offline',
+    ]);
+    const report = await daily({ day: '2026-11-24' });
+    expect(report.day).toBe('2026-11-24');
+    const s3 = new S3Client(moto.clientConfig);
+    const manifest = await s3.send(new ListObjectsV2Command({ Bucket: 'lake', Prefix: 'reports/' }));
+    expect(manifest.Contents?.map((o) => o.Key)).toEqual(['reports/manifest.json']);
+    // Three UNLOADs (curated readings, daily metrics, the report), as Athena received them.
+    const athena = new AthenaClient(moto.clientConfig);
+    const ids = (await athena.send(new ListQueryExecutionsCommand({}))).QueryExecutionIds ?? [];
+    const sql = await Promise.all(
+      ids.map(
+        async (id) =>
+          (await athena.send(new GetQueryExecutionCommand({ QueryExecutionId: id }))).QueryExecution?.Query ??
+          '',
+      ),
+    );
+    expect(sql.filter((q) => q.startsWith('UNLOAD'))).toHaveLength(3);
+  });
+});
