@@ -6,7 +6,12 @@
  */
 import { AthenaClient } from '@aws-sdk/client-athena';
 import { DynamoDBClient } from '@aws-sdk/client-dynamodb';
-import { DescribeThingCommand, IoTClient, ListThingPrincipalsCommand } from '@aws-sdk/client-iot';
+import {
+  CreateThingCommand,
+  DescribeThingCommand,
+  IoTClient,
+  ListThingPrincipalsCommand,
+} from '@aws-sdk/client-iot';
 import { CreateBucketCommand, S3Client } from '@aws-sdk/client-s3';
 import {
   CreateSecretCommand,
@@ -266,5 +271,20 @@ describe.skipIf(skipWithout('moto_server', 'botocore'))('AWS adapters against mo
     ).rejects.toThrow('already provisioned');
     expect(await deprovision(iot, 'thermo-1', async () => undefined)).toEqual({ certificates: 1 });
     await expect(iot.send(new DescribeThingCommand({ thingName: 'thermo-1' }))).rejects.toThrow();
+    // A thing made by hand, of the stage's type but without its deviceType: kept, and given it.
+    await iot.send(
+      new CreateThingCommand({ thingName: 'thermo-2', thingTypeName: 'iot_pipeline_dev_thermo' }),
+    );
+    const reused = await provision(iot, {
+      thingName: 'thermo-2',
+      deviceType: 'thermo',
+      attributes: {},
+      policyName: 'iot_pipeline_dev_device',
+      stage: 'dev',
+    });
+    expect(reused.reusedThing).toBe(true);
+    expect((await iot.send(new DescribeThingCommand({ thingName: 'thermo-2' }))).attributes).toEqual({
+      deviceType: 'thermo',
+    });
   });
 });
