@@ -18,6 +18,7 @@ import { join } from 'node:path';
 import { fileURLToPath, pathToFileURL } from 'node:url';
 import { build } from 'esbuild';
 import { closeDecoders } from '../lambdas/core/decoders/registry.ts';
+import { sandboxWorkerBundle } from '../lambdas/core/decoders/sandbox/bundle.ts';
 import { SANDBOX_FILES, wasmPath } from '../lambdas/core/decoders/sandbox/wasm.ts';
 import { ENV as ENV_NAMES } from '../lambdas/env.ts';
 import { runtimeConfigJson, validateConfig } from '../lib/config.ts';
@@ -101,16 +102,7 @@ export async function run(): Promise<BenchResult[]> {
       },
     });
     // What the stack ships next to that bundle (lib/constructs/pipeline-function.ts).
-    await build({
-      entryPoints: [fileURLToPath(new URL('../lambdas/core/decoders/sandbox/worker.ts', import.meta.url))],
-      bundle: true,
-      platform: 'node',
-      format: 'esm',
-      target: 'node20',
-      minify: true,
-      outfile: join(dir, SANDBOX_FILES.worker),
-      logLevel: 'error',
-    });
+    copyFileSync(sandboxWorkerBundle({ minify: true, target: 'node20' }), join(dir, SANDBOX_FILES.worker));
     copyFileSync(wasmPath(), join(dir, SANDBOX_FILES.wasm));
     for (const { name: handler, entry, define } of entries) {
       const outfile = join(dir, `${handler}.mjs`);

@@ -1,6 +1,3 @@
-import { mkdtempSync, rmSync } from 'node:fs';
-import { createRequire } from 'node:module';
-import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { Duration, RemovalPolicy, Validations } from 'aws-cdk-lib';
@@ -8,8 +5,8 @@ import * as lambda from 'aws-cdk-lib/aws-lambda';
 import { type ICommandHooks, NodejsFunction, OutputFormat } from 'aws-cdk-lib/aws-lambda-nodejs';
 import * as logs from 'aws-cdk-lib/aws-logs';
 import type { Construct } from 'constructs';
-import { buildSync } from 'esbuild';
-import { SANDBOX_FILES } from '../../lambdas/core/decoders/sandbox/wasm.ts';
+import { sandboxWorkerBundle } from '../../lambdas/core/decoders/sandbox/bundle.ts';
+import { SANDBOX_FILES, wasmPath } from '../../lambdas/core/decoders/sandbox/wasm.ts';
 import { ENV } from '../../lambdas/env.ts';
 
 /** The Lambda handlers this project ships, by file name under `lambdas/handlers/`. */
@@ -57,43 +54,21 @@ export interface PipelineFunctionProps {
 }
 
 /**
- * After bundling: the sandbox's worker, bundled by the same esbuild (once per synth,
- * through its API), and the QuickJS WebAssembly binary, copied beside `index.mjs` under
- * the names the sandbox looks for there.
+ * After bundling: the sandbox's worker, bundled by the same esbuild (once per synth),
+ * and the QuickJS WebAssembly binary, copied beside `index.mjs` under the names the
+ * sandbox looks for there.
  */
 function codecSandboxHooks(): ICommandHooks {
-  const worker = sandboxWorkerBundle();
-  const wasm = createRequire(import.meta.url).resolve('@jitl/quickjs-wasmfile-release-sync/wasm');
+  const worker = sandboxWorkerBundle({ minify: true, target: 'node24' });
   const quote = (path: string) => `"${path.replace(/(["\\$`])/g, '\\$1')}"`;
   return {
     beforeBundling: () => [],
     beforeInstall: () => [],
     afterBundling: (_inputDir, outputDir) => [
       `cp ${quote(worker)} ${quote(join(outputDir, SANDBOX_FILES.worker))}`,
-      `cp ${quote(wasm)} ${quote(join(outputDir, SANDBOX_FILES.wasm))}`,
+      `cp ${quote(wasmPath())} ${quote(join(outputDir, SANDBOX_FILES.wasm))}`,
     ],
   };
-}
-
-let workerBundle: string | undefined;
-
-function sandboxWorkerBundle(): string {
-  if (!workerBundle) {
-    const dir = mkdtempSync(join(tmpdir(), 'iot-pipeline-worker-'));
-    process.once('exit', () => rmSync(dir, { recursive: true, force: true }));
-    workerBundle = join(dir, SANDBOX_FILES.worker);
-    buildSync({
-      entryPoints: [fileURLToPath(new URL('../../lambdas/core/decoders/sandbox/worker.ts', import.meta.url))],
-      bundle: true,
-      platform: 'node',
-      format: 'esm',
-      target: 'node24',
-      minify: true,
-      outfile: workerBundle,
-      logLevel: 'warning',
-    });
-  }
-  return workerBundle;
 }
 
 /** Where the handler sources live, resolved from this file so the synth works from any directory. */

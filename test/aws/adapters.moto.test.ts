@@ -160,7 +160,7 @@ describe.skipIf(skipWithout('moto_server', 'botocore'))('AWS adapters against mo
     expect(received[0]?.Subject).toBe('[critical] RAISED: hot: d-0 temp 31 (> 30)');
   });
 
-  it('Timestream: writes multi-measure records and queries them back', async () => {
+  it('Timestream: writes multi-measure records in calls of 100 and sends the recent-readings query', async () => {
     const write = new TimestreamWriteClient(moto.clientConfig);
     await write.send(new CreateDatabaseCommand({ DatabaseName: 'iot' }));
     await write.send(new CreateTimestreamTable({ DatabaseName: 'iot', TableName: 'readings' }));

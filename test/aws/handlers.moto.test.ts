@@ -145,6 +145,9 @@ describe.skipIf(skipWithout('moto_server', 'botocore'))('Lambda handlers against
     ).toEqual(['h-1', 'mq-1']);
     const readings = await query(api('GET', '/v1/devices/h-1/readings', '', 'limit=1000'));
     expect(readings.statusCode).toBe(200);
+    // moto ran no SQL: no rows, and no next page.
+    expect(JSON.parse(String(readings.body))).toMatchObject({ rows: [] });
+    expect(JSON.parse(String(readings.body)).next).toBeUndefined();
   });
 
   it('runs the offline check over the registry and the daily job on Athena, writing the manifest', async () => {

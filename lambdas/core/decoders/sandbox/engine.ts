@@ -57,10 +57,11 @@ interface Clock {
 export class Engine {
   private dirty = false;
   private broken = false;
-  private low?: Uint8Array;
-  private high?: Uint8Array;
-  private highStart = 0;
-  private snapshotBreak = 0;
+  /** The snapshot: static data, and the top of the stack through the heap's end, as loaded. */
+  private readonly low: Uint8Array;
+  private readonly high: Uint8Array;
+  private readonly highStart: number;
+  private readonly snapshotBreak: number;
 
   private constructor(
     private readonly spec: EngineSpec,
@@ -76,7 +77,11 @@ export class Engine {
     /** How long the codec's top-level code and examples took, in ms. */
     readonly loadMs: number,
   ) {
-    this.takeSnapshot();
+    const bytes = new Uint8Array(memory.buffer);
+    this.snapshotBreak = this.readBreak();
+    this.highStart = Math.max(layout.staticEnd, layout.heapBase - STACK_WINDOW);
+    this.low = bytes.slice(0, layout.staticEnd);
+    this.high = bytes.slice(this.highStart, this.snapshotBreak);
   }
 
   /**
@@ -156,7 +161,7 @@ export class Engine {
 
   /** Bytes copied back before each message. */
   get snapshotBytes(): number {
-    return (this.low?.length ?? 0) + (this.high?.length ?? 0);
+    return this.low.length + this.high.length;
   }
 
   /** Bytes of heap the loaded codec holds. */
@@ -164,6 +169,7 @@ export class Engine {
     return this.snapshotBreak - this.layout.heapBase;
   }
 
+  /** The layout with the break address probed: later workers need not probe again. */
   get effectiveLayout(): MemoryLayout {
     return this.layout;
   }
@@ -214,18 +220,9 @@ export class Engine {
     return { failed: tooLarge(spec, text.startsWith('s') ? Number(body) : body.length) };
   }
 
-  private takeSnapshot(): void {
-    const bytes = new Uint8Array(this.memory.buffer);
-    this.snapshotBreak = this.readBreak();
-    this.highStart = Math.max(this.layout.staticEnd, this.layout.heapBase - STACK_WINDOW);
-    this.low = bytes.slice(0, this.layout.staticEnd);
-    this.high = bytes.slice(this.highStart, this.snapshotBreak);
-    this.dirty = false;
-  }
-
   /** Puts back the state after loading; `decode` does it first, tests call it to compare memory. */
   restore(): void {
-    if (!this.dirty || !this.low || !this.high) return;
+    if (!this.dirty) return;
     const grownTo = this.readBreak();
     const bytes = new Uint8Array(this.memory.buffer);
     bytes.set(this.low, 0);

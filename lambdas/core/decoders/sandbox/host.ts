@@ -11,13 +11,8 @@
  * steps, waiting on the shared control array with `Atomics.wait` or
  * `Atomics.waitAsync`, and both read replies with `receiveMessageOnPort`.
  */
-import { mkdtempSync, rmSync } from 'node:fs';
-import { createRequire } from 'node:module';
-import { tmpdir } from 'node:os';
-import { join } from 'node:path';
-import { fileURLToPath } from 'node:url';
 import { MessageChannel, type MessagePort, receiveMessageOnPort, Worker } from 'node:worker_threads';
-import type * as Esbuild from 'esbuild';
+import { sandboxWorkerBundle } from './bundle.ts';
 import {
   CONTROL_SLOTS,
   Control,
@@ -56,7 +51,7 @@ const BOOT_MS = 30_000;
 const MAX_FRUITLESS_RESTARTS = 3;
 
 /** The hard limits: the engine's own limit, twice, plus room for a noisy machine. */
-export function hardLimits(limits: SandboxLimits): { readonly messageMs: number; readonly loadMs: number } {
+function hardLimits(limits: SandboxLimits): { readonly messageMs: number; readonly loadMs: number } {
   return { messageMs: 2 * limits.timeoutMs + 100, loadMs: 2 * limits.loadTimeoutMs + 500 };
 }
 
@@ -64,7 +59,6 @@ interface Live {
   readonly worker: Worker;
   readonly replies: MessagePort;
   readonly control: Int32Array;
-  readonly spawnedAt: number;
   seq: number;
   exited: boolean;
 }
@@ -80,30 +74,12 @@ type Steps<T> = Generator<Wait, T, void>;
 
 /**
  * The worker's entry file: next to a Lambda bundle, the one bundled with it; from
- * sources, the TypeScript bundled once per process by esbuild (a devDependency, as
- * tsx is), which starts in a tenth of the time tsx would take to load it.
+ * sources, the TypeScript bundled by esbuild once per process.
  */
 function workerEntry(): URL | string {
   if (!FROM_SOURCES) return new URL(`./${SANDBOX_FILES.worker}`, import.meta.url);
-  if (!bundledWorker) {
-    const esbuild = createRequire(import.meta.url)('esbuild') as typeof Esbuild;
-    const dir = mkdtempSync(join(tmpdir(), 'iot-pipeline-sandbox-'));
-    process.once('exit', () => rmSync(dir, { recursive: true, force: true }));
-    const outfile = join(dir, SANDBOX_FILES.worker);
-    esbuild.buildSync({
-      entryPoints: [fileURLToPath(new URL('./worker.ts', import.meta.url))],
-      bundle: true,
-      platform: 'node',
-      format: 'esm',
-      target: 'node20',
-      outfile,
-      logLevel: 'silent',
-    });
-    bundledWorker = outfile;
-  }
-  return bundledWorker;
+  return sandboxWorkerBundle({ minify: false, target: 'node20' });
 }
-let bundledWorker: string | undefined;
 
 /** Learnt from the first worker of the process (the allocator's break address); saves the next ones a probe. */
 let knownLayout: MemoryLayout | undefined;
@@ -193,13 +169,13 @@ export class CodecSandbox {
       live.worker.postMessage(request);
       const watch = new Watchdog(live, this.spec.limits);
       let decodedBefore = outcomes.filter((o) => o !== undefined).length;
+      const take = (from: number, list: Outcome[]) =>
+        list.forEach((outcome, k) => {
+          const index = todo[from + k];
+          if (index !== undefined) outcomes[index] = outcome;
+        });
       for (;;) {
-        const done = drain(live, seq, (from, list) =>
-          list.forEach((outcome, k) => {
-            const index = todo[from + k];
-            if (index !== undefined) outcomes[index] = outcome;
-          }),
-        );
+        const done = drain(live, seq, take);
         if (done) break;
         if (live.exited || watch.stuck()) {
           const current = Atomics.load(live.control, Control.current);
@@ -207,12 +183,7 @@ export class CodecSandbox {
           this.live = undefined;
           void stop(live);
           // What the worker sent before it stopped is kept; only the stuck message fails.
-          drain(live, seq, (from, list) =>
-            list.forEach((outcome, k) => {
-              const index = todo[from + k];
-              if (index !== undefined) outcomes[index] = outcome;
-            }),
-          );
+          drain(live, seq, take);
           const culprit = current >= 0 ? todo[current] : undefined;
           if (culprit !== undefined && outcomes[culprit] === undefined) {
             outcomes[culprit] = {
@@ -264,7 +235,7 @@ function* spawn(
     resourceLimits: { maxOldGenerationSizeMb: 64, maxYoungGenerationSizeMb: 16, stackSizeMb: 4 },
     name: `codec ${spec.name}`,
   });
-  const live: Live = { worker, replies: port1, control, spawnedAt: performance.now(), seq: 0, exited: false };
+  const live: Live = { worker, replies: port1, control, seq: 0, exited: false };
   // A worker that fails to start exits; the watchdog tells the caller.
   worker.on('error', () => undefined);
   worker.on('exit', () => {
