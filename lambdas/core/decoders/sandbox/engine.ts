@@ -87,10 +87,11 @@ export class Engine {
   /**
    * Creates an engine and loads the codec in it, under the load time limit and the
    * memory limit. Probes the allocator's break address first when the layout lacks it.
+   * `codecStarts` is called once the engine is made, just before the codec's code runs.
    *
    * @throws LoadError saying why the codec cannot be used
    */
-  static async load(spec: EngineSpec): Promise<Engine> {
+  static async load(spec: EngineSpec, codecStarts: () => void = () => undefined): Promise<Engine> {
     const memory = new WebAssembly.Memory({
       initial: spec.layout.initialPages,
       // Bounded whatever QuickJS does: its heap limit, with room for the allocator's own overhead.
@@ -122,6 +123,7 @@ export class Engine {
     if (prelude.error) throw new LoadError(`the sandbox prelude failed: ${context.dump(prelude.error)}`);
     const run = context.getProp(prelude.value, 0);
     const describe = context.getProp(prelude.value, 1);
+    codecStarts();
     const started = performance.now();
     clock.deadline = started + spec.limits.loadTimeoutMs;
     const failed = (phase: 'load' | 'examples', error: QuickJSHandle) =>

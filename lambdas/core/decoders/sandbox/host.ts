@@ -21,6 +21,7 @@ import {
   type EntryPoint,
   type MemoryLayout,
   type Outcome,
+  Phase,
   type Reply,
   type SandboxLimits,
   type WorkerInit,
@@ -262,7 +263,9 @@ function* spawn(
       return { failed: reply.reason };
     }
     if (live.exited || watch.stuck()) {
-      const loading = Atomics.load(control, Control.started) > 0;
+      const loading =
+        Atomics.load(control, Control.started) > 0 &&
+        Atomics.load(control, Control.current) === Phase.loading;
       void stop(live);
       return {
         failed: loading
@@ -308,7 +311,9 @@ class Watchdog {
 
   private limitMs(): number {
     if (Atomics.load(this.live.control, Control.started) === 0) return BOOT_MS;
-    return Atomics.load(this.live.control, Control.current) === -1 ? this.hard.loadMs : this.hard.messageMs;
+    const current = Atomics.load(this.live.control, Control.current);
+    if (current === Phase.setup) return BOOT_MS;
+    return current === Phase.loading ? this.hard.loadMs : this.hard.messageMs;
   }
 
   stuck(): boolean {

@@ -62,8 +62,19 @@ export const Control = {
   done: 0,
   /** Counts every load or message the worker has started: the host's watchdog reads it. */
   started: 1,
-  /** Index in the current request of the message being decoded; -1 while a codec loads. */
+  /**
+   * Index in the current request of the message being decoded; {@link Phase.loading}
+   * while the codec's own code loads, {@link Phase.setup} while the engine is made.
+   */
   current: 2,
+} as const;
+
+/** Values of `current` that are not a message's index. */
+export const Phase = {
+  /** The codec's top-level code and examples run: under the load limit. */
+  loading: -1,
+  /** The engine is instantiated (no codec code yet): under the worker's boot bound. */
+  setup: -2,
 } as const;
 
 /** Length of the control array, in 32-bit slots. */

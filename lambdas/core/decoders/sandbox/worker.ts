@@ -8,7 +8,7 @@
 import './silence.ts';
 import { parentPort, workerData } from 'node:worker_threads';
 import { Engine, LoadError } from './engine.ts';
-import { Control, type DecodeRequest, type Outcome, type Reply, type WorkerInit } from './protocol.ts';
+import { Control, type DecodeRequest, type Outcome, Phase, type Reply, type WorkerInit } from './protocol.ts';
 
 /** Outcomes are sent at least this often, in ms. */
 const FLUSH_MS = 10;
@@ -17,7 +17,7 @@ const init = workerData as WorkerInit;
 const control = new Int32Array(init.control);
 const reply = (message: Reply) => init.replies.postMessage(message);
 
-/** Marks the start of a load (`current` -1) or of message `current` of the request. */
+/** Marks the start of a load phase ({@link Phase}) or of message `current` of the request. */
 function starting(current: number): void {
   Atomics.store(control, Control.current, current);
   Atomics.add(control, Control.started, 1);
@@ -29,8 +29,9 @@ function finished(seq: number): void {
 }
 
 async function load(): Promise<Engine> {
-  starting(-1);
-  return Engine.load(init);
+  starting(Phase.setup);
+  // The load limit covers the codec's code only: making the engine is ours to pay for.
+  return Engine.load(init, () => starting(Phase.loading));
 }
 
 async function decode(engine: Engine, request: DecodeRequest): Promise<Engine> {
