@@ -10,10 +10,10 @@
  * target at most $0.01 per million messages.
  */
 import { readFileSync } from 'node:fs';
-import { checkPrices } from '../lambdas/core/cost.ts';
 import { closeDecoders } from '../lambdas/core/decoders/registry.ts';
 import { DEFAULT_CONFIG } from '../lib/config.ts';
-import { PRICES_FILE, runCostModel, withCodec } from '../local/cost.ts';
+import { PRICES_FILE, runCostModel, withCodec } from '../tools/cost/measure.ts';
+import { checkPrices } from '../tools/cost/model.ts';
 import type { BenchResult } from './types.ts';
 
 /** The longest batches SQS allows: each device is seen five times a batch, so its registry record is written once for five messages. */

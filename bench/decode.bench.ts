@@ -16,7 +16,7 @@
  */
 import { readFileSync } from 'node:fs';
 import { type Codec, compileCodec } from '../lambdas/core/decoders/codec.ts';
-import { decodeSigfox, parseSigfoxGrammar } from '../lambdas/core/decoders/sigfox.ts';
+import { decodeSigfox, parseSigfoxGrammar } from '../lambdas/core/decoders/sigfox-grammar.ts';
 import { type BenchResult, opsPerSecond } from './types.ts';
 
 // A tracker frame: temperature, humidity, battery, pressure, four flags, a 3-bit mode, a counter.

@@ -7,7 +7,7 @@
  * decode every design needs before it can look at a reading.
  */
 import { validateRuntimeConfig } from '../lambdas/core/config.ts';
-import { decodeMessage } from '../lambdas/core/ingest.ts';
+import { decodeMessage } from '../lambdas/core/ingest/ingest.ts';
 import { toNdjsonRows, toTimeSeriesRecord } from '../lambdas/core/reading.ts';
 import { type BenchResult, opsPerSecond } from './types.ts';
 

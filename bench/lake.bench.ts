@@ -11,12 +11,12 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { gzipSync } from 'node:zlib';
 import { DuckDBInstance } from '@duckdb/node-api';
-import { duckdbEngine } from '../lambdas/adapters/local/duckdb.ts';
-import { folderStore } from '../lambdas/adapters/local/folder-store.ts';
-import { runDailyJob } from '../lambdas/core/analytics.ts';
-import { readingsKey } from '../lambdas/core/lake-layout.ts';
+import { runDailyJob } from '../lambdas/core/analytics/daily.ts';
+import { readingsKey } from '../lambdas/core/lake/layout.ts';
 import { type Reading, toNdjsonRows } from '../lambdas/core/reading.ts';
-import { PRICES_FILE } from '../local/cost.ts';
+import { duckdbEngine } from '../local/adapters/duckdb.ts';
+import { folderStore } from '../local/adapters/folder-store.ts';
+import { PRICES_FILE } from '../tools/cost/measure.ts';
 import type { BenchResult } from './types.ts';
 
 const DEVICES = 1000;

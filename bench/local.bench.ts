@@ -17,7 +17,7 @@ import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { promisify } from 'node:util';
 import { gunzipSync } from 'node:zlib';
-import type { ObjectStore } from '../lambdas/core/ports.ts';
+import type { ObjectStore } from '../lambdas/core/ingest/ports.ts';
 import { startLocalRuntime } from '../local/runtime.ts';
 import type { BenchResult } from './types.ts';
 

@@ -11,32 +11,38 @@ import { AthenaClient } from '@aws-sdk/client-athena';
 import { IoTClient } from '@aws-sdk/client-iot';
 import { S3Client } from '@aws-sdk/client-s3';
 import { DuckDBInstance } from '@duckdb/node-api';
+import { formatCsv, formatTable } from '../cli/table.ts';
 import { athenaEngine } from '../lambdas/adapters/aws/athena.ts';
+import { s3Store } from '../lambdas/adapters/aws/s3-store.ts';
+import {
+  ATHENA_PRICE,
+  athenaCost,
+  checkDay,
+  runDailyJob,
+  yesterday,
+} from '../lambdas/core/analytics/daily.ts';
+import { DEVICES_PATH, parseFilter } from '../lambdas/core/api/devices.ts';
+import { parseHex } from '../lambdas/core/decoders/hex.ts';
+import { buildDecoder, type Decoder, decoderFor } from '../lambdas/core/decoders/registry.ts';
+import { type DeviceFilter, type DeviceSummary, filterDevices } from '../lambdas/core/estate/update.ts';
+import { stageOfDevicePolicy } from '../lambdas/core/topics.ts';
+import { ConfigError, DEFAULT_CONFIG, readConfigFile } from '../lib/config.ts';
+import { createLakeViews, duckdbEngine, duckdbRegistry, runQuery } from '../local/adapters/duckdb.ts';
+import { folderStore } from '../local/adapters/folder-store.ts';
+import { StartupError } from '../local/listen.ts';
+import { LOCAL_HOST, startLocalRuntime } from '../local/runtime.ts';
+import { costTable, PRICES_FILE, runCostModel, withCodec } from '../tools/cost/measure.ts';
+import { checkPrices } from '../tools/cost/model.ts';
 import {
   AMAZON_ROOT_CA_URL,
   deprovision,
   ProvisionError,
   provision,
   writeDeviceFiles,
-} from '../lambdas/adapters/aws/provisioning.ts';
-import { s3Store } from '../lambdas/adapters/aws/s3-store.ts';
-import { createLakeViews, duckdbEngine, duckdbRegistry, runQuery } from '../lambdas/adapters/local/duckdb.ts';
-import { folderStore } from '../lambdas/adapters/local/folder-store.ts';
-import { ATHENA_PRICE, athenaCost, checkDay, runDailyJob, yesterday } from '../lambdas/core/analytics.ts';
-import { checkPrices } from '../lambdas/core/cost.ts';
-import { parseHex } from '../lambdas/core/decoders/hex.ts';
-import { buildDecoder, type Decoder, decoderFor } from '../lambdas/core/decoders/registry.ts';
-import { type DeviceFilter, type DeviceSummary, filterDevices } from '../lambdas/core/estate.ts';
-import { DEVICES_PATH, parseFilter } from '../lambdas/core/http-devices.ts';
-import { redecode } from '../lambdas/core/redecode.ts';
-import { stageOfDevicePolicy } from '../lambdas/core/topics.ts';
-import { ConfigError, DEFAULT_CONFIG, readConfigFile } from '../lib/config.ts';
-import { costTable, PRICES_FILE, runCostModel, withCodec } from '../local/cost.ts';
-import { StartupError } from '../local/listen.ts';
-import { LOCAL_HOST, startLocalRuntime } from '../local/runtime.ts';
-import { runSimulation, type SimulationProgress } from '../local/simulate.ts';
-import { parseDuration, parseRate } from '../local/simulator.ts';
-import { formatCsv, formatTable } from '../local/table.ts';
+} from '../tools/provision/provisioning.ts';
+import { redecode } from '../tools/redecode/redecode.ts';
+import { parseDuration, parseRate } from '../tools/simulator/fleet.ts';
+import { runSimulation, type SimulationProgress } from '../tools/simulator/run.ts';
 
 /** A mistake in how the command was called: printed without a stack, exit code 2. */
 class UsageError extends Error {}

@@ -1,11 +1,11 @@
 import { readFileSync } from 'node:fs';
-import type { Severity } from '../lambdas/core/alerts.ts';
 import {
   ConfigError,
   DEFAULT_VALIDATION,
   type RuntimeConfig,
   validateRuntimeConfig,
 } from '../lambdas/core/config.ts';
+import type { Severity } from '../lambdas/core/estate/alerts.ts';
 
 export { ConfigError };
 

@@ -1,6 +1,6 @@
 import { CfnOutput, Stack, type StackProps } from 'aws-cdk-lib';
 import type { Construct } from 'constructs';
-import { LAKE_PREFIXES } from '../lambdas/core/lake-layout.ts';
+import { LAKE_PREFIXES } from '../lambdas/core/lake/layout.ts';
 import { ENV } from '../lambdas/env.ts';
 import { type PipelineConfig, runtimeConfigJson, usesCodecs } from './config.ts';
 import { Alerts } from './constructs/alerts.ts';

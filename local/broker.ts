@@ -6,7 +6,7 @@
  */
 import { createServer, type Server } from 'node:net';
 import { Aedes } from 'aedes';
-import type { Envelope } from '../lambdas/core/envelope.ts';
+import type { Envelope } from '../lambdas/core/formats/envelope.ts';
 import { applyTelemetryRule } from '../lambdas/core/topics.ts';
 import { listen } from './listen.ts';
 

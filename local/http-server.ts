@@ -5,10 +5,10 @@
  */
 import { randomUUID } from 'node:crypto';
 import { createServer, type IncomingMessage, type ServerResponse } from 'node:http';
-import type { DeviceRegistry } from '../lambdas/core/estate.ts';
-import { DEVICES_PATH, handleDevicesRequest } from '../lambdas/core/http-devices.ts';
-import { type HttpIngressDeps, type HttpRequest, handleIngress, json } from '../lambdas/core/http-ingress.ts';
-import { handleQueryRequest, isQueryPath, type PagedQueries } from '../lambdas/core/query-api.ts';
+import { DEVICES_PATH, handleDevicesRequest } from '../lambdas/core/api/devices.ts';
+import { type HttpIngressDeps, type HttpRequest, handleIngress, json } from '../lambdas/core/api/ingress.ts';
+import { handleQueryRequest, isQueryPath, type PagedQueries } from '../lambdas/core/api/query.ts';
+import type { DeviceRegistry } from '../lambdas/core/estate/update.ts';
 import { listen } from './listen.ts';
 
 export interface LocalHttpServer {

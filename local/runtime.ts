@@ -7,7 +7,12 @@
 import { mkdir } from 'node:fs/promises';
 import { join, resolve } from 'node:path';
 import { DuckDBInstance } from '@duckdb/node-api';
-import { localAlerts } from '../lambdas/adapters/local/alerts.ts';
+import { closeDecoders } from '../lambdas/core/decoders/registry.ts';
+import { type DeviceRegistry, detectOffline, type EstateDeps } from '../lambdas/core/estate/update.ts';
+import { decodeMessages, type IngestDeps, writeBatch } from '../lambdas/core/ingest/ingest.ts';
+import type { IngestLog, ObjectStore, TimeSeriesSink } from '../lambdas/core/ingest/ports.ts';
+import { DEFAULT_CONFIG, type PipelineConfig } from '../lib/config.ts';
+import { localAlerts } from './adapters/alerts.ts';
 import {
   createLakeViews,
   duckdbClaims,
@@ -17,14 +22,9 @@ import {
   type QueryResult,
   runQuery,
   TIME_SERIES_TABLE,
-} from '../lambdas/adapters/local/duckdb.ts';
-import { folderStore } from '../lambdas/adapters/local/folder-store.ts';
-import { LocalQueue, type LocalQueueOptions } from '../lambdas/adapters/local/queue.ts';
-import { closeDecoders } from '../lambdas/core/decoders/registry.ts';
-import { type DeviceRegistry, detectOffline, type EstateDeps } from '../lambdas/core/estate.ts';
-import { decodeMessages, type IngestDeps, writeBatch } from '../lambdas/core/ingest.ts';
-import type { IngestLog, ObjectStore, TimeSeriesSink } from '../lambdas/core/ports.ts';
-import { DEFAULT_CONFIG, type PipelineConfig } from '../lib/config.ts';
+} from './adapters/duckdb.ts';
+import { folderStore } from './adapters/folder-store.ts';
+import { LocalQueue, type LocalQueueOptions } from './adapters/queue.ts';
 import { type LocalBroker, startBroker } from './broker.ts';
 import { type LocalHttpServer, startHttpServer } from './http-server.ts';
 import { StartupError } from './listen.ts';

@@ -3,9 +3,10 @@
  * Lambdas (which read it from an environment variable) and the local runtime (which
  * reads it from the config file). Pure: no AWS import.
  */
-import { type AlertRule, type Comparison, OFFLINE_RULE, type Severity } from './alerts.ts';
+
 import { buildDecoders, DecoderBuildError, rememberDecoders } from './decoders/registry.ts';
 import { parseDuration } from './duration.ts';
+import { type AlertRule, type Comparison, OFFLINE_RULE, type Severity } from './estate/alerts.ts';
 
 export interface RuntimeConfig {
   /** Device types by name (the `<deviceType>` topic segment). A type not listed is decoded as JSON. */

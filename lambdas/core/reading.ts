@@ -2,8 +2,8 @@
  * The normalized reading (DESIGN.md) and the two forms it is stored in: lake rows in
  * long format and Timestream multi-measure records. Pure: no AWS import.
  */
-import type { Source } from './lake-layout.ts';
-import { lakeTimestamp } from './tables.ts';
+import type { Source } from './lake/layout.ts';
+import { lakeTimestamp } from './lake/tables.ts';
 
 export type MetricValue = number | boolean | string;
 

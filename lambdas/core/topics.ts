@@ -6,7 +6,7 @@
  * `$aws/rules/<ruleName>/dt/<deviceType>/<deviceId>` (no IoT messaging charge).
  */
 import { DEVICE_TYPE_PATTERN } from './config.ts';
-import type { Envelope } from './envelope.ts';
+import type { Envelope } from './formats/envelope.ts';
 
 export const TELEMETRY_TOPIC_FILTER = 'dt/+/+';
 

@@ -3,7 +3,7 @@ import { AthenaClient } from '@aws-sdk/client-athena';
 import { S3Client } from '@aws-sdk/client-s3';
 import { athenaEngine } from '../adapters/aws/athena.ts';
 import { s3Store } from '../adapters/aws/s3-store.ts';
-import { checkDay, runDailyJob, yesterday } from '../core/analytics.ts';
+import { checkDay, runDailyJob, yesterday } from '../core/analytics/daily.ts';
 import { ENV, requireEnv } from '../env.ts';
 
 const logger = new Logger();

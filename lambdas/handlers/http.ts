@@ -5,7 +5,7 @@ import type { APIGatewayProxyEventV2, APIGatewayProxyStructuredResultV2 } from '
 import { sqsEnqueue } from '../adapters/aws/queue.ts';
 import { loadRuntimeConfig } from '../adapters/aws/runtime-config.ts';
 import { cachedSecret } from '../adapters/aws/secret.ts';
-import { handleIngress } from '../core/http-ingress.ts';
+import { handleIngress } from '../core/api/ingress.ts';
 import { ENV, requireEnv } from '../env.ts';
 
 const logger = new Logger();

@@ -4,7 +4,7 @@ import { SNSClient } from '@aws-sdk/client-sns';
 import { dynamodbRegistry } from '../adapters/aws/dynamodb-registry.ts';
 import { loadRuntimeConfig } from '../adapters/aws/runtime-config.ts';
 import { snsAlerts } from '../adapters/aws/sns-alerts.ts';
-import { detectOffline, type EstateDeps } from '../core/estate.ts';
+import { detectOffline, type EstateDeps } from '../core/estate/update.ts';
 import { ENV, requireEnv } from '../env.ts';
 
 const logger = new Logger();

@@ -8,9 +8,9 @@ import { athenaPagedQueries } from '../adapters/aws/athena.ts';
 import { dynamodbRegistry } from '../adapters/aws/dynamodb-registry.ts';
 import { cachedSecret } from '../adapters/aws/secret.ts';
 import { timestreamRecentReadings } from '../adapters/aws/timestream-query.ts';
-import { DEVICES_PATH, handleDevicesRequest } from '../core/http-devices.ts';
-import type { HttpRequest } from '../core/http-ingress.ts';
-import { handleQueryRequest } from '../core/query-api.ts';
+import { DEVICES_PATH, handleDevicesRequest } from '../core/api/devices.ts';
+import type { HttpRequest } from '../core/api/ingress.ts';
+import { handleQueryRequest } from '../core/api/query.ts';
 import { ENV, requireEnv } from '../env.ts';
 
 const logger = new Logger();

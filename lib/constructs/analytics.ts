@@ -3,8 +3,13 @@ import * as athena from 'aws-cdk-lib/aws-athena';
 import * as glue from 'aws-cdk-lib/aws-glue';
 import * as s3 from 'aws-cdk-lib/aws-s3';
 import { Construct } from 'constructs';
-import { type LakeView, NAMED_QUERIES, VIEWS } from '../../lambdas/core/analytics.ts';
-import { type ColumnType, LAKE_TABLES, type LakeTable, SOURCE_VALUES } from '../../lambdas/core/tables.ts';
+import { type LakeView, NAMED_QUERIES, VIEWS } from '../../lambdas/core/analytics/daily.ts';
+import {
+  type ColumnType,
+  LAKE_TABLES,
+  type LakeTable,
+  SOURCE_VALUES,
+} from '../../lambdas/core/lake/tables.ts';
 
 export interface AnalyticsProps {
   /** The lake bucket the tables read. */

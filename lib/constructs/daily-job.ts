@@ -4,7 +4,7 @@ import * as targets from 'aws-cdk-lib/aws-events-targets';
 import * as iam from 'aws-cdk-lib/aws-iam';
 import type * as s3 from 'aws-cdk-lib/aws-s3';
 import { Construct } from 'constructs';
-import { LAKE_PREFIXES } from '../../lambdas/core/lake-layout.ts';
+import { LAKE_PREFIXES } from '../../lambdas/core/lake/layout.ts';
 import { ENV } from '../../lambdas/env.ts';
 import type { Analytics } from './analytics.ts';
 import type { Lake } from './lake.ts';

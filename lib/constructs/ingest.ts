@@ -4,7 +4,7 @@ import * as iot from 'aws-cdk-lib/aws-iot';
 import { SqsEventSource } from 'aws-cdk-lib/aws-lambda-event-sources';
 import * as sqs from 'aws-cdk-lib/aws-sqs';
 import { Construct } from 'constructs';
-import { LAKE_PREFIXES } from '../../lambdas/core/lake-layout.ts';
+import { LAKE_PREFIXES } from '../../lambdas/core/lake/layout.ts';
 import { telemetryRuleName, telemetryRuleSql } from '../../lambdas/core/topics.ts';
 import type { Lake } from './lake.ts';
 import { PipelineFunction } from './pipeline-function.ts';

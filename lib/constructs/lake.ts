@@ -2,7 +2,7 @@ import { Duration, RemovalPolicy, Stack, Validations } from 'aws-cdk-lib';
 import * as iam from 'aws-cdk-lib/aws-iam';
 import * as s3 from 'aws-cdk-lib/aws-s3';
 import { Construct } from 'constructs';
-import { LAKE_PREFIXES } from '../../lambdas/core/lake-layout.ts';
+import { LAKE_PREFIXES } from '../../lambdas/core/lake/layout.ts';
 
 export interface LakeProps {
   /**

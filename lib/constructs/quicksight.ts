@@ -1,7 +1,7 @@
 import { Aws } from 'aws-cdk-lib';
 import * as quicksight from 'aws-cdk-lib/aws-quicksight';
 import { Construct } from 'constructs';
-import { LAKE_TABLES } from '../../lambdas/core/tables.ts';
+import { LAKE_TABLES } from '../../lambdas/core/lake/tables.ts';
 import type { Analytics } from './analytics.ts';
 
 export interface QuickSightReportsProps {

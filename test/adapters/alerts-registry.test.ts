@@ -10,7 +10,7 @@ import { mockClient } from 'aws-sdk-client-mock';
 import { afterEach, describe, expect, it } from 'vitest';
 import { dynamodbRegistry } from '../../lambdas/adapters/aws/dynamodb-registry.ts';
 import { snsAlerts } from '../../lambdas/adapters/aws/sns-alerts.ts';
-import type { AlertEvent, DeviceRecord } from '../../lambdas/core/alerts.ts';
+import type { AlertEvent, DeviceRecord } from '../../lambdas/core/estate/alerts.ts';
 
 const sns = mockClient(SNSClient);
 const ddb = mockClient(DynamoDBClient);

@@ -11,8 +11,8 @@ import {
 import { mockClient } from 'aws-sdk-client-mock';
 import { afterEach, describe, expect, it } from 'vitest';
 import { athenaEngine } from '../../lambdas/adapters/aws/athena.ts';
-import { folderStore } from '../../lambdas/adapters/local/folder-store.ts';
-import { csvText, runDailyJob } from '../../lambdas/core/analytics.ts';
+import { csvText, runDailyJob } from '../../lambdas/core/analytics/daily.ts';
+import { folderStore } from '../../local/adapters/folder-store.ts';
 
 const athena = mockClient(AthenaClient);
 const sleep = async () => undefined;

@@ -8,8 +8,8 @@ import S3rver from 's3rver';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { s3Store } from '../../lambdas/adapters/aws/s3-store.ts';
 import { validateRuntimeConfig } from '../../lambdas/core/config.ts';
-import { decodeMessage, writeBatch } from '../../lambdas/core/ingest.ts';
-import { redecode } from '../../lambdas/core/redecode.ts';
+import { decodeMessage, writeBatch } from '../../lambdas/core/ingest/ingest.ts';
+import { redecode } from '../../tools/redecode/redecode.ts';
 import { mqttMessage } from '../support/fakes.ts';
 
 describe('s3Store against a local server speaking the S3 protocol', () => {

@@ -1,6 +1,6 @@
 import fc from 'fast-check';
 import { describe, expect, it } from 'vitest';
-import { lakeTimestamp } from '../../lambdas/core/tables.ts';
+import { lakeTimestamp } from '../../lambdas/core/lake/tables.ts';
 
 /** The obvious form the hand-written, cached one must agree with. */
 function isoLakeTimestamp(epochMs: number): string {

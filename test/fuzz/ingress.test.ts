@@ -7,12 +7,12 @@
 import { readFileSync } from 'node:fs';
 import fc from 'fast-check';
 import { afterAll, describe, expect, it, onTestFinished } from 'vitest';
+import { handleIngress } from '../../lambdas/core/api/ingress.ts';
 import { validateRuntimeConfig } from '../../lambdas/core/config.ts';
 import { compileCodec } from '../../lambdas/core/decoders/codec.ts';
 import { closeDecoders } from '../../lambdas/core/decoders/registry.ts';
-import type { Envelope } from '../../lambdas/core/envelope.ts';
-import { handleIngress } from '../../lambdas/core/http-ingress.ts';
-import { decodeMessages, type MessageOutcome } from '../../lambdas/core/ingest.ts';
+import type { Envelope } from '../../lambdas/core/formats/envelope.ts';
+import { decodeMessages, type MessageOutcome } from '../../lambdas/core/ingest/ingest.ts';
 import { NOW } from '../support/fakes.ts';
 
 const RUNS = Number(process.env.FUZZ_RUNS ?? 300);

@@ -11,11 +11,11 @@ import { Logger } from '@aws-lambda-powertools/logger';
 import type { Context } from 'aws-lambda';
 import { describe, expect, it } from 'vitest';
 import { awsIngestDeps, sqsIngestHandler } from '../../lambdas/adapters/aws/ingest-lambda.ts';
-import { checkPrices, emptyUsage } from '../../lambdas/core/cost.ts';
 import { DEFAULT_CONFIG } from '../../lib/config.ts';
-import { PRICES_FILE } from '../../local/cost.ts';
-import { meteredClients } from '../../local/metered-aws.ts';
-import { random } from '../../local/simulator.ts';
+import { PRICES_FILE } from '../../tools/cost/measure.ts';
+import { meteredClients } from '../../tools/cost/metered-aws.ts';
+import { checkPrices, emptyUsage } from '../../tools/cost/model.ts';
+import { random } from '../../tools/simulator/fleet.ts';
 import { mqttMessage, sqsEvent } from '../support/fakes.ts';
 
 const prices = checkPrices(JSON.parse(readFileSync(PRICES_FILE, 'utf8')));

@@ -5,7 +5,7 @@ import type { APIGatewayProxyEventV2, APIGatewayProxyStructuredResultV2 } from '
 import { mockClient } from 'aws-sdk-client-mock';
 import { beforeAll, beforeEach, describe, expect, it, vi } from 'vitest';
 import { DEFAULT_VALIDATION, validateRuntimeConfig } from '../../lambdas/core/config.ts';
-import { decodeMessage } from '../../lambdas/core/ingest.ts';
+import { decodeMessage } from '../../lambdas/core/ingest/ingest.ts';
 
 const sqs = mockClient(SQSClient);
 const secrets = mockClient(SecretsManagerClient);

@@ -3,7 +3,7 @@ import { Match } from 'aws-cdk-lib/assertions';
 import * as s3 from 'aws-cdk-lib/aws-s3';
 import { AwsSolutionsChecks } from 'cdk-nag';
 import { beforeAll, describe, expect, it } from 'vitest';
-import { VIEWS } from '../../lambdas/core/analytics.ts';
+import { VIEWS } from '../../lambdas/core/analytics/daily.ts';
 import { telemetryRuleName } from '../../lambdas/core/topics.ts';
 import { synthPipeline } from './synth.ts';
 

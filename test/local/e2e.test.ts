@@ -10,7 +10,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import mqtt from 'mqtt';
 import { afterAll, beforeAll, describe, expect, it, vi } from 'vitest';
-import { partitionOf } from '../../lambdas/core/lake-layout.ts';
+import { partitionOf } from '../../lambdas/core/lake/layout.ts';
 import { validateConfig } from '../../lib/config.ts';
 import { type LocalRuntime, startLocalRuntime } from '../../local/runtime.ts';
 

@@ -18,12 +18,12 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import mqtt from 'mqtt';
 import { describe, expect, it, vi } from 'vitest';
-import { folderStore } from '../../lambdas/adapters/local/folder-store.ts';
 import { validateRuntimeConfig } from '../../lambdas/core/config.ts';
-import { decodeMessages, writeBatch } from '../../lambdas/core/ingest.ts';
-import type { ObjectStore, TimeSeriesSink } from '../../lambdas/core/ports.ts';
+import { decodeMessages, writeBatch } from '../../lambdas/core/ingest/ingest.ts';
+import type { ObjectStore, TimeSeriesSink } from '../../lambdas/core/ingest/ports.ts';
+import { folderStore } from '../../local/adapters/folder-store.ts';
 import { startLocalRuntime } from '../../local/runtime.ts';
-import { random } from '../../local/simulator.ts';
+import { random } from '../../tools/simulator/fleet.ts';
 import { MemoryTimeSeries, mqttMessage } from '../support/fakes.ts';
 
 const N = 240;
@@ -190,8 +190,8 @@ describe('fault injection: nothing lost, nothing twice', () => {
       pending.push(...batch.filter((m) => failures.has(m.messageId)));
     }
     const { DuckDBInstance } = await import('@duckdb/node-api');
-    const { duckdbEngine } = await import('../../lambdas/adapters/local/duckdb.ts');
-    const { runDailyJob } = await import('../../lambdas/core/analytics.ts');
+    const { duckdbEngine } = await import('../../local/adapters/duckdb.ts');
+    const { runDailyJob } = await import('../../lambdas/core/analytics/daily.ts');
     const instance = await DuckDBInstance.create(':memory:');
     try {
       const engine = await duckdbEngine(await instance.connect(), join(dir, 'lake'));

@@ -2,8 +2,8 @@ import { mkdtemp, readFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
-import { LocalQueue, type LocalQueueOptions } from '../../lambdas/adapters/local/queue.ts';
-import type { QueueMessage } from '../../lambdas/core/ingest.ts';
+import type { QueueMessage } from '../../lambdas/core/ingest/ingest.ts';
+import { LocalQueue, type LocalQueueOptions } from '../../local/adapters/queue.ts';
 
 async function queue(options: Partial<LocalQueueOptions> = {}) {
   const dir = await mkdtemp(join(tmpdir(), 'queue-'));

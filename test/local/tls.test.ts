@@ -11,7 +11,7 @@ import { join } from 'node:path';
 import { createServer, type TLSSocket } from 'node:tls';
 import { Aedes } from 'aedes';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { runSimulation } from '../../local/simulate.ts';
+import { runSimulation } from '../../tools/simulator/run.ts';
 
 const dir = mkdtempSync(join(tmpdir(), 'tls-'));
 const file = (name: string) => join(dir, name);

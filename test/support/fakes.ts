@@ -1,8 +1,8 @@
 import { gunzipSync } from 'node:zlib';
 import type { SQSEvent, SQSRecord } from 'aws-lambda';
-import type { DeviceRecord } from '../../lambdas/core/alerts.ts';
-import type { DeviceRegistry } from '../../lambdas/core/estate.ts';
-import type { ObjectStore, RejectedRecord, TimeSeriesSink } from '../../lambdas/core/ports.ts';
+import type { DeviceRecord } from '../../lambdas/core/estate/alerts.ts';
+import type { DeviceRegistry } from '../../lambdas/core/estate/update.ts';
+import type { ObjectStore, RejectedRecord, TimeSeriesSink } from '../../lambdas/core/ingest/ports.ts';
 import { type Reading, type TimeSeriesRecord, toTimeSeriesRecord } from '../../lambdas/core/reading.ts';
 
 /** An in-memory lake that can be told to fail for keys matching a pattern. */

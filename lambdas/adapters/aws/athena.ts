@@ -5,8 +5,8 @@ import {
   StartQueryExecutionCommand,
   TooManyRequestsException,
 } from '@aws-sdk/client-athena';
-import type { QueryEngine } from '../../core/analytics.ts';
-import { athenaLiteral, InvalidTokenError, type PagedQueries } from '../../core/query-api.ts';
+import type { QueryEngine } from '../../core/analytics/daily.ts';
+import { athenaLiteral, InvalidTokenError, type PagedQueries } from '../../core/api/query.ts';
 
 export interface AthenaEngineOptions {
   readonly workGroup: string;

@@ -3,7 +3,7 @@ import {
   type DynamoDBClient,
   PutItemCommand,
 } from '@aws-sdk/client-dynamodb';
-import type { ReadingClaims } from '../../core/ports.ts';
+import type { ReadingClaims } from '../../core/ingest/ports.ts';
 
 /** Days a claim is kept (DynamoDB TTL): far longer than any network keeps resending. */
 export const CLAIM_DAYS = 2;

@@ -5,8 +5,8 @@ import {
   PutItemCommand,
   ScanCommand,
 } from '@aws-sdk/client-dynamodb';
-import type { DeviceRecord } from '../../core/alerts.ts';
-import type { DeviceRegistry } from '../../core/estate.ts';
+import type { DeviceRecord } from '../../core/estate/alerts.ts';
+import type { DeviceRegistry } from '../../core/estate/update.ts';
 
 /**
  * The device registry in DynamoDB: key `deviceId`, the record as JSON, its `version`

@@ -13,7 +13,7 @@ import type { SNSClient } from '@aws-sdk/client-sns';
 import type { TimestreamWriteClient } from '@aws-sdk/client-timestream-write';
 import type { Context, SQSBatchResponse, SQSEvent, SQSRecord } from 'aws-lambda';
 import type { RuntimeConfig } from '../../core/config.ts';
-import { IngestBatch, type IngestDeps } from '../../core/ingest.ts';
+import { IngestBatch, type IngestDeps } from '../../core/ingest/ingest.ts';
 import { ENV, requireEnv } from '../../env.ts';
 import { dynamodbClaims } from './dynamodb-claims.ts';
 import { dynamodbRegistry } from './dynamodb-registry.ts';

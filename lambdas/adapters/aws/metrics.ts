@@ -1,5 +1,5 @@
 import { type Metrics, MetricUnit } from '@aws-lambda-powertools/metrics';
-import type { IngestMetrics } from '../../core/ports.ts';
+import type { IngestMetrics } from '../../core/ingest/ports.ts';
 
 /** Ingest counters and sink latencies as CloudWatch EMF, through Powertools. */
 export function emfMetrics(metrics: Metrics): IngestMetrics {

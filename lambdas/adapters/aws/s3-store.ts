@@ -5,7 +5,7 @@ import {
   PutObjectCommand,
   type S3Client,
 } from '@aws-sdk/client-s3';
-import type { LakeStore } from '../../core/ports.ts';
+import type { LakeStore } from '../../core/ingest/ports.ts';
 
 /** The lake on S3: one PutObject per object, into the bucket the stack created; listing and reading for re-decoding. */
 export function s3Store(client: S3Client, bucket: string): LakeStore {

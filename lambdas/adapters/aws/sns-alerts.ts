@@ -1,6 +1,6 @@
 import { PublishBatchCommand, type SNSClient } from '@aws-sdk/client-sns';
-import { alertSubject } from '../../core/alerts.ts';
-import { type AlertPublisher, alertBody } from '../../core/estate.ts';
+import { alertSubject } from '../../core/estate/alerts.ts';
+import { type AlertPublisher, alertBody } from '../../core/estate/update.ts';
 
 /**
  * Alerts on the SNS topic: a human subject line, the JSON body, and message attributes

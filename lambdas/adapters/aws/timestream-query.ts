@@ -1,5 +1,5 @@
 import { QueryCommand, type TimestreamQueryClient } from '@aws-sdk/client-timestream-query';
-import { InvalidTokenError, type RecentReadings } from '../../core/query-api.ts';
+import { InvalidTokenError, type RecentReadings } from '../../core/api/query.ts';
 import { DEVICE_ID_PATTERN } from '../../core/topics.ts';
 
 /** Columns of a multi-measure record that are not metrics. */

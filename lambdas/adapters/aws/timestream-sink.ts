@@ -5,7 +5,7 @@ import {
   type TimestreamWriteClient,
   WriteRecordsCommand,
 } from '@aws-sdk/client-timestream-write';
-import type { RejectedRecord, TimeSeriesSink } from '../../core/ports.ts';
+import type { RejectedRecord, TimeSeriesSink } from '../../core/ingest/ports.ts';
 import { TIME_SERIES_COMMON_ATTRIBUTES, toTimeSeriesRecord } from '../../core/reading.ts';
 
 export interface TimestreamSinkOptions {

@@ -5,7 +5,7 @@
  */
 import type { CodecConfig, DecoderConfig, RuntimeConfig } from '../config.ts';
 import { type Codec, CodecError, compileCodec, compileCodecs, type UplinkResult } from './codec.ts';
-import { decodeSigfox, FrameError, parseSigfoxGrammar, type SigfoxGrammar } from './sigfox.ts';
+import { decodeSigfox, FrameError, parseSigfoxGrammar, type SigfoxGrammar } from './sigfox-grammar.ts';
 
 export interface BinaryInput {
   readonly fPort?: number;

@@ -2,7 +2,7 @@ import { readFileSync } from 'node:fs';
 import { afterAll, describe, expect, it, onTestFinished } from 'vitest';
 import { ConfigError, validateRuntimeConfig } from '../../../lambdas/core/config.ts';
 import { closeDecoders } from '../../../lambdas/core/decoders/registry.ts';
-import { decodeMessage, decodeMessages } from '../../../lambdas/core/ingest.ts';
+import { decodeMessage, decodeMessages } from '../../../lambdas/core/ingest/ingest.ts';
 import { loadConfig, validateConfig } from '../../../lib/config.ts';
 import { mqttMessage, NOW } from '../../support/fakes.ts';
 

@@ -1,0 +1,189 @@
+/**
+ * The device estate in motion: after a batch is stored, each device's record is
+ * updated once (not once per reading) with its readings applied and its alerts
+ * evaluated; a scheduled check finds devices gone silent. Alerts are published before
+ * the record is written, so none is ever lost (a conflict or a crash in between can
+ * send one twice; never zero times).
+ */
+
+import type { RuntimeConfig } from '../config.ts';
+import type { Reading } from '../reading.ts';
+import {
+  type AlertEvent,
+  type AlertRule,
+  applyReadings,
+  checkOffline,
+  type DeviceRecord,
+  isOnline,
+  type Severity,
+} from './alerts.ts';
+
+/** The device registry: DynamoDB, or a DuckDB table locally. */
+export interface DeviceRegistry {
+  get(deviceIds: readonly string[]): Promise<Map<string, DeviceRecord>>;
+  /**
+   * Writes the record if the stored one still has `expectedVersion` (0: none stored);
+   * resolves false when another writer came first.
+   */
+  put(record: DeviceRecord, expectedVersion: number): Promise<boolean>;
+  list(): Promise<DeviceRecord[]>;
+}
+
+/** Where alerts go: SNS, or the console and a webhook locally. */
+export interface AlertPublisher {
+  publish(events: readonly AlertEvent[]): Promise<void>;
+}
+
+export interface EstateDeps {
+  readonly registry: DeviceRegistry;
+  readonly publisher: AlertPublisher;
+  readonly config: Pick<RuntimeConfig, 'alertRules' | 'offline' | 'deviceTypes'>;
+}
+
+const ATTEMPTS = 5;
+
+/**
+ * Applies stored readings to their devices' records, one write per device. Resolves
+ * with the devices whose update failed (their messages are retried) and the events sent.
+ */
+export async function updateEstate(
+  readings: readonly Reading[],
+  deps: EstateDeps,
+): Promise<{ failed: Map<string, Error>; events: AlertEvent[] }> {
+  const byDevice = new Map<string, Reading[]>();
+  for (const reading of readings) {
+    const list = byDevice.get(reading.deviceId);
+    if (list) list.push(reading);
+    else byDevice.set(reading.deviceId, [reading]);
+  }
+  const failed = new Map<string, Error>();
+  const events: AlertEvent[] = [];
+  if (byDevice.size === 0) return { failed, events };
+  let records: Map<string, DeviceRecord>;
+  try {
+    records = await deps.registry.get([...byDevice.keys()]);
+  } catch (error) {
+    for (const id of byDevice.keys()) failed.set(id, error as Error);
+    return { failed, events };
+  }
+  await Promise.all(
+    [...byDevice].map(async ([deviceId, deviceReadings]) => {
+      let current = records.get(deviceId);
+      try {
+        for (let attempt = 1; ; attempt++) {
+          const { record, events: raised } = applyReadings(current, deviceReadings, deps.config.alertRules);
+          // Nothing new (a retried batch, late data only): no write.
+          if (current && raised.length === 0 && JSON.stringify(record) === JSON.stringify(current)) return;
+          if (raised.length > 0) await deps.publisher.publish(raised);
+          events.push(...raised);
+          const version = current?.version ?? 0;
+          if (await deps.registry.put({ ...record, version: version + 1 }, version)) return;
+          if (attempt === ATTEMPTS)
+            throw new Error(`device ${deviceId}: registry kept changing under ${ATTEMPTS} attempts`);
+          // Someone else wrote this device meanwhile: apply ours on top of theirs.
+          current = (await deps.registry.get([deviceId])).get(deviceId);
+        }
+      } catch (error) {
+        failed.set(deviceId, error as Error);
+      }
+    }),
+  );
+  return { failed, events };
+}
+
+/** The offline timeout of a device: its type's, else the default; none means never offline. */
+export function offlineTimeout(config: EstateDeps['config'], deviceType: string): number | undefined {
+  return config.deviceTypes[deviceType]?.offlineAfterMs ?? config.offline.afterMs;
+}
+
+/**
+ * The scheduled offline check: raises an offline alert for each device silent longer
+ * than its timeout (once; the next reading clears it). Returns the events sent.
+ */
+export async function detectOffline(deps: EstateDeps, now: number): Promise<AlertEvent[]> {
+  const events: AlertEvent[] = [];
+  for (const record of await deps.registry.list()) {
+    const { record: next, event } = checkOffline(
+      record,
+      now,
+      offlineTimeout(deps.config, record.deviceType),
+      deps.config.offline.severity,
+    );
+    if (!event) continue;
+    await deps.publisher.publish([event]);
+    events.push(event);
+    // A device that reported meanwhile wrote a newer version: the next check looks again.
+    await deps.registry.put({ ...next, version: record.version + 1 }, record.version);
+  }
+  return events;
+}
+
+export interface DeviceFilter {
+  readonly type?: string;
+  /** `key=value` of a device attribute. */
+  readonly tag?: { readonly key: string; readonly value: string };
+  readonly status?: 'online' | 'offline';
+  /** Silent at least this long (ms) at `now`. */
+  readonly silentForMs?: number;
+}
+
+/** A device as listings show it (CLI, GET /v1/devices). */
+export interface DeviceSummary {
+  readonly deviceId: string;
+  readonly deviceType: string;
+  readonly status: 'online' | 'offline';
+  readonly lastSeen: string;
+  readonly firstSeen: string;
+  readonly attributes: Readonly<Record<string, string>>;
+  readonly lastValues: Readonly<Record<string, number | string | boolean>>;
+  readonly lostMessages: number;
+  readonly openAlerts: { readonly rule: string; readonly since: string }[];
+}
+
+export function filterDevices(
+  records: readonly DeviceRecord[],
+  filter: DeviceFilter,
+  now: number,
+): DeviceSummary[] {
+  return records
+    .filter((r) => filter.type === undefined || r.deviceType === filter.type)
+    .filter((r) => !filter.tag || r.attributes[filter.tag.key] === filter.tag.value)
+    .filter((r) => filter.status === undefined || (filter.status === 'online') === isOnline(r))
+    .filter((r) => filter.silentForMs === undefined || now - r.lastSeen >= filter.silentForMs)
+    .sort((a, b) => a.deviceId.localeCompare(b.deviceId))
+    .map((r) => ({
+      deviceId: r.deviceId,
+      deviceType: r.deviceType,
+      status: isOnline(r) ? 'online' : 'offline',
+      lastSeen: new Date(r.lastSeen).toISOString(),
+      firstSeen: new Date(r.firstSeen).toISOString(),
+      attributes: r.attributes,
+      lastValues: r.lastValues,
+      lostMessages: r.lostMessages,
+      openAlerts: Object.entries(r.alerts)
+        .filter(([, a]) => a.state === 'raised')
+        .map(([rule, a]) => ({ rule, since: new Date(a.since).toISOString() })),
+    }));
+}
+
+/** The JSON body of an alert message (SNS Message, webhook body). */
+export function alertBody(event: AlertEvent): Record<string, unknown> {
+  return {
+    deviceId: event.deviceId,
+    deviceType: event.deviceType,
+    rule: event.rule,
+    state: event.state,
+    severity: event.severity,
+    time: new Date(event.time).toISOString(),
+    ...(event.metric === undefined
+      ? { lastSeen: typeof event.value === 'number' ? new Date(event.value).toISOString() : undefined }
+      : {
+          metric: event.metric,
+          value: event.value,
+          comparison: event.comparison,
+          threshold: event.threshold,
+        }),
+  };
+}
+
+export type { AlertEvent, AlertRule, DeviceRecord, Severity };

@@ -1,0 +1,353 @@
+/**
+ * DuckDB in the local runtime: the time-series store (in place of Timestream) and the
+ * query engine over the lake folder (in place of Athena), with the table names and
+ * columns of the Glue catalog, built from the same definition (`LAKE_TABLES`).
+ */
+import { existsSync, mkdirSync, readdirSync } from 'node:fs';
+import { join } from 'node:path';
+import type { DuckDBConnection, DuckDBValue } from '@duckdb/node-api';
+import { type QueryEngine, VIEWS } from '../../lambdas/core/analytics/daily.ts';
+import { InvalidTokenError, type PagedQueries } from '../../lambdas/core/api/query.ts';
+import type { DeviceRecord } from '../../lambdas/core/estate/alerts.ts';
+import type { DeviceRegistry } from '../../lambdas/core/estate/update.ts';
+import type { ReadingClaims, TimeSeriesSink } from '../../lambdas/core/ingest/ports.ts';
+import { type ColumnType, LAKE_TABLES, type LakeTable } from '../../lambdas/core/lake/tables.ts';
+import type { Reading } from '../../lambdas/core/reading.ts';
+
+const DUCKDB_TYPES: Record<ColumnType, string> = {
+  string: 'VARCHAR',
+  double: 'DOUBLE',
+  boolean: 'BOOLEAN',
+  timestamp: 'TIMESTAMP',
+  bigint: 'BIGINT',
+  date: 'DATE',
+};
+
+/** The time-series table: one row per device, time and metric, like `readings`. */
+export const TIME_SERIES_TABLE = 'timeseries';
+
+/**
+ * The time-series port over a DuckDB table. A reading written twice is stored once
+ * (the key is device, time and metric), as Timestream accepts an identical record twice.
+ */
+export async function duckdbTimeSeries(connection: DuckDBConnection): Promise<TimeSeriesSink> {
+  await connection.run(`CREATE TABLE IF NOT EXISTS ${TIME_SERIES_TABLE} (
+    device_id VARCHAR NOT NULL,
+    device_type VARCHAR NOT NULL,
+    source VARCHAR NOT NULL,
+    time TIMESTAMP NOT NULL,
+    metric VARCHAR NOT NULL,
+    value DOUBLE,
+    value_str VARCHAR,
+    value_bool BOOLEAN,
+    PRIMARY KEY (device_id, time, metric)
+  )`);
+  // Rows go through an appender into a staging table (no SQL to parse, no WAL), then
+  // into the keyed table in one statement that skips the rows already there.
+  await connection.run(`CREATE OR REPLACE TEMP TABLE ${TIME_SERIES_TABLE}_staging (
+    device_id VARCHAR, device_type VARCHAR, source VARCHAR, time_ms BIGINT,
+    metric VARCHAR, value DOUBLE, value_str VARCHAR, value_bool BOOLEAN
+  )`);
+  const appender = await connection.createAppender(`${TIME_SERIES_TABLE}_staging`, 'main', 'temp');
+  return {
+    maxRecordsPerWrite: 1000,
+    async write(readings: readonly Reading[]) {
+      let rows = 0;
+      try {
+        for (const reading of readings) {
+          const metrics = reading.metrics;
+          for (const metric in metrics) {
+            const value = metrics[metric];
+            appender.appendVarchar(reading.deviceId);
+            appender.appendVarchar(reading.deviceType);
+            appender.appendVarchar(reading.source);
+            appender.appendBigInt(BigInt(reading.time));
+            appender.appendVarchar(metric);
+            if (typeof value === 'number') appender.appendDouble(value);
+            else appender.appendNull();
+            if (typeof value === 'string') appender.appendVarchar(value);
+            else appender.appendNull();
+            if (typeof value === 'boolean') appender.appendBoolean(value);
+            else appender.appendNull();
+            appender.endRow();
+            rows++;
+          }
+        }
+        appender.flushSync();
+      } catch (error) {
+        appender.clear();
+        throw error;
+      }
+      if (rows === 0) return [];
+      try {
+        await connection.run(
+          `INSERT INTO ${TIME_SERIES_TABLE}
+           SELECT device_id, device_type, source, epoch_ms(time_ms), metric, value, value_str, value_bool
+           FROM ${TIME_SERIES_TABLE}_staging ON CONFLICT DO NOTHING`,
+        );
+      } finally {
+        await connection.run(`DELETE FROM ${TIME_SERIES_TABLE}_staging`);
+      }
+      return [];
+    },
+  };
+}
+
+/** Claims (duplicate suppression across batches) in a DuckDB table, kept two days like DynamoDB's. */
+export async function duckdbClaims(
+  connection: DuckDBConnection,
+  now: () => number = Date.now,
+): Promise<ReadingClaims> {
+  await connection.run(
+    'CREATE TABLE IF NOT EXISTS claims (pk VARCHAR PRIMARY KEY, message_id VARCHAR NOT NULL, expires_at BIGINT NOT NULL)',
+  );
+  return {
+    async claim(claims) {
+      const at = now();
+      await connection.run('DELETE FROM claims WHERE expires_at < $1', [at]);
+      const taken = new Set<string>();
+      if (claims.length === 0) return taken;
+      const reader = await connection.runAndReadAll(
+        `SELECT pk, message_id FROM claims WHERE pk IN (${claims.map((_, i) => `$${i + 1}`).join(', ')})`,
+        claims.map((c) => c.key),
+      );
+      const owners = new Map(reader.getRowObjectsJson().map((r) => [String(r.pk), String(r.message_id)]));
+      const fresh = new Map<string, string>();
+      for (const { key, messageId } of claims) {
+        const owner = owners.get(key) ?? fresh.get(key);
+        if (owner !== undefined && owner !== messageId) taken.add(key);
+        else if (owner === undefined) fresh.set(key, messageId);
+      }
+      if (fresh.size > 0) {
+        const values: DuckDBValue[] = [];
+        const rows = [...fresh].map(([key, messageId], i) => {
+          values.push(key, messageId, at + 2 * 86_400_000);
+          return `($${i * 3 + 1}, $${i * 3 + 2}, $${i * 3 + 3})`;
+        });
+        await connection.run(`INSERT INTO claims VALUES ${rows.join(', ')} ON CONFLICT DO NOTHING`, values);
+      }
+      return taken;
+    },
+  };
+}
+
+/** The device registry in a DuckDB table: the record as JSON, versioned like DynamoDB's. */
+export async function duckdbRegistry(connection: DuckDBConnection): Promise<DeviceRegistry> {
+  await connection.run(
+    'CREATE TABLE IF NOT EXISTS devices (device_id VARCHAR PRIMARY KEY, device_type VARCHAR, last_seen TIMESTAMP, version BIGINT, record JSON)',
+  );
+  const rows = async (sql: string, values: DuckDBValue[] = []) =>
+    (await connection.runAndReadAll(sql, values))
+      .getRowObjectsJson()
+      .map((r) => JSON.parse(String(r.record)) as DeviceRecord);
+  // The estate writes every device of a batch at once. Those puts go together: staged
+  // through an appender, applied by two set-based statements (each row still conditional
+  // on its version) in one transaction, then read back to tell each put whether it won.
+  await connection.run(
+    'CREATE OR REPLACE TEMP TABLE devices_staging (device_id VARCHAR, device_type VARCHAR, last_seen_ms BIGINT, version BIGINT, record VARCHAR, expected BIGINT)',
+  );
+  const appender = await connection.createAppender('devices_staging', 'main', 'temp');
+  interface Put {
+    readonly record: DeviceRecord;
+    readonly json: string;
+    readonly expected: number;
+    readonly done: (ok: boolean) => void;
+    readonly fail: (e: Error) => void;
+  }
+  let pending: Put[] = [];
+  let scheduled = false;
+  let flushing: Promise<void> = Promise.resolve();
+  const flush = async () => {
+    // One put per device a round: a second one for the same device waits for the next.
+    const seen = new Set<string>();
+    const group: Put[] = [];
+    const later: Put[] = [];
+    for (const put of pending) {
+      if (seen.has(put.record.deviceId)) later.push(put);
+      else {
+        seen.add(put.record.deviceId);
+        group.push(put);
+      }
+    }
+    pending = later;
+    if (later.length > 0) schedule();
+    try {
+      for (const { record, json, expected } of group) {
+        appender.appendVarchar(record.deviceId);
+        appender.appendVarchar(record.deviceType);
+        appender.appendBigInt(BigInt(record.lastSeen));
+        appender.appendBigInt(BigInt(record.version));
+        appender.appendVarchar(json);
+        appender.appendBigInt(BigInt(expected));
+        appender.endRow();
+      }
+      appender.flushSync();
+      await connection.run('BEGIN TRANSACTION');
+      await connection.run(
+        `UPDATE devices SET device_type = s.device_type, last_seen = epoch_ms(s.last_seen_ms), version = s.version, record = s.record
+         FROM devices_staging s WHERE devices.device_id = s.device_id AND s.expected > 0 AND devices.version = s.expected`,
+      );
+      await connection.run(
+        `INSERT INTO devices SELECT device_id, device_type, epoch_ms(last_seen_ms), version, record
+         FROM devices_staging WHERE expected = 0 ON CONFLICT DO NOTHING`,
+      );
+      const stored = await connection.runAndReadAll(
+        `SELECT s.device_id FROM devices_staging s JOIN devices d USING (device_id)
+         WHERE d.version = s.version AND d.record::VARCHAR = s.record`,
+      );
+      await connection.run('COMMIT');
+      const won = new Set(stored.getRowObjectsJson().map((r) => String(r.device_id)));
+      for (const put of group) put.done(won.has(put.record.deviceId));
+    } catch (error) {
+      appender.clear();
+      await connection.run('ROLLBACK').catch(() => undefined);
+      for (const put of group) put.fail(error as Error);
+    } finally {
+      await connection.run('DELETE FROM devices_staging').catch(() => undefined);
+    }
+  };
+  const schedule = () => {
+    if (scheduled) return;
+    scheduled = true;
+    setImmediate(() => {
+      scheduled = false;
+      flushing = flushing.then(flush);
+    });
+  };
+  return {
+    async get(ids) {
+      if (ids.length === 0) return new Map();
+      const found = await rows(
+        `SELECT record FROM devices WHERE device_id IN (${ids.map((_, i) => `$${i + 1}`).join(', ')})`,
+        [...ids],
+      );
+      return new Map(found.map((r) => [r.deviceId, r]));
+    },
+    put(record, expected) {
+      return new Promise<boolean>((done, fail) => {
+        pending.push({ record, json: JSON.stringify(record), expected, done, fail });
+        schedule();
+      });
+    },
+    list: () => rows('SELECT record FROM devices ORDER BY device_id'),
+  };
+}
+
+/**
+ * Creates one view per lake table over the lake folder (`readings`, `raw`,
+ * `quarantine`, ...), typed as the Glue tables are, partition columns included. A table
+ * with no object yet is an empty view with the same columns, so queries never fail
+ * just because nothing has arrived.
+ */
+export async function createLakeViews(connection: DuckDBConnection, lakeDir: string): Promise<void> {
+  for (const table of LAKE_TABLES) {
+    await connection.run(`CREATE OR REPLACE TEMP VIEW ${table.name} AS ${lakeTableSql(table, lakeDir)}`);
+  }
+  // The analysts' views, as the daily job creates them in Athena.
+  for (const view of VIEWS) await connection.run(`CREATE OR REPLACE TEMP VIEW ${view.name} AS ${view.sql}`);
+}
+
+/**
+ * The query engine over the local lake: SQL on the lake views, and `unload` as DuckDB
+ * COPY into the lake folder (Parquet, or headerless comma-separated values written as
+ * they are), where Athena would UNLOAD.
+ */
+export async function duckdbEngine(connection: DuckDBConnection, lakeDir: string): Promise<QueryEngine> {
+  await createLakeViews(connection, lakeDir);
+  return {
+    async run(sql) {
+      const { rows } = await runQuery(connection, sql);
+      return { rows: [...rows], bytesScanned: 0 };
+    },
+    async unload(select, prefix, format) {
+      const dir = join(lakeDir, prefix);
+      mkdirSync(dir, { recursive: true });
+      const file = join(dir, format === 'parquet' ? 'data.parquet' : 'data.csv');
+      const options =
+        format === 'parquet'
+          ? "(FORMAT PARQUET, COMPRESSION 'snappy')"
+          : // As Athena's TEXTFILE: values as they are (the select quotes its text fields).
+            "(FORMAT CSV, HEADER false, QUOTE '', ESCAPE '')";
+      await connection.run(`COPY (${select}) TO ${sqlString(file)} ${options}`);
+      // New files: the views must see them.
+      await createLakeViews(connection, lakeDir);
+    },
+  };
+}
+
+function lakeTableSql(table: LakeTable, lakeDir: string): string {
+  const dir = join(lakeDir, table.prefix);
+  const extension = table.format === 'parquet' ? '.parquet' : '.ndjson.gz';
+  if (!hasFile(dir, extension)) {
+    const columns = [
+      ...table.columns.map((c) => `CAST(NULL AS ${DUCKDB_TYPES[c.type]}) AS ${c.name}`),
+      ...table.partitions.map((p) => `CAST(NULL AS VARCHAR) AS ${p.name}`),
+    ];
+    return `SELECT ${columns.join(', ')} WHERE false`;
+  }
+  const glob = sqlString(join(dir, '**', `*${extension}`));
+  const hiveTypes = `{${table.partitions.map((p) => `'${p.name}': 'VARCHAR'`).join(', ')}}`;
+  if (table.format === 'parquet') {
+    return `SELECT * FROM read_parquet(${glob}, hive_partitioning = true, hive_types = ${hiveTypes})`;
+  }
+  const columns = `{${table.columns.map((c) => `${c.name}: '${DUCKDB_TYPES[c.type]}'`).join(', ')}}`;
+  return `SELECT * FROM read_json(${glob}, format = 'newline_delimited', compression = 'gzip', columns = ${columns}, hive_partitioning = true, hive_types = ${hiveTypes}, timestampformat = '%Y-%m-%d %H:%M:%S.%g')`;
+}
+
+function hasFile(dir: string, extension: string): boolean {
+  if (!existsSync(dir)) return false;
+  return readdirSync(dir, { recursive: true, encoding: 'utf8' }).some((f) => f.endsWith(extension));
+}
+
+function sqlString(text: string): string {
+  return `'${text.replaceAll("'", "''")}'`;
+}
+
+/**
+ * The query API's engine locally: each page runs the plan again over the lake views
+ * with LIMIT/OFFSET; the token is the offset.
+ */
+export function duckdbPagedQueries(connect: () => Promise<DuckDBConnection>, lakeDir: string): PagedQueries {
+  return {
+    async page(plan, token, { pageSize }) {
+      const offset = token === undefined ? 0 : Number(token);
+      if (!Number.isSafeInteger(offset) || offset < 0)
+        throw new InvalidTokenError('next must be the token of the previous page');
+      const connection = await connect();
+      try {
+        await createLakeViews(connection, lakeDir);
+        let n = 0;
+        const sql = plan.sql.replace(/\?/g, () => {
+          const param = plan.params[n++];
+          return param?.type === 'timestamp'
+            ? `CAST($${n} AS TIMESTAMP)`
+            : param?.type === 'date'
+              ? `CAST($${n} AS DATE)`
+              : `$${n}`;
+        });
+        const reader = await connection.runAndReadAll(
+          `SELECT * FROM (${sql}) LIMIT ${pageSize + 1} OFFSET ${offset}`,
+          plan.params.map((p) => p.value),
+        );
+        const rows = reader.getRowObjectsJson();
+        return {
+          rows: rows.slice(0, pageSize),
+          ...(rows.length > pageSize ? { next: String(offset + pageSize) } : {}),
+        };
+      } finally {
+        connection.closeSync();
+      }
+    },
+  };
+}
+
+export interface QueryResult {
+  readonly columns: readonly string[];
+  /** Rows as JSON-safe values (timestamps and big integers as strings). */
+  readonly rows: readonly Record<string, unknown>[];
+}
+
+export async function runQuery(connection: DuckDBConnection, sql: string): Promise<QueryResult> {
+  const reader = await connection.runAndReadAll(sql);
+  return { columns: reader.columnNames(), rows: reader.getRowObjectsJson() };
+}

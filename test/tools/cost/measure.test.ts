@@ -1,0 +1,206 @@
+import { execFile } from 'node:child_process';
+import { readFileSync } from 'node:fs';
+import { mkdtemp, writeFile } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { promisify } from 'node:util';
+import { beforeAll, describe, expect, it } from 'vitest';
+import { DEFAULT_CONFIG, type PipelineConfig } from '../../../lib/config.ts';
+import {
+  type CostReport,
+  type CostSource,
+  costTable,
+  PRICES_FILE,
+  runCostModel,
+} from '../../../tools/cost/measure.ts';
+import { checkPrices } from '../../../tools/cost/model.ts';
+
+const prices = checkPrices(JSON.parse(readFileSync(PRICES_FILE, 'utf8')));
+const NO_LATENCY = { s3: 0, timestream: 0, dynamodb: 0, sns: 0, sqs: 0 };
+const line = (design: CostReport['pipeline'], name: string) => design.lines.find((l) => l.line === name);
+function basicIngestOf(report: CostReport): CostReport['pipeline'] {
+  if (!report.basicIngest) throw new Error('an MQTT report has a Basic Ingest design');
+  return report.basicIngest;
+}
+
+/** Timestream on, as in the accounts that have it: its calls are counted too. */
+const WITH_TIMESTREAM: PipelineConfig = {
+  ...DEFAULT_CONFIG,
+  timestream: { ...DEFAULT_CONFIG.timestream, enabled: true },
+};
+
+function run(config: PipelineConfig = WITH_TIMESTREAM, messages = 600, source: CostSource = 'mqtt') {
+  // 50 devices every 10 s: 5 messages a second, so the 5 s window closes batches of 25.
+  return runCostModel({
+    source,
+    fleet: { devices: 50, intervalMs: 10_000 },
+    messageBytes: 200,
+    config,
+    prices,
+    messages,
+    latency: NO_LATENCY,
+    // Mid-hour: the run's two minutes stay in one hour partition (a batch across an hour writes two objects).
+    endAt: Date.parse('2026-11-25T06:30:00Z'),
+  });
+}
+
+describe('cost model', () => {
+  let report: CostReport;
+  beforeAll(async () => {
+    report = await run();
+  });
+
+  it('batches as the event source mapping does and counts the calls the ingest Lambda makes', () => {
+    expect(report.messagesRun).toBe(600);
+    expect(report.batches).toBe(24);
+    expect(report.messageBytes).toBeGreaterThanOrEqual(200);
+    expect(report.messageBytes).toBeLessThan(215);
+    // Per batch: one raw object and one readings object; one registry read; one Timestream call.
+    expect(report.callsPerMessage['S3.PutObject']).toBeCloseTo((2 * 24) / 600);
+    expect(report.callsPerMessage['DynamoDB.BatchGetItem']).toBeCloseTo(24 / 600);
+    expect(report.callsPerMessage['Timestream Write.WriteRecords']).toBeCloseTo(24 / 600);
+    // Each device is in a batch once: one registry write per message.
+    expect(report.callsPerMessage['DynamoDB.PutItem']).toBeCloseTo(1);
+    // MQTT readings are not claimed (only network callbacks resend), and no alert rule is configured.
+    expect(report.callsPerMessage['SNS.PublishBatch']).toBeUndefined();
+  });
+
+  it('bills each message once at IoT Core, once more at SQS, and each batch once at Lambda', () => {
+    expect(line(report.pipeline, 'IoT Core messaging')?.units).toBeCloseTo(1e6);
+    expect(line(report.pipeline, 'IoT rule actions')?.units).toBeCloseTo(1e6);
+    // Send per message; receive and delete per ten messages.
+    expect(line(report.pipeline, 'SQS requests')?.units).toBeCloseTo(1e6 * (1 + (2 * 3 * 24) / 600));
+    expect(line(report.pipeline, 'Lambda requests')?.units).toBeCloseTo((24 / 600) * 1e6);
+    expect(line(report.pipeline, 'S3 PUT')?.units).toBeCloseTo((48 / 600) * 1e6);
+  });
+
+  it('puts Basic Ingest below the MQTT pipeline by the messaging charge, and both far below the naive design', () => {
+    expect(report.pipeline.perMillion - basicIngestOf(report).perMillion).toBeCloseTo(1);
+    expect(line(basicIngestOf(report), 'IoT Core messaging')).toBeUndefined();
+    expect(report.floor.perMillion).toBeCloseTo(1.3);
+    expect(report.naive.perMillion).toBeGreaterThan(2 * report.pipeline.perMillion);
+    expect(line(report.naive, 'S3 PUT')?.dollars).toBeCloseTo(5);
+    expect(report.ratioToFloor).toBeCloseTo(basicIngestOf(report).perMillion / 1.3);
+    // A month: 50 devices every 10 s is 12.96 million messages.
+    expect(report.messagesPerMonth).toBe(12_960_000);
+    expect(basicIngestOf(report).perMonth).toBeGreaterThan((basicIngestOf(report).perMillion * 12.96) | 0);
+  });
+
+  it('prints one table with the four designs side by side', () => {
+    const table = costTable(report);
+    expect(table.columns).toEqual([
+      'line',
+      'per message',
+      'pipeline (MQTT) $/M',
+      'pipeline (Basic Ingest) $/M',
+      'naive (Lambda per message) $/M',
+      'IoT Core floor $/M',
+    ]);
+    const total = table.rows.find((r) => r.line === 'total per million messages');
+    expect(total?.['IoT Core floor $/M']).toBe('1.30');
+  });
+
+  it('has no Timestream line with Timestream off (the default)', async () => {
+    const off = await run(DEFAULT_CONFIG, 200);
+    expect(off.callsPerMessage['Timestream Write.WriteRecords']).toBeUndefined();
+    expect(line(off.pipeline, 'Timestream writes (1 KiB)')).toBeUndefined();
+    expect(line(off.naive, 'Timestream writes (1 KiB)')).toBeUndefined();
+  });
+
+  it('shows what a longer batching window saves: a device seen several times a batch is written once', async () => {
+    const long = await run({
+      ...DEFAULT_CONFIG,
+      ingest: { ...DEFAULT_CONFIG.ingest, batchSize: 1000, maxBatchingWindowSeconds: 60 },
+    });
+    // 60 s batches of 300 messages: each device six times a batch.
+    expect(long.batches).toBe(2);
+    expect(long.callsPerMessage['DynamoDB.PutItem']).toBeCloseTo(1 / 6);
+    expect(basicIngestOf(long).perMillion).toBeLessThan(basicIngestOf(report).perMillion);
+  });
+});
+
+describe('cost model for HTTP sources', () => {
+  it('prices Sigfox callbacks: API Gateway and the http function per message, a claim per reading', async () => {
+    const report = await run(DEFAULT_CONFIG, 300, 'sigfox');
+    expect(report.source).toBe('sigfox');
+    expect(report.basicIngest).toBeUndefined();
+    expect(line(report.pipeline, 'IoT Core messaging')).toBeUndefined();
+    expect(line(report.pipeline, 'API Gateway requests')?.units).toBeCloseTo(1e6);
+    // The http function once per callback, the ingest function once per batch.
+    expect(line(report.pipeline, 'Lambda requests')?.units).toBeCloseTo(1e6 * (1 + report.batches / 300));
+    // The http function's SendMessage, plus the event source mapping's receives and deletes.
+    expect(report.callsPerMessage['SQS.SendMessage']).toBe(1);
+    // A registry write, and the claim that keeps a resent callback from being stored twice.
+    expect(report.callsPerMessage['DynamoDB.PutItem']).toBeCloseTo(2);
+    expect(report.floor.design).toBe('API Gateway floor');
+    expect(report.floor.perMillion).toBeCloseTo(1);
+    expect(report.naive.perMillion).toBeGreaterThan(report.pipeline.perMillion);
+    expect(report.fixedMonthly.map((l) => l.line)).not.toContain(
+      'IoT Core connectivity (every device connected all month)',
+    );
+  });
+
+  it('prices our JSON over HTTP without claims (only network callbacks are resent)', async () => {
+    const report = await run(DEFAULT_CONFIG, 300, 'http');
+    expect(report.callsPerMessage['DynamoDB.PutItem']).toBeCloseTo(1);
+    expect(report.messageBytes).toBeGreaterThanOrEqual(200);
+    expect(costTable(report).columns).toEqual([
+      'line',
+      'per message',
+      'pipeline (HTTP) $/M',
+      'naive (Lambda per message) $/M',
+      'API Gateway floor $/M',
+    ]);
+  });
+});
+
+describe('cost command', () => {
+  const cli = (...args: string[]) =>
+    promisify(execFile)('npx', ['tsx', 'bin/cli.ts', 'cost', ...args], {
+      env: { ...process.env, AWS_EC2_METADATA_DISABLED: 'true' },
+    });
+
+  it('prints the report as JSON', async () => {
+    const { stdout } = await cli(
+      '--devices',
+      '20',
+      '--interval',
+      '30s',
+      '--bytes',
+      '120',
+      '--messages',
+      '100',
+      '--json',
+    );
+    const report = JSON.parse(stdout) as CostReport;
+    expect(report.fleet).toEqual({ devices: 20, intervalMs: 30_000 });
+    expect(report.messagesRun).toBe(100);
+    expect(report.floor.perMillion).toBeCloseTo(1.3);
+  });
+
+  it('prices with the file --prices names, and names the price a file lacks', async () => {
+    const dir = await mkdtemp(join(tmpdir(), 'prices-'));
+    const doubled = JSON.parse(readFileSync(PRICES_FILE, 'utf8'));
+    doubled.iotCore.messagingPerMillion = 2;
+    await writeFile(join(dir, 'doubled.json'), JSON.stringify(doubled));
+    const { stdout } = await cli('--messages', '100', '--prices', join(dir, 'doubled.json'), '--json');
+    expect((JSON.parse(stdout) as CostReport).floor.perMillion).toBeCloseTo(2.3);
+    delete doubled.s3.putPerThousand;
+    await writeFile(join(dir, 'broken.json'), JSON.stringify(doubled));
+    await expect(cli('--prices', join(dir, 'broken.json'))).rejects.toMatchObject({
+      code: 2,
+      stderr: expect.stringContaining('no number at s3.putPerThousand'),
+    });
+  });
+
+  it('says what to fix in a bad call (exit 2)', async () => {
+    await expect(cli('--interval', 'often')).rejects.toMatchObject({
+      code: 2,
+      stderr: expect.stringContaining('--interval'),
+    });
+    await expect(cli('--devices', '0')).rejects.toMatchObject({
+      code: 2,
+      stderr: expect.stringContaining('--devices "0" must be a whole number'),
+    });
+  });
+});
