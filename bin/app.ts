@@ -1,11 +1,21 @@
 #!/usr/bin/env -S npx tsx
 import { App, Tags, Validations } from 'aws-cdk-lib';
 import { AwsSolutionsChecks } from 'cdk-nag';
-import { loadConfig } from '../lib/config.ts';
+import { ConfigError, loadConfig, type PipelineConfig } from '../lib/config.ts';
 import { PipelineStack } from '../lib/pipeline-stack.ts';
 
 const app = new App();
-const config = loadConfig((key) => app.node.tryGetContext(key));
+let config: PipelineConfig;
+try {
+  config = loadConfig((key) => app.node.tryGetContext(key));
+} catch (error) {
+  // A bad config is the user's to fix, named in one line: no stack trace in the synth output.
+  if (!(error instanceof ConfigError)) throw error;
+  process.stderr.write(
+    `iot-pipeline: ${error.message}: fix it in cdk.json, the -c config=<file> or a -c flag\n`,
+  );
+  process.exit(2);
+}
 // Environment-agnostic: synthesizes offline, deploys to the account and region of the caller's credentials.
 new PipelineStack(app, `IotPipeline-${config.stage}`, {
   config,
