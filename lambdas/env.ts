@@ -1,6 +1,8 @@
 /**
  * Environment variable names shared by the CDK constructs (which set them) and the
- * Lambda handlers (which read them), so the two can never drift apart.
+ * Lambda handlers (which read them), so the two can never drift apart. The construct
+ * that owns a resource sets its variable when it grants a function access to it
+ * (`registry.grantUpdate(fn)` grants the table and sets `REGISTRY_TABLE`).
  */
 export const ENV = {
   /** JSON of the run-time config (device types, decoders, validation limits), built into the bundle. */
@@ -30,7 +32,10 @@ export const ENV = {
 } as const;
 
 /** Reads a required environment variable, failing the cold start with its name when it is missing. */
-export function requireEnv(name: string, env: NodeJS.ProcessEnv = process.env): string {
+export function requireEnv(
+  name: string,
+  env: Readonly<Record<string, string | undefined>> = process.env,
+): string {
   const value = env[name];
   if (value === undefined || value === '') throw new Error(`Missing environment variable ${name}`);
   return value;

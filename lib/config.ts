@@ -1,11 +1,9 @@
 import { readFileSync } from 'node:fs';
-import {
-  ConfigError,
-  DEFAULT_VALIDATION,
-  type RuntimeConfig,
-  validateRuntimeConfig,
-} from '../lambdas/core/config.ts';
+import { type RuntimeConfig, validateRuntimeConfig } from '../lambdas/core/config.ts';
+import { ConfigError } from '../lambdas/core/config-error.ts';
+import { buildDecoders } from '../lambdas/core/decoders/registry.ts';
 import type { Severity } from '../lambdas/core/estate/alerts.ts';
+import { DEFAULT_VALIDATION } from '../lambdas/core/readings/limits.ts';
 
 export { ConfigError };
 
@@ -144,7 +142,10 @@ export function loadConfig(context: ContextReader): PipelineConfig {
   if (timestream !== undefined) flags.timestream = { enabled: parseBooleanFlag('timestream', timestream) };
   const email = context('alertEmail');
   if (email !== undefined) flags.alerts = { email };
-  return validateConfig(merge(merge(fromFile, fromContext), flags));
+  const config = validateConfig(merge(merge(fromFile, fromContext), flags));
+  // The synth proves the decoders can be built (codecs load in their sandboxes), then frees them.
+  void buildDecoders(config.deviceTypes).close();
+  return config;
 }
 
 /**

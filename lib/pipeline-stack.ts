@@ -1,7 +1,6 @@
 import { CfnOutput, Stack, type StackProps } from 'aws-cdk-lib';
 import type { Construct } from 'constructs';
-import { LAKE_PREFIXES } from '../lambdas/core/lake/layout.ts';
-import { ENV } from '../lambdas/env.ts';
+import { HTTP_FORMATS } from '../lambdas/core/formats/index.ts';
 import { type PipelineConfig, runtimeConfigJson, usesCodecs } from './config.ts';
 import { Alerts } from './constructs/alerts.ts';
 import { Analytics } from './constructs/analytics.ts';
@@ -24,7 +23,9 @@ export interface PipelineStackProps extends StackProps {
 
 /**
  * The whole pipeline, composed from one construct per concern. It defines no resource
- * of its own: reading it top to bottom shows how data flows.
+ * of its own and wires no permission: each construct takes the constructs it uses and
+ * wires itself to them. Reading it top to bottom shows how data flows: where readings
+ * land, how they arrive, how they are read, who hears of failures.
  */
 export class PipelineStack extends Stack {
   constructor(scope: Construct, id: string, props: PipelineStackProps) {
@@ -38,26 +39,50 @@ export class PipelineStack extends Stack {
     // S3 server access logs delivered by bucket policy, not the legacy log-delivery ACL.
     this.node.setContext('@aws-cdk/aws-s3:serverAccessLogsUseBucketPolicy', true);
 
+    // Where readings land. Each construct grants the functions given to it what they need
+    // and names itself in their environment, so nothing below wires a permission by hand.
     const lake = new Lake(this, 'Lake', config.lake);
-
     const timeseries = config.timestream.enabled
       ? new TimeSeries(this, 'TimeSeries', {
+          lake,
           memoryRetentionHours: config.timestream.memoryRetentionHours,
           magneticRetentionDays: config.timestream.magneticRetentionDays,
-          rejectedDataBucket: lake.bucket,
         })
       : undefined;
+    const alerts = new Alerts(this, 'Alerts', config.alerts);
+    const registry = new Registry(this, 'Registry', {
+      alerts,
+      runtimeConfig: runtimeConfigJson(config, { decoders: false }),
+    });
+    const claims = new ReadingClaimsTable(this, 'Claims');
 
-    const analytics = new Analytics(this, 'Analytics', {
-      lakeBucket: lake.bucket,
-      accessLogsBucket: lake.accessLogs,
-      databaseName: `iot_pipeline_${config.stage}`,
-      workGroupName: `iot-pipeline-${config.stage}`,
-      bytesScannedCutoffPerQuery: config.athena.bytesScannedCutoffPerQuery,
-      resultsExpirationDays: config.athena.resultsExpirationDays,
+    // How they arrive: devices over IoT Core into the ingest queue, and its function
+    // decoding into the lake, Timestream, the registry and alerts.
+    const ingest = new Ingest(this, 'Ingest', {
+      stage: config.stage,
+      ...config.ingest,
+      lake,
+      timeseries,
+      claims,
+      registry,
+      alerts,
+      runtimeConfig: runtimeConfigJson(config, { decoders: true }),
+      codecSandbox: usesCodecs(config),
+    });
+    const devices = new Devices(this, 'Devices', {
+      stage: config.stage,
+      ingest,
+      deviceTypes: config.deviceTypes,
     });
 
-    const daily = new DailyJob(this, 'Daily', { lake, analytics });
+    // How they are read: Athena over the lake, the daily job, QuickSight.
+    const analytics = new Analytics(this, 'Analytics', {
+      lake,
+      databaseName: `iot_pipeline_${config.stage}`,
+      workGroupName: `iot-pipeline-${config.stage}`,
+      ...config.athena,
+    });
+    const daily = new DailyJob(this, 'Daily', { analytics });
     if (config.quicksight.principalArn) {
       new QuickSightReports(this, 'QuickSight', {
         analytics,
@@ -66,71 +91,17 @@ export class PipelineStack extends Stack {
       });
     }
 
-    const alerts = new Alerts(this, 'Alerts', {
-      email: config.alerts.email,
-      emailSeverities: config.alerts.emailSeverities,
-      webhookUrl: config.alerts.webhookUrl,
-    });
-    const registry = new Registry(this, 'Registry', {
-      alerts,
-      runtimeConfig: runtimeConfigJson(config, { decoders: false }),
-    });
-
-    const claims = new ReadingClaimsTable(this, 'Claims');
-
-    const ingest = new Ingest(this, 'Ingest', {
-      stage: config.stage,
-      lake,
-      batchSize: config.ingest.batchSize,
-      maxBatchingWindowSeconds: config.ingest.maxBatchingWindowSeconds,
-      maxReceiveCount: config.ingest.maxReceiveCount,
-      maxConcurrency: config.ingest.maxConcurrency,
-      memorySizeMb: config.ingest.memorySizeMb,
-      timeoutSeconds: config.ingest.timeoutSeconds,
-      runtimeConfig: runtimeConfigJson(config, { decoders: true }),
-      codecSandbox: usesCodecs(config),
-      environment: {
-        [ENV.lakeBucket]: lake.bucket.bucketName,
-        [ENV.claimsTable]: claims.table.tableName,
-        [ENV.registryTable]: registry.table.tableName,
-        [ENV.alertTopicArn]: alerts.topic.topicArn,
-        ...(timeseries && {
-          [ENV.timestreamDatabase]: timeseries.databaseName,
-          [ENV.timestreamTable]: timeseries.tableName,
-        }),
-      },
-    });
-    const devices = new Devices(this, 'Devices', {
-      stage: config.stage,
-      ruleName: ingest.ruleName,
-      deviceTypes: config.deviceTypes,
-    });
-    lake.grantWritePrefixes(ingest.function, [
-      LAKE_PREFIXES.raw,
-      LAKE_PREFIXES.readings,
-      LAKE_PREFIXES.quarantine,
-    ]);
-    timeseries?.grantWrite(ingest.function);
-    claims.grantClaim(ingest.function);
-    registry.grantUpdate(ingest.function);
-    alerts.grantPublish(ingest.function);
-
+    // HTTP: the second way in (to the same queue) and the read API.
     const http = new HttpApi(this, 'Http', {
-      ingestQueue: ingest.queue,
-      query: {
-        registryTable: registry.table,
-        analytics,
-        lakeBucket: lake.bucket,
-        timeseries,
-        timeseriesWindowHours: config.timestream.memoryRetentionHours,
-      },
+      ingest,
+      query: { registry, analytics, timeseries },
       runtimeConfig: runtimeConfigJson(config, { decoders: false }),
-      throttleRateLimit: config.http.throttleRateLimit,
-      throttleBurstLimit: config.http.throttleBurstLimit,
+      ...config.http,
     });
 
+    // Who hears when something fails.
     new Monitoring(this, 'Monitoring', {
-      topic: alerts.topic,
+      alerts,
       deadLetterQueues: { Ingest: ingest.deadLetterQueue },
       functions: {
         Ingest: ingest.function,
@@ -146,7 +117,7 @@ export class PipelineStack extends Stack {
 
     new CfnOutput(this, 'HttpApiUrl', {
       value: http.url,
-      description: 'POST /v1/telemetry, /v1/sigfox and /v1/ttn here',
+      description: `POST ${HTTP_FORMATS.map((f) => f.route.path).join(', ')} here`,
     });
     new CfnOutput(this, 'ApiKeySecretArn', {
       value: http.apiKey.secretArn,

@@ -1,4 +1,5 @@
 import { Logger } from '@aws-lambda-powertools/logger';
+import { Tracer } from '@aws-lambda-powertools/tracer';
 import { AthenaClient } from '@aws-sdk/client-athena';
 import { S3Client } from '@aws-sdk/client-s3';
 import { athenaEngine } from '../adapters/aws/athena.ts';
@@ -6,15 +7,16 @@ import { s3Store } from '../adapters/aws/s3-store.ts';
 import { checkDay, runDailyJob, yesterday } from '../core/analytics/daily.ts';
 import { ENV, requireEnv } from '../env.ts';
 
+// Built once per container, outside the handler; each SDK call an X-Ray subsegment.
 const logger = new Logger();
+const tracer = new Tracer();
 const bucket = requireEnv(ENV.lakeBucket);
-// Built once per container, outside the handler.
-const engine = athenaEngine(new AthenaClient({}), {
+const engine = athenaEngine(tracer.captureAWSv3Client(new AthenaClient({})), {
   workGroup: requireEnv(ENV.athenaWorkGroup),
   database: requireEnv(ENV.glueDatabase),
   bucket,
 });
-const lake = s3Store(new S3Client({}), bucket);
+const lake = s3Store(tracer.captureAWSv3Client(new S3Client({})), bucket);
 
 /**
  * The daily job: EventBridge calls it after midnight UTC for yesterday; invoke it with

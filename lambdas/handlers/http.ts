@@ -1,38 +1,34 @@
 import { Logger } from '@aws-lambda-powertools/logger';
+import { Tracer } from '@aws-lambda-powertools/tracer';
 import { SecretsManagerClient } from '@aws-sdk/client-secrets-manager';
 import { SQSClient } from '@aws-sdk/client-sqs';
 import type { APIGatewayProxyEventV2, APIGatewayProxyStructuredResultV2 } from 'aws-lambda';
+import { httpRequestOf } from '../adapters/aws/api-gateway.ts';
 import { sqsEnqueue } from '../adapters/aws/queue.ts';
 import { loadRuntimeConfig } from '../adapters/aws/runtime-config.ts';
 import { cachedSecret } from '../adapters/aws/secret.ts';
 import { handleIngress } from '../core/api/ingress.ts';
 import { ENV, requireEnv } from '../env.ts';
 
+// Built once per container, outside the handler; each SDK call an X-Ray subsegment.
 const logger = new Logger();
+const tracer = new Tracer();
 const config = loadRuntimeConfig();
-const enqueue = sqsEnqueue(new SQSClient({}), requireEnv(ENV.ingestQueueUrl));
-const apiKey = cachedSecret(new SecretsManagerClient({}), requireEnv(ENV.apiKeySecretArn));
+const enqueue = sqsEnqueue(tracer.captureAWSv3Client(new SQSClient({})), requireEnv(ENV.ingestQueueUrl));
+const apiKey = cachedSecret(
+  tracer.captureAWSv3Client(new SecretsManagerClient({})),
+  requireEnv(ENV.apiKeySecretArn),
+);
 
 export const handler = async (event: APIGatewayProxyEventV2): Promise<APIGatewayProxyStructuredResultV2> => {
-  const body = Buffer.from(event.body ?? '', event.isBase64Encoded ? 'base64' : 'utf8');
-  const response = await handleIngress(
-    {
-      method: event.requestContext.http.method,
-      path: event.rawPath,
-      query: event.rawQueryString,
-      headers: event.headers,
-      body,
-      requestId: event.requestContext.requestId,
-      receivedAt: event.requestContext.timeEpoch,
-    },
-    {
-      apiKey: await apiKey(),
-      enqueue,
-      maxBodyBytes: config.validation.maxPayloadBytes,
-      config,
-      onEnqueueError: (error) => logger.error('could not enqueue', { error }),
-    },
-  );
-  logger.info('request', { path: event.rawPath, status: response.statusCode, bytes: body.length });
+  const request = httpRequestOf(event);
+  const response = await handleIngress(request, {
+    apiKey: await apiKey(),
+    enqueue,
+    maxBodyBytes: config.validation.maxPayloadBytes,
+    config,
+    onEnqueueError: (error) => logger.error('could not enqueue', { error }),
+  });
+  logger.info('request', { path: event.rawPath, status: response.statusCode, bytes: request.body.length });
   return response;
 };

@@ -1,48 +1,49 @@
 import { Logger } from '@aws-lambda-powertools/logger';
+import { Tracer } from '@aws-lambda-powertools/tracer';
 import { AthenaClient } from '@aws-sdk/client-athena';
 import { DynamoDBClient } from '@aws-sdk/client-dynamodb';
 import { SecretsManagerClient } from '@aws-sdk/client-secrets-manager';
 import { TimestreamQueryClient } from '@aws-sdk/client-timestream-query';
 import type { APIGatewayProxyEventV2, APIGatewayProxyStructuredResultV2 } from 'aws-lambda';
+import { httpRequestOf } from '../adapters/aws/api-gateway.ts';
 import { athenaPagedQueries } from '../adapters/aws/athena.ts';
 import { dynamodbRegistry } from '../adapters/aws/dynamodb-registry.ts';
 import { cachedSecret } from '../adapters/aws/secret.ts';
 import { timestreamRecentReadings } from '../adapters/aws/timestream-query.ts';
 import { DEVICES_PATH, handleDevicesRequest } from '../core/api/devices.ts';
-import type { HttpRequest } from '../core/api/ingress.ts';
 import { handleQueryRequest } from '../core/api/query.ts';
 import { ENV, requireEnv } from '../env.ts';
 
+// Built once per container, outside the handler; each SDK call an X-Ray subsegment.
 const logger = new Logger();
-// Built once per container, outside the handler.
-const apiKey = cachedSecret(new SecretsManagerClient({}), requireEnv(ENV.apiKeySecretArn));
-const registry = dynamodbRegistry(new DynamoDBClient({}), requireEnv(ENV.registryTable));
-const timestreamDatabase = process.env[ENV.timestreamDatabase];
-const timestreamTable = process.env[ENV.timestreamTable];
+const tracer = new Tracer();
+const apiKey = cachedSecret(
+  tracer.captureAWSv3Client(new SecretsManagerClient({})),
+  requireEnv(ENV.apiKeySecretArn),
+);
+const registry = dynamodbRegistry(
+  tracer.captureAWSv3Client(new DynamoDBClient({})),
+  requireEnv(ENV.registryTable),
+);
+// Set by the stack only when Timestream is on: recent readings come from it.
+const database = process.env[ENV.timestreamDatabase];
+const table = process.env[ENV.timestreamTable];
 const recent =
-  timestreamDatabase && timestreamTable
-    ? timestreamRecentReadings(new TimestreamQueryClient({}), {
-        database: timestreamDatabase,
-        table: timestreamTable,
+  database && table
+    ? timestreamRecentReadings(tracer.captureAWSv3Client(new TimestreamQueryClient({})), {
+        database,
+        table,
         windowMs: Number(requireEnv(ENV.timestreamWindowHours)) * 3_600_000,
       })
     : undefined;
-const engine = athenaPagedQueries(new AthenaClient({}), {
+const engine = athenaPagedQueries(tracer.captureAWSv3Client(new AthenaClient({})), {
   workGroup: requireEnv(ENV.athenaWorkGroup),
   database: requireEnv(ENV.glueDatabase),
 });
 
 /** GET /v1/devices and GET /v1/devices/{id}/readings|daily: reads only, never ingest. */
 export const handler = async (event: APIGatewayProxyEventV2): Promise<APIGatewayProxyStructuredResultV2> => {
-  const request: HttpRequest = {
-    method: event.requestContext.http.method,
-    path: event.rawPath,
-    query: event.rawQueryString,
-    headers: event.headers,
-    body: Buffer.alloc(0),
-    requestId: event.requestContext.requestId,
-    receivedAt: event.requestContext.timeEpoch,
-  };
+  const request = httpRequestOf(event);
   const key = await apiKey();
   const response =
     event.rawPath === DEVICES_PATH

@@ -1,9 +1,11 @@
 import { Duration, RemovalPolicy, Validations } from 'aws-cdk-lib';
 import * as iam from 'aws-cdk-lib/aws-iam';
 import * as kms from 'aws-cdk-lib/aws-kms';
+import type * as lambda from 'aws-cdk-lib/aws-lambda';
 import * as sns from 'aws-cdk-lib/aws-sns';
 import * as subscriptions from 'aws-cdk-lib/aws-sns-subscriptions';
-import { Construct, type IConstruct } from 'constructs';
+import { Construct } from 'constructs';
+import { ENV } from '../../lambdas/env.ts';
 
 export interface AlertsProps {
   /**
@@ -40,6 +42,9 @@ export class Alerts extends Construct {
     if (props.email !== undefined && !/^[^@\s]+@[^@\s]+\.[^@\s]+$/.test(props.email)) {
       throw new Error(`Alerts: email must be an email address, got "${props.email}"`);
     }
+    if (props.webhookUrl !== undefined && !/^https:\/\/\S+$/.test(props.webhookUrl)) {
+      throw new Error(`Alerts: webhookUrl must be an https:// URL, got "${props.webhookUrl}"`);
+    }
     this.key = new kms.Key(this, 'Key', {
       description: 'Encrypts the IoT pipeline alert topic',
       enableKeyRotation: true,
@@ -75,10 +80,14 @@ export class Alerts extends Construct {
     if (props.webhookUrl) this.topic.addSubscription(new subscriptions.UrlSubscription(props.webhookUrl));
   }
 
-  /** Lets a function publish alerts: sns:Publish on the topic, and the topic key to encrypt with. */
-  grantPublish(grantee: iam.IGrantable & IConstruct): void {
-    this.topic.grantPublish(grantee);
-    Validations.of(grantee).acknowledge({
+  /**
+   * Lets a function publish alerts: sns:Publish on the topic, the topic key to encrypt
+   * with, and the topic named in its environment (`ALERT_TOPIC_ARN`).
+   */
+  grantPublish(fn: lambda.Function): void {
+    this.topic.grantPublish(fn);
+    fn.addEnvironment(ENV.alertTopicArn, this.topic.topicArn);
+    Validations.of(fn).acknowledge({
       id: 'AwsSolutions-IAM5[Action::kms:GenerateDataKey*]',
       reason:
         'Publishing to a KMS-encrypted SNS topic needs GenerateDataKey*; the grant is on the alert topic key only.',

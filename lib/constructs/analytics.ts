@@ -1,24 +1,30 @@
-import { Aws, Duration, RemovalPolicy } from 'aws-cdk-lib';
+import { Arn, Aws, Duration, RemovalPolicy, Stack, Validations } from 'aws-cdk-lib';
 import * as athena from 'aws-cdk-lib/aws-athena';
 import * as glue from 'aws-cdk-lib/aws-glue';
+import * as iam from 'aws-cdk-lib/aws-iam';
+import type * as lambda from 'aws-cdk-lib/aws-lambda';
 import * as s3 from 'aws-cdk-lib/aws-s3';
 import { Construct } from 'constructs';
 import { type LakeView, NAMED_QUERIES, VIEWS } from '../../lambdas/core/analytics/daily.ts';
+import { LAKE_PREFIXES } from '../../lambdas/core/lake/layout.ts';
 import {
   type ColumnType,
   LAKE_TABLES,
   type LakeTable,
   SOURCE_VALUES,
 } from '../../lambdas/core/lake/tables.ts';
+import { ENV } from '../../lambdas/env.ts';
+import type { Lake } from './lake.ts';
+
+/** Where UNLOAD writes: the only lake prefixes a job that writes through Athena may put or delete under. */
+const UNLOAD_PREFIXES = [LAKE_PREFIXES.curated, LAKE_PREFIXES.dailyMetrics, LAKE_PREFIXES.reports];
 
 export interface AnalyticsProps {
-  /** The lake bucket the tables read. */
-  readonly lakeBucket: s3.IBucket;
-  /** Bucket receiving S3 access logs (for the query results bucket). */
-  readonly accessLogsBucket: s3.IBucket;
+  /** The lake the tables read; its access-log bucket also receives the query results bucket's logs. */
+  readonly lake: Lake;
   /** Glue database name; underscores only (Athena identifiers). */
   readonly databaseName: string;
-  /** Athena workgroup name. */
+  /** Athena workgroup name: letters, digits, '.', '_' and '-'. */
   readonly workGroupName: string;
   /**
    * Per-query scan limit in bytes: a runaway `SELECT *` is cancelled, not billed.
@@ -47,6 +53,8 @@ export interface AnalyticsProps {
  * Athena workgroup that enforces an encrypted results location and a scan limit.
  */
 export class Analytics extends Construct {
+  /** The lake the tables read. */
+  public readonly lake: Lake;
   public readonly database: glue.CfnDatabase;
   public readonly workGroup: athena.CfnWorkGroup;
   public readonly resultsBucket: s3.Bucket;
@@ -58,10 +66,28 @@ export class Analytics extends Construct {
     if (!/^[a-z0-9_]{1,255}$/.test(props.databaseName)) {
       throw new Error(`Analytics: databaseName must match [a-z0-9_]+, got "${props.databaseName}"`);
     }
+    if (!/^[a-zA-Z0-9._-]{1,128}$/.test(props.workGroupName)) {
+      throw new Error(
+        `Analytics: workGroupName must be 1 to 128 letters, digits, '.', '_' or '-', got "${props.workGroupName}"`,
+      );
+    }
     const firstDay = props.firstDay ?? '2024-01-01';
     if (!/^\d{4}-\d{2}-\d{2}$/.test(firstDay)) {
       throw new Error(`Analytics: firstDay must be yyyy-MM-dd, got "${firstDay}"`);
     }
+    const resultsExpirationDays = props.resultsExpirationDays ?? 7;
+    if (!Number.isInteger(resultsExpirationDays) || resultsExpirationDays < 1) {
+      throw new Error(
+        `Analytics: resultsExpirationDays must be an integer >= 1, got ${resultsExpirationDays}`,
+      );
+    }
+    const cutoff = props.bytesScannedCutoffPerQuery ?? 10 * 1024 ** 3;
+    if (!Number.isInteger(cutoff) || cutoff < 10_000_000) {
+      throw new Error(
+        `Analytics: bytesScannedCutoffPerQuery must be an integer >= 10000000 (Athena's minimum, 10 MB), got ${cutoff}`,
+      );
+    }
+    this.lake = props.lake;
     this.databaseName = props.databaseName;
     this.workGroupName = props.workGroupName;
 
@@ -70,9 +96,9 @@ export class Analytics extends Construct {
       encryption: s3.BucketEncryption.S3_MANAGED,
       enforceSSL: true,
       objectOwnership: s3.ObjectOwnership.BUCKET_OWNER_ENFORCED,
-      serverAccessLogsBucket: props.accessLogsBucket,
+      serverAccessLogsBucket: props.lake.accessLogs,
       serverAccessLogsPrefix: 'athena-results/',
-      lifecycleRules: [{ id: 'expire-results', expiration: Duration.days(props.resultsExpirationDays ?? 7) }],
+      lifecycleRules: [{ id: 'expire-results', expiration: Duration.days(resultsExpirationDays) }],
       // Query results are not data: emptied and deleted with the stack, or `cdk destroy`
       // would end in DELETE_FAILED after the first query.
       removalPolicy: RemovalPolicy.DESTROY,
@@ -91,7 +117,7 @@ export class Analytics extends Construct {
       const resource = new glue.CfnTable(this, pascal(table.name), {
         catalogId: Aws.ACCOUNT_ID,
         databaseName: props.databaseName,
-        tableInput: tableInput(table, props.lakeBucket.bucketName, firstDay),
+        tableInput: tableInput(table, props.lake.bucket.bucketName, firstDay),
       });
       resource.addResourceDependency(this.database);
       return resource;
@@ -116,7 +142,7 @@ export class Analytics extends Construct {
       workGroupConfiguration: {
         enforceWorkGroupConfiguration: true,
         publishCloudWatchMetricsEnabled: true,
-        bytesScannedCutoffPerQuery: props.bytesScannedCutoffPerQuery ?? 10 * 1024 ** 3,
+        bytesScannedCutoffPerQuery: cutoff,
         engineVersion: { selectedEngineVersion: 'Athena engine version 3' },
         resultConfiguration: {
           outputLocation: `s3://${this.resultsBucket.bucketName}/results/`,
@@ -136,6 +162,108 @@ export class Analytics extends Construct {
       });
       named.addResourceDependency(this.workGroup);
       named.addResourceDependency(this.database);
+    }
+  }
+
+  /**
+   * Lets a function run Athena queries over the lake tables: the workgroup, the Glue
+   * catalog objects of the database, reading the lake, and the results bucket. Names the
+   * workgroup and database in its environment (`ATHENA_WORKGROUP`, `GLUE_DATABASE`).
+   */
+  grantQuery(fn: lambda.Function): void {
+    const stack = Stack.of(this);
+    fn.addToRolePolicy(
+      new iam.PolicyStatement({
+        actions: [
+          'athena:StartQueryExecution',
+          'athena:GetQueryExecution',
+          'athena:GetQueryResults',
+          'athena:StopQueryExecution',
+        ],
+        resources: [
+          Arn.format({ service: 'athena', resource: 'workgroup', resourceName: this.workGroupName }, stack),
+        ],
+      }),
+    );
+    const glueArn = (resource: string, name?: string) =>
+      Arn.format({ service: 'glue', resource, ...(name === undefined ? {} : { resourceName: name }) }, stack);
+    fn.addToRolePolicy(
+      new iam.PolicyStatement({
+        actions: [
+          'glue:GetDatabase',
+          'glue:GetDatabases',
+          'glue:GetTable',
+          'glue:GetTables',
+          'glue:GetPartitions',
+        ],
+        // Athena also reads the `default` database for some operations (its guide's minimum policy).
+        resources: [
+          glueArn('catalog'),
+          glueArn('database', this.databaseName),
+          glueArn('database', 'default'),
+          glueArn('table', `${this.databaseName}/*`),
+        ],
+      }),
+    );
+    this.lake.bucket.grantRead(fn);
+    this.resultsBucket.grantReadWrite(fn);
+    fn.addEnvironment(ENV.athenaWorkGroup, this.workGroupName);
+    fn.addEnvironment(ENV.glueDatabase, this.databaseName);
+    this.acknowledge(fn, [
+      ['Action::s3:GetObject*', 'read the lake tables'],
+      ['Action::s3:GetBucket*', 'read the lake tables'],
+      ['Action::s3:List*', 'list the partitions of the lake tables'],
+      ['Action::s3:DeleteObject*', 'write query results'],
+      ['Action::s3:Abort*', 'write query results'],
+      [
+        `Resource::<${this.bucketId(this.lake.bucket)}.Arn>/*`,
+        'read every object of the lake tables (writes are limited to the prefixes below)',
+      ],
+      [
+        `Resource::<${this.bucketId(this.resultsBucket)}.Arn>/*`,
+        'keep query results in the workgroup results bucket',
+      ],
+      [
+        `Resource::arn:<AWS::Partition>:glue:<AWS::Region>:<AWS::AccountId>:table/${this.databaseName}/*`,
+        `read the tables and views of database ${this.databaseName}`,
+      ],
+    ]);
+  }
+
+  /**
+   * Everything {@link grantQuery} grants, plus writing through UNLOAD: put and delete
+   * objects under `curated/readings/`, `curated/daily_metrics/` and `reports/` only (a day's generated
+   * files are replaced). Names the lake bucket in the environment too (`LAKE_BUCKET`).
+   */
+  grantUnload(fn: lambda.Function): void {
+    this.lake.addEnvironment(fn);
+    this.grantQuery(fn);
+    fn.addToRolePolicy(
+      new iam.PolicyStatement({
+        actions: ['s3:PutObject', 's3:DeleteObject', 's3:AbortMultipartUpload'],
+        resources: UNLOAD_PREFIXES.map((p) => this.lake.bucket.arnForObjects(`${p}*`)),
+      }),
+    );
+    this.acknowledge(
+      fn,
+      UNLOAD_PREFIXES.map((prefix): [string, string] => [
+        `Resource::<${this.bucketId(this.lake.bucket)}.Arn>/${prefix}*`,
+        `replace a day's generated files under ${prefix} (UNLOAD)`,
+      ]),
+    );
+  }
+
+  private bucketId(bucket: s3.IBucket): string {
+    return Stack.of(this).getLogicalId(bucket.node.defaultChild as s3.CfnBucket);
+  }
+
+  /** cdk-nag's IAM5 findings the grants raise, each with why Athena needs it. */
+  private acknowledge(fn: lambda.Function, findings: readonly [string, string][]): void {
+    for (const [finding, why] of findings) {
+      Validations.of(fn).acknowledge({
+        id: `AwsSolutions-IAM5[${finding}]`,
+        reason: `Athena queries over the lake need to ${why}.`,
+      });
     }
   }
 }

@@ -1,7 +1,8 @@
 import { RemovalPolicy, Validations } from 'aws-cdk-lib';
 import * as dynamodb from 'aws-cdk-lib/aws-dynamodb';
-import type * as iam from 'aws-cdk-lib/aws-iam';
+import type * as lambda from 'aws-cdk-lib/aws-lambda';
 import { Construct } from 'constructs';
+import { ENV } from '../../lambdas/env.ts';
 
 /**
  * The claims table: which message stored a Sigfox or The Things Stack reading first,
@@ -28,8 +29,12 @@ export class ReadingClaimsTable extends Construct {
     });
   }
 
-  /** Conditional PutItem only: the ingest function neither reads, scans nor deletes claims. */
-  grantClaim(grantee: iam.IGrantable): void {
-    this.table.grant(grantee, 'dynamodb:PutItem');
+  /**
+   * Conditional PutItem only (the ingest function neither reads, scans nor deletes
+   * claims), and the table named in the function's environment (`CLAIMS_TABLE`).
+   */
+  grantClaim(fn: lambda.Function): void {
+    this.table.grant(fn, 'dynamodb:PutItem');
+    fn.addEnvironment(ENV.claimsTable, this.table.tableName);
   }
 }

@@ -1,12 +1,18 @@
 import { Arn, ArnFormat, Stack } from 'aws-cdk-lib';
 import * as iot from 'aws-cdk-lib/aws-iot';
 import { Construct } from 'constructs';
-import { DEVICE_TYPE_ATTRIBUTE, devicePolicyName, deviceThingTypeName } from '../../lambdas/core/topics.ts';
+import {
+  DEVICE_TYPE_ATTRIBUTE,
+  devicePolicyName,
+  deviceThingTypeName,
+} from '../../lambdas/core/iot-names.ts';
+import type { Ingest } from './ingest.ts';
 
 export interface DevicesProps {
+  /** Stage name: thing types and the policy are named for it, and devices must be of its thing types. */
   readonly stage: string;
-  /** The telemetry rule's name: devices may publish through Basic Ingest to it. */
-  readonly ruleName: string;
+  /** Where devices publish: its telemetry rule, directly or through Basic Ingest. */
+  readonly ingest: Ingest;
   /** Device types, each a thing type, with up to three searchable attributes. */
   readonly deviceTypes: Readonly<
     Record<string, { readonly description?: string; readonly searchableAttributes?: readonly string[] }>
@@ -33,10 +39,20 @@ export class Devices extends Construct {
 
   constructor(scope: Construct, id: string, props: DevicesProps) {
     super(scope, id);
+    if (!/^[a-z0-9]+$/.test(props.stage)) {
+      throw new Error(`Devices: stage must be lowercase letters and digits, got "${props.stage}"`);
+    }
+    for (const [name, type] of Object.entries(props.deviceTypes)) {
+      if ((type.searchableAttributes?.length ?? 0) > 3) {
+        throw new Error(
+          `Devices: deviceTypes.${name}.searchableAttributes may hold at most 3 (IoT Core's limit), got ${type.searchableAttributes?.length}`,
+        );
+      }
+    }
     this.policyName = devicePolicyName(props.stage);
     this.policy = new iot.CfnPolicy(this, 'Policy', {
       policyName: this.policyName,
-      policyDocument: devicePolicyDocument(Stack.of(this), props.ruleName, props.stage),
+      policyDocument: devicePolicyDocument(Stack.of(this), props.ingest.ruleName, props.stage),
     });
     for (const [name, type] of Object.entries(props.deviceTypes)) {
       new iot.CfnThingType(this, `Type${name.replace(/[^A-Za-z0-9]/g, '')}`, {

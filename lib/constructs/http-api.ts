@@ -2,36 +2,43 @@ import { Duration, RemovalPolicy, Validations } from 'aws-cdk-lib';
 import { AccessLogFormat } from 'aws-cdk-lib/aws-apigateway';
 import * as apigw from 'aws-cdk-lib/aws-apigatewayv2';
 import { HttpLambdaIntegration } from 'aws-cdk-lib/aws-apigatewayv2-integrations';
-import type * as dynamodb from 'aws-cdk-lib/aws-dynamodb';
+import type * as lambda from 'aws-cdk-lib/aws-lambda';
 import * as logs from 'aws-cdk-lib/aws-logs';
-import type * as s3 from 'aws-cdk-lib/aws-s3';
 import * as secretsmanager from 'aws-cdk-lib/aws-secretsmanager';
-import type * as sqs from 'aws-cdk-lib/aws-sqs';
 import { Construct } from 'constructs';
 import { DEVICES_PATH } from '../../lambdas/core/api/devices.ts';
-import { INGEST_ROUTES } from '../../lambdas/core/api/routes.ts';
+import { HTTP_FORMATS } from '../../lambdas/core/formats/index.ts';
 import { ENV } from '../../lambdas/env.ts';
 import type { Analytics } from './analytics.ts';
-import { grantAthena } from './daily-job.ts';
+import type { Ingest } from './ingest.ts';
 import { PipelineFunction } from './pipeline-function.ts';
+import type { Registry } from './registry.ts';
 import type { TimeSeries } from './timeseries.ts';
 
+/** What the read routes read. */
+export interface HttpQuerySources {
+  /** The device registry, listed by `GET /v1/devices`. */
+  readonly registry: Registry;
+  /** Athena over the lake, for `GET /v1/devices/{id}/readings|daily`. */
+  readonly analytics: Analytics;
+  /**
+   * When Timestream is on: recent readings (within its memory store) come from it.
+   *
+   * @default every range from Athena
+   */
+  readonly timeseries?: TimeSeries;
+}
+
 export interface HttpApiProps {
-  /** Queue the HTTP function enqueues accepted messages to. */
-  readonly ingestQueue: sqs.IQueue;
+  /** Where accepted messages go: the HTTP function enqueues them on its queue. */
+  readonly ingest: Ingest;
   /**
    * The read side: `GET /v1/devices` (registry) and `GET /v1/devices/{id}/readings|daily`
-   * (Athena), served by their own function; without it those routes are absent.
+   * (Athena), served by their own function.
+   *
+   * @default no read routes
    */
-  readonly query?: {
-    readonly registryTable: dynamodb.ITable;
-    readonly analytics: Analytics;
-    readonly lakeBucket: s3.IBucket;
-    /** When Timestream is on: recent readings come from it. */
-    readonly timeseries?: TimeSeries;
-    /** Hours of readings Timestream answers for (its memory store retention). */
-    readonly timeseriesWindowHours?: number;
-  };
+  readonly query?: HttpQuerySources;
   /** JSON of the run-time config (validation limits), from `runtimeConfigJson`; built into the bundle. */
   readonly runtimeConfig: string;
   /**
@@ -66,7 +73,7 @@ export class HttpApi extends Construct {
     super(scope, id);
     const rateLimit = props.throttleRateLimit ?? 100;
     const burstLimit = props.throttleBurstLimit ?? 200;
-    if (rateLimit < 1 || burstLimit < 1) {
+    if (!Number.isInteger(rateLimit) || !Number.isInteger(burstLimit) || rateLimit < 1 || burstLimit < 1) {
       throw new Error(`HttpApi: throttle limits must be >= 1, got rate ${rateLimit} and burst ${burstLimit}`);
     }
 
@@ -86,14 +93,10 @@ export class HttpApi extends Construct {
       memorySize: 256,
       // Sigfox gives a callback 10 s; answer well within it.
       timeout: Duration.seconds(5),
-      environment: {
-        [ENV.ingestQueueUrl]: props.ingestQueue.queueUrl,
-        [ENV.apiKeySecretArn]: this.apiKey.secretArn,
-      },
       runtimeConfig: props.runtimeConfig,
     });
-    props.ingestQueue.grantSendMessages(this.function);
-    this.apiKey.grantRead(this.function);
+    props.ingest.grantEnqueue(this.function);
+    this.grantApiKey(this.function);
 
     this.api = new apigw.HttpApi(this, 'Api', {
       description: 'IoT pipeline HTTP ingress',
@@ -128,33 +131,22 @@ export class HttpApi extends Construct {
     const integration = new HttpLambdaIntegration('Integration', this.function, {
       payloadFormatVersion: apigw.PayloadFormatVersion.VERSION_2_0,
     });
-    for (const route of INGEST_ROUTES) {
+    for (const { route } of HTTP_FORMATS) {
       this.api.addRoutes({ path: route.path, methods: [apigw.HttpMethod.POST], integration });
     }
     if (props.query) {
-      const { registryTable, analytics, lakeBucket, timeseries } = props.query;
+      const { registry, analytics, timeseries } = props.query;
       this.queryFunction = new PipelineFunction(this, 'QueryFunction', {
         handler: 'query',
         description: 'Answers GET /v1/devices and the readings/daily query API',
         memorySize: 256,
         // API Gateway gives an integration 30 s; the handler waits 20 for Athena.
         timeout: Duration.seconds(29),
-        environment: {
-          [ENV.apiKeySecretArn]: this.apiKey.secretArn,
-          [ENV.registryTable]: registryTable.tableName,
-          [ENV.athenaWorkGroup]: analytics.workGroupName,
-          [ENV.glueDatabase]: analytics.databaseName,
-          ...(timeseries && {
-            [ENV.timestreamDatabase]: timeseries.databaseName,
-            [ENV.timestreamTable]: timeseries.tableName,
-            [ENV.timestreamWindowHours]: String(props.query.timeseriesWindowHours ?? 24),
-          }),
-        },
       });
       timeseries?.grantSelect(this.queryFunction);
-      this.apiKey.grantRead(this.queryFunction);
-      registryTable.grant(this.queryFunction, 'dynamodb:Scan');
-      grantAthena(this.queryFunction, analytics, lakeBucket, 'read');
+      this.grantApiKey(this.queryFunction);
+      registry.grantList(this.queryFunction);
+      analytics.grantQuery(this.queryFunction);
       const queries = new HttpLambdaIntegration('QueryIntegration', this.queryFunction, {
         payloadFormatVersion: apigw.PayloadFormatVersion.VERSION_2_0,
       });
@@ -172,5 +164,11 @@ export class HttpApi extends Construct {
   /** The base URL callers POST to (`https://<id>.execute-api.<region>.amazonaws.com`). */
   get url(): string {
     return this.api.apiEndpoint;
+  }
+
+  /** Reads the API key to authenticate requests with; names it in the environment (`API_KEY_SECRET_ARN`). */
+  private grantApiKey(fn: lambda.Function): void {
+    this.apiKey.grantRead(fn);
+    fn.addEnvironment(ENV.apiKeySecretArn, this.apiKey.secretArn);
   }
 }

@@ -1,21 +1,41 @@
 import { Aws, Duration } from 'aws-cdk-lib';
 import * as iam from 'aws-cdk-lib/aws-iam';
 import * as iot from 'aws-cdk-lib/aws-iot';
+import type * as lambda from 'aws-cdk-lib/aws-lambda';
 import { SqsEventSource } from 'aws-cdk-lib/aws-lambda-event-sources';
 import * as sqs from 'aws-cdk-lib/aws-sqs';
 import { Construct } from 'constructs';
+import { telemetryRuleSql } from '../../lambdas/core/formats/mqtt-topic.ts';
+import { telemetryRuleName } from '../../lambdas/core/iot-names.ts';
 import { LAKE_PREFIXES } from '../../lambdas/core/lake/layout.ts';
-import { telemetryRuleName, telemetryRuleSql } from '../../lambdas/core/topics.ts';
+import { ENV } from '../../lambdas/env.ts';
+import type { Alerts } from './alerts.ts';
+import type { ReadingClaimsTable } from './claims.ts';
 import type { Lake } from './lake.ts';
 import { PipelineFunction } from './pipeline-function.ts';
+import type { Registry } from './registry.ts';
+import type { TimeSeries } from './timeseries.ts';
 
 export interface IngestProps {
   /** Stage name, part of the IoT rule name devices use for Basic Ingest. */
   readonly stage: string;
-  /** The lake: the rule's error action writes here, under `errors/iot-rule/`. */
+  /**
+   * The lake: the function writes `raw/`, `readings/` and `quarantine/`; the rule's error
+   * action writes `errors/iot-rule/`.
+   */
   readonly lake: Lake;
-  /** Environment of the ingest function (sink names, run-time config). */
-  readonly environment: Record<string, string>;
+  /**
+   * Timestream, when it is on: the function writes every reading to its table too.
+   *
+   * @default no time-series sink
+   */
+  readonly timeseries?: TimeSeries;
+  /** Claims of Sigfox and The Things Stack readings, so a resent callback is stored once. */
+  readonly claims: ReadingClaimsTable;
+  /** The device registry the function updates (last seen, last values, alert state). */
+  readonly registry: Registry;
+  /** Where the function publishes device alerts. */
+  readonly alerts: Alerts;
   /** The run-time config JSON, built into the function's bundle. */
   readonly runtimeConfig: string;
   /**
@@ -65,8 +85,9 @@ export interface IngestProps {
 /**
  * Where every message meets: an IoT topic rule for `dt/<type>/<id>` (and its Basic
  * Ingest form) into an encrypted SQS queue with a dead-letter queue, and the ingest
- * function on that queue with batching and partial batch responses. The HTTP API
- * enqueues to the same queue.
+ * function on that queue with batching and partial batch responses. The function is
+ * wired to the sinks it is given (each grants its own access and sets its environment
+ * variable); the HTTP API enqueues to the same queue through {@link Ingest.grantEnqueue}.
  */
 export class Ingest extends Construct {
   public readonly queue: sqs.Queue;
@@ -81,6 +102,23 @@ export class Ingest extends Construct {
     const batchSize = props.batchSize ?? 100;
     const window = props.maxBatchingWindowSeconds ?? 5;
     const timeoutSeconds = props.timeoutSeconds ?? 60;
+    const maxReceiveCount = props.maxReceiveCount ?? 5;
+    const maxConcurrency = props.maxConcurrency ?? 5;
+    if (!/^[a-z0-9]+$/.test(props.stage)) {
+      throw new Error(`Ingest: stage must be lowercase letters and digits, got "${props.stage}"`);
+    }
+    if (!Number.isInteger(batchSize) || batchSize < 1 || batchSize > 10_000) {
+      throw new Error(`Ingest: batchSize must be an integer from 1 to 10000, got ${batchSize}`);
+    }
+    if (!Number.isInteger(window) || window < 0 || window > 300) {
+      throw new Error(`Ingest: maxBatchingWindowSeconds must be an integer from 0 to 300, got ${window}`);
+    }
+    if (!Number.isInteger(maxReceiveCount) || maxReceiveCount < 1 || maxReceiveCount > 1000) {
+      throw new Error(`Ingest: maxReceiveCount must be an integer from 1 to 1000, got ${maxReceiveCount}`);
+    }
+    if (!Number.isInteger(maxConcurrency) || maxConcurrency < 2 || maxConcurrency > 1000) {
+      throw new Error(`Ingest: maxConcurrency must be an integer from 2 to 1000, got ${maxConcurrency}`);
+    }
     if (batchSize > 10 && window === 0) {
       throw new Error(
         `Ingest: batchSize ${batchSize} needs maxBatchingWindowSeconds >= 1 (SQS allows 10 without a window)`,
@@ -104,7 +142,7 @@ export class Ingest extends Construct {
       // AWS's rule for SQS triggers: at least six times the function timeout, so a
       // batch being retried by Lambda is not handed to a second function meanwhile.
       visibilityTimeout: Duration.seconds(timeoutSeconds * 6),
-      deadLetterQueue: { queue: this.deadLetterQueue, maxReceiveCount: props.maxReceiveCount ?? 5 },
+      deadLetterQueue: { queue: this.deadLetterQueue, maxReceiveCount },
     });
 
     this.function = new PipelineFunction(this, 'Function', {
@@ -112,7 +150,6 @@ export class Ingest extends Construct {
       description: 'Decodes, validates and stores queued telemetry',
       memorySize: props.memorySizeMb ?? 512,
       timeout: Duration.seconds(timeoutSeconds),
-      environment: props.environment,
       runtimeConfig: props.runtimeConfig,
       codecSandbox: props.codecSandbox ?? false,
     });
@@ -121,9 +158,19 @@ export class Ingest extends Construct {
         batchSize,
         maxBatchingWindow: window > 0 ? Duration.seconds(window) : undefined,
         reportBatchItemFailures: true,
-        maxConcurrency: props.maxConcurrency ?? 5,
+        maxConcurrency,
       }),
     );
+    // Each sink grants the function exactly its access and names itself in the environment.
+    props.lake.grantWrite(this.function, [
+      LAKE_PREFIXES.raw,
+      LAKE_PREFIXES.readings,
+      LAKE_PREFIXES.quarantine,
+    ]);
+    props.timeseries?.grantWrite(this.function);
+    props.claims.grantClaim(this.function);
+    props.registry.grantUpdate(this.function);
+    props.alerts.grantPublish(this.function);
 
     this.ruleName = telemetryRuleName(props.stage);
     const ruleRole = new iam.Role(this, 'RuleRole', {
@@ -154,5 +201,14 @@ export class Ingest extends Construct {
       },
     });
     this.rule.node.addDependency(ruleRole);
+  }
+
+  /**
+   * Lets a function put messages on the ingest queue (the HTTP way in), and names the
+   * queue in its environment (`INGEST_QUEUE_URL`).
+   */
+  grantEnqueue(fn: lambda.Function): void {
+    this.queue.grantSendMessages(fn);
+    fn.addEnvironment(ENV.ingestQueueUrl, this.queue.queueUrl);
   }
 }

@@ -1,8 +1,10 @@
 import { Duration, RemovalPolicy, Stack, Validations } from 'aws-cdk-lib';
 import * as iam from 'aws-cdk-lib/aws-iam';
+import type * as lambda from 'aws-cdk-lib/aws-lambda';
 import * as s3 from 'aws-cdk-lib/aws-s3';
 import { Construct } from 'constructs';
 import { LAKE_PREFIXES } from '../../lambdas/core/lake/layout.ts';
+import { ENV } from '../../lambdas/env.ts';
 
 export interface LakeProps {
   /**
@@ -110,8 +112,27 @@ export class Lake extends Construct {
   }
 
   /**
+   * Lets a function put objects under the given lake prefixes and nothing else (as
+   * {@link grantWritePrefixes}), and names the bucket in its environment (`LAKE_BUCKET`).
+   */
+  grantWrite(fn: lambda.Function, prefixes: readonly string[]): void {
+    this.grantWritePrefixes(fn, prefixes);
+    this.addEnvironment(fn);
+  }
+
+  /**
+   * Names the bucket in a function's environment (`LAKE_BUCKET`) without granting
+   * anything: for a function whose access to the lake another construct grants (the
+   * daily job's, through `Analytics.grantUnload`).
+   */
+  addEnvironment(fn: lambda.Function): void {
+    fn.addEnvironment(ENV.lakeBucket, this.bucket.bucketName);
+  }
+
+  /**
    * Lets `grantee` put objects under the given lake prefixes, and nothing else: no
-   * read, no delete, no other prefix.
+   * read, no delete, no other prefix. IAM only; {@link grantWrite} also names the
+   * bucket in a function's environment.
    */
   grantWritePrefixes(grantee: iam.IGrantable, prefixes: readonly string[]): void {
     iam.Grant.addToPrincipal({

@@ -2,18 +2,25 @@ import { Duration } from 'aws-cdk-lib';
 import * as cloudwatch from 'aws-cdk-lib/aws-cloudwatch';
 import * as actions from 'aws-cdk-lib/aws-cloudwatch-actions';
 import type * as lambda from 'aws-cdk-lib/aws-lambda';
-import type * as sns from 'aws-cdk-lib/aws-sns';
 import type * as sqs from 'aws-cdk-lib/aws-sqs';
 import { Construct } from 'constructs';
+import type { Alerts } from './alerts.ts';
 
 export interface MonitoringProps {
-  /** Topic the alarms notify (on alarm and when back to OK). */
-  readonly topic: sns.ITopic;
-  /** Dead-letter queues: any message in one is data waiting for a human. */
-  readonly deadLetterQueues: Record<string, sqs.IQueue>;
-  /** Functions whose errors alarm. */
-  readonly functions: Record<string, lambda.IFunction>;
-  /** IoT topic rules whose action failures alarm, by name. */
+  /** The alert topic the alarms notify (on alarm and when back to OK). */
+  readonly alerts: Alerts;
+  /**
+   * Dead-letter queues, by a PascalCase name that is part of the alarm's id: any
+   * message in one is data waiting for a human.
+   */
+  readonly deadLetterQueues: Readonly<Record<string, sqs.IQueue>>;
+  /** Functions whose errors alarm, by a PascalCase name that is part of the alarm's id. */
+  readonly functions: Readonly<Record<string, lambda.IFunction>>;
+  /**
+   * IoT topic rules whose action failures alarm, by name.
+   *
+   * @default none
+   */
   readonly topicRuleNames?: readonly string[];
 }
 
@@ -26,7 +33,14 @@ export class Monitoring extends Construct {
 
   constructor(scope: Construct, id: string, props: MonitoringProps) {
     super(scope, id);
-    const notify = new actions.SnsAction(props.topic);
+    for (const name of [...Object.keys(props.deadLetterQueues), ...Object.keys(props.functions)]) {
+      if (!/^[A-Z][A-Za-z0-9]*$/.test(name)) {
+        throw new Error(
+          `Monitoring: names of queues and functions must be PascalCase (alarm ids), got "${name}"`,
+        );
+      }
+    }
+    const notify = new actions.SnsAction(props.alerts.topic);
     const add = (alarmId: string, metric: cloudwatch.IMetric, description: string) => {
       const alarm = new cloudwatch.Alarm(this, alarmId, {
         metric,

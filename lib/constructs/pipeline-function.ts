@@ -29,8 +29,6 @@ export interface PipelineFunctionProps {
    * @default Duration.seconds(10)
    */
   readonly timeout?: Duration;
-  /** Environment variables (names from `lambdas/env.ts`). */
-  readonly environment?: Record<string, string>;
   /**
    * The run-time config JSON (from `runtimeConfigJson`), built into the bundle as
    * `process.env.PIPELINE_RUNTIME_CONFIG`: codec sources do not fit the 4 KB Lambda
@@ -80,7 +78,9 @@ export function handlerEntry(handler: HandlerName): string {
  * A Node.js Lambda with this project's defaults: nodejs24.x on arm64 (cheaper per
  * GB-second), bundled and minified by the locally installed esbuild (never Docker),
  * ESM output, X-Ray tracing, JSON logs in a log group with a retention period, and the
- * Powertools service name set.
+ * Powertools service name set. It names no resource in its environment: the construct
+ * owning a resource does, when it grants the function access (`alerts.grantPublish(fn)`
+ * sets `ALERT_TOPIC_ARN`), under the names of `lambdas/env.ts`.
  */
 export class PipelineFunction extends NodejsFunction {
   constructor(scope: Construct, id: string, props: PipelineFunctionProps) {
@@ -88,6 +88,12 @@ export class PipelineFunction extends NodejsFunction {
     if (!Number.isInteger(memorySize) || memorySize < 128 || memorySize > 10_240) {
       throw new Error(
         `PipelineFunction "${id}": memorySize must be an integer from 128 to 10240, got ${memorySize}`,
+      );
+    }
+    const timeoutSeconds = props.timeout?.toSeconds() ?? 10;
+    if (timeoutSeconds < 1 || timeoutSeconds > 900) {
+      throw new Error(
+        `PipelineFunction "${id}": timeout must be from 1 second to 15 minutes, got ${timeoutSeconds} s`,
       );
     }
     const logGroup = new logs.LogGroup(scope, `${id}Logs`, {
@@ -109,7 +115,6 @@ export class PipelineFunction extends NodejsFunction {
         POWERTOOLS_SERVICE_NAME: `iot-pipeline-${props.handler}`,
         POWERTOOLS_METRICS_NAMESPACE: 'IotPipeline',
         NODE_OPTIONS: '--enable-source-maps',
-        ...props.environment,
       },
       bundling: {
         minify: true,

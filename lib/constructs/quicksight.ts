@@ -5,6 +5,7 @@ import { LAKE_TABLES } from '../../lambdas/core/lake/tables.ts';
 import type { Analytics } from './analytics.ts';
 
 export interface QuickSightReportsProps {
+  /** The workgroup the data source queries through, and the database of `v_daily_metrics`. */
   readonly analytics: Analytics;
   /** The QuickSight user or group that may use and share the data source and data set. */
   readonly principalArn: string;
@@ -30,6 +31,11 @@ const TYPES: Record<string, string> = {
 export class QuickSightReports extends Construct {
   constructor(scope: Construct, id: string, props: QuickSightReportsProps) {
     super(scope, id);
+    if (!/^arn:[a-z-]+:quicksight:[a-z0-9-]+:\d{12}:(user|group)\/.+$/.test(props.principalArn)) {
+      throw new Error(
+        `QuickSightReports: principalArn must be a QuickSight user or group ARN (arn:aws:quicksight:<region>:<account>:user/...), got "${props.principalArn}"`,
+      );
+    }
     const dataSource = new quicksight.CfnDataSource(this, 'DataSource', {
       awsAccountId: Aws.ACCOUNT_ID,
       dataSourceId: `iot-pipeline-${props.stage}-athena`,

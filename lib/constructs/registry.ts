@@ -2,14 +2,14 @@ import { Duration, RemovalPolicy } from 'aws-cdk-lib';
 import * as dynamodb from 'aws-cdk-lib/aws-dynamodb';
 import * as events from 'aws-cdk-lib/aws-events';
 import * as targets from 'aws-cdk-lib/aws-events-targets';
-import type * as iam from 'aws-cdk-lib/aws-iam';
+import type * as lambda from 'aws-cdk-lib/aws-lambda';
 import { Construct } from 'constructs';
 import { ENV } from '../../lambdas/env.ts';
 import type { Alerts } from './alerts.ts';
 import { PipelineFunction } from './pipeline-function.ts';
 
 export interface RegistryProps {
-  /** Where offline alerts go. */
+  /** Where offline alerts go: the offline check may publish to its topic. */
   readonly alerts: Alerts;
   /** The run-time config JSON (offline timeouts per device type), built into the bundle. */
   readonly runtimeConfig: string;
@@ -33,6 +33,13 @@ export class Registry extends Construct {
 
   constructor(scope: Construct, id: string, props: RegistryProps) {
     super(scope, id);
+    const interval = props.offlineCheckInterval ?? Duration.minutes(5);
+    const minutes = interval.toMinutes({ integral: false });
+    if (!Number.isInteger(minutes) || minutes < 1) {
+      throw new Error(
+        `Registry: offlineCheckInterval must be a whole number of minutes >= 1 (EventBridge rates), got ${interval.toHumanString()}`,
+      );
+    }
     this.table = new dynamodb.Table(this, 'Table', {
       partitionKey: { name: 'deviceId', type: dynamodb.AttributeType.STRING },
       billingMode: dynamodb.BillingMode.PAY_PER_REQUEST,
@@ -47,27 +54,32 @@ export class Registry extends Construct {
       memorySize: 256,
       timeout: Duration.minutes(2),
       runtimeConfig: props.runtimeConfig,
-      environment: {
-        [ENV.registryTable]: this.table.tableName,
-        [ENV.alertTopicArn]: props.alerts.topic.topicArn,
-      },
     });
-    this.table.grant(this.offlineFunction, 'dynamodb:Scan', 'dynamodb:PutItem');
+    // Scans for silent devices, writes their alert state back.
+    this.grant(this.offlineFunction, 'dynamodb:Scan', 'dynamodb:PutItem');
     props.alerts.grantPublish(this.offlineFunction);
     new events.Rule(this, 'OfflineSchedule', {
       description: 'Checks the device registry for silent devices',
-      schedule: events.Schedule.rate(props.offlineCheckInterval ?? Duration.minutes(5)),
+      schedule: events.Schedule.rate(interval),
       targets: [new targets.LambdaFunction(this.offlineFunction, { retryAttempts: 2 })],
     });
   }
 
-  /** What the ingest path needs: read records in batches, write them conditionally. */
-  grantUpdate(grantee: iam.IGrantable): void {
-    this.table.grant(grantee, 'dynamodb:BatchGetItem', 'dynamodb:PutItem');
+  /**
+   * What the ingest path needs: read records in batches, write them conditionally. Each
+   * grant also names the table in the function's environment (`REGISTRY_TABLE`).
+   */
+  grantUpdate(fn: lambda.Function): void {
+    this.grant(fn, 'dynamodb:BatchGetItem', 'dynamodb:PutItem');
   }
 
   /** What listings need (GET /v1/devices). */
-  grantList(grantee: iam.IGrantable): void {
-    this.table.grant(grantee, 'dynamodb:Scan');
+  grantList(fn: lambda.Function): void {
+    this.grant(fn, 'dynamodb:Scan');
+  }
+
+  private grant(fn: lambda.Function, ...actions: string[]): void {
+    this.table.grant(fn, ...actions);
+    fn.addEnvironment(ENV.registryTable, this.table.tableName);
   }
 }

@@ -1,8 +1,10 @@
 import { RemovalPolicy, Validations } from 'aws-cdk-lib';
 import * as iam from 'aws-cdk-lib/aws-iam';
-import type * as s3 from 'aws-cdk-lib/aws-s3';
+import type * as lambda from 'aws-cdk-lib/aws-lambda';
 import * as timestream from 'aws-cdk-lib/aws-timestream';
 import { Construct } from 'constructs';
+import { ENV } from '../../lambdas/env.ts';
+import type { Lake } from './lake.ts';
 
 export interface TimeSeriesProps {
   /**
@@ -33,9 +35,9 @@ export interface TimeSeriesProps {
   readonly magneticRetentionDays?: number;
   /**
    * Where Timestream reports late records it rejected asynchronously from the
-   * magnetic store, so they are not lost silently. The lake bucket, under `errors/timestream/`.
+   * magnetic store, so they are not lost silently: the lake bucket, under `errors/timestream/`.
    */
-  readonly rejectedDataBucket: s3.IBucket;
+  readonly lake: Lake;
 }
 
 /**
@@ -49,6 +51,8 @@ export class TimeSeries extends Construct {
   public readonly table: timestream.CfnTable;
   public readonly databaseName: string;
   public readonly tableName: string;
+  /** Hours of records the memory store holds: the range recent-readings queries answer for. */
+  public readonly memoryRetentionHours: number;
 
   constructor(scope: Construct, id: string, props: TimeSeriesProps) {
     super(scope, id);
@@ -62,7 +66,13 @@ export class TimeSeries extends Construct {
         `TimeSeries: magneticRetentionDays must be an integer from 1 to 73000, got ${magnetic}`,
       );
     }
+    if (props.tableName !== undefined && !/^[a-zA-Z0-9_.-]{3,256}$/.test(props.tableName)) {
+      throw new Error(
+        `TimeSeries: tableName must be 3 to 256 letters, digits, '_', '.' or '-', got "${props.tableName}"`,
+      );
+    }
     this.tableName = props.tableName ?? 'readings';
+    this.memoryRetentionHours = memory;
 
     this.database = new timestream.CfnDatabase(
       this,
@@ -94,7 +104,7 @@ export class TimeSeries extends Construct {
         EnableMagneticStoreWrites: true,
         MagneticStoreRejectedDataLocation: {
           S3Configuration: {
-            BucketName: props.rejectedDataBucket.bucketName,
+            BucketName: props.lake.bucket.bucketName,
             ObjectKeyPrefix: 'errors/timestream/',
             EncryptionOption: 'SSE_S3',
           },
@@ -111,31 +121,36 @@ export class TimeSeries extends Construct {
   }
 
   /**
-   * Lets `grantee` write records to the table: WriteRecords on this table only, plus
+   * Lets a function write records to the table: WriteRecords on this table only, plus
    * DescribeEndpoints, which Timestream's endpoint discovery needs and which exists
-   * only as an account-level action.
+   * only as an account-level action. Names the database and table in its environment
+   * (`TIMESTREAM_DATABASE`, `TIMESTREAM_TABLE`).
    */
-  grantWrite(grantee: iam.IGrantable): void {
-    this.grant(grantee, 'timestream:WriteRecords');
+  grantWrite(fn: lambda.Function): void {
+    this.grant(fn, 'timestream:WriteRecords');
   }
 
-  /** Queries on the table (the query API's recent readings). */
-  grantSelect(grantee: iam.IGrantable): void {
-    this.grant(grantee, 'timestream:Select');
+  /**
+   * Queries on the table (the query API's recent readings), with the same environment
+   * plus the memory store's hours (`TIMESTREAM_WINDOW_HOURS`), the range it answers for.
+   */
+  grantSelect(fn: lambda.Function): void {
+    this.grant(fn, 'timestream:Select');
+    fn.addEnvironment(ENV.timestreamWindowHours, String(this.memoryRetentionHours));
   }
 
-  private grant(grantee: iam.IGrantable, action: string): void {
+  private grant(grantee: lambda.Function, action: string): void {
+    grantee.addEnvironment(ENV.timestreamDatabase, this.databaseName);
+    grantee.addEnvironment(ENV.timestreamTable, this.tableName);
     iam.Grant.addToPrincipal({
       grantee,
       actions: [action],
       resourceArns: [this.tableArn],
     });
     iam.Grant.addToPrincipal({ grantee, actions: ['timestream:DescribeEndpoints'], resourceArns: ['*'] });
-    if (grantee instanceof Construct) {
-      Validations.of(grantee).acknowledge({
-        id: 'AwsSolutions-IAM5[Resource::*]',
-        reason: 'timestream:DescribeEndpoints has no resource type; AWS requires "*" for it.',
-      });
-    }
+    Validations.of(grantee).acknowledge({
+      id: 'AwsSolutions-IAM5[Resource::*]',
+      reason: 'timestream:DescribeEndpoints has no resource type; AWS requires "*" for it.',
+    });
   }
 }

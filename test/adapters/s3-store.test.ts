@@ -8,9 +8,10 @@ import S3rver from 's3rver';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { s3Store } from '../../lambdas/adapters/aws/s3-store.ts';
 import { validateRuntimeConfig } from '../../lambdas/core/config.ts';
-import { decodeMessage, writeBatch } from '../../lambdas/core/ingest/ingest.ts';
+import { decodeMessage } from '../../lambdas/core/ingest/decode.ts';
+import { writeBatch } from '../../lambdas/core/ingest/write.ts';
 import { redecode } from '../../tools/redecode/redecode.ts';
-import { mqttMessage } from '../support/fakes.ts';
+import { ingestOf, mqttMessage } from '../support/fakes.ts';
 
 describe('s3Store against a local server speaking the S3 protocol', () => {
   let server: S3rver;
@@ -41,10 +42,13 @@ describe('s3Store against a local server speaking the S3 protocol', () => {
     // Arrange
     const config = validateRuntimeConfig({});
     const outcomes = [
-      decodeMessage(mqttMessage('m1', { temp: 21.5, ok: true }, 'dt/thermo/dev-1', Date.now()), config),
+      decodeMessage(
+        mqttMessage('m1', { temp: 21.5, ok: true }, 'dt/thermo/dev-1', Date.now()),
+        ingestOf(config),
+      ),
     ];
     // Act
-    const failures = await writeBatch(outcomes, { config, lake: s3Store(client, 'lake') });
+    const failures = await writeBatch(outcomes, { lake: s3Store(client, 'lake') });
     // Assert
     expect(failures.size).toBe(0);
     const key = `readings/dt=${new Date().toISOString().slice(0, 10)}`;
@@ -94,11 +98,8 @@ describe('s3Store against a local server speaking the S3 protocol', () => {
     const before = validateRuntimeConfig({});
     const now = Date.now();
     await writeBatch(
-      [decodeMessage(mqttMessage('b1', Buffer.from('0992', 'hex'), 'dt/tracker/t-1', now), before)],
-      {
-        config: before,
-        lake: store,
-      },
+      [decodeMessage(mqttMessage('b1', Buffer.from('0992', 'hex'), 'dt/tracker/t-1', now), ingestOf(before))],
+      { lake: store },
     );
     const after = validateRuntimeConfig({
       deviceTypes: { tracker: { decoder: { sigfox: 'temp::int:16*0.01' } } },

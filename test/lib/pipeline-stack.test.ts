@@ -4,7 +4,7 @@ import * as s3 from 'aws-cdk-lib/aws-s3';
 import { AwsSolutionsChecks } from 'cdk-nag';
 import { beforeAll, describe, expect, it } from 'vitest';
 import { VIEWS } from '../../lambdas/core/analytics/daily.ts';
-import { telemetryRuleName } from '../../lambdas/core/topics.ts';
+import { telemetryRuleName } from '../../lambdas/core/iot-names.ts';
 import { synthPipeline } from './synth.ts';
 
 type Synth = ReturnType<typeof synthPipeline>;

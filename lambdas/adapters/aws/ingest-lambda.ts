@@ -1,19 +1,21 @@
 /**
  * The ingest Lambda put together: the AWS adapters over injected SDK clients, and the
  * SQS batch handler with partial batch responses. `lambdas/handlers/ingest.ts` builds
- * it with real clients; the cost model (`local/cost.ts`) builds the same thing over
- * metered clients, so what it counts is what the Lambda sends.
+ * it with real (traced) clients; the cost model (`tools/cost/measure.ts`) builds the same
+ * thing over metered clients, so what it counts is what the Lambda sends.
  */
-import { BatchProcessor, EventType, processPartialResponse } from '@aws-lambda-powertools/batch';
 import type { Logger } from '@aws-lambda-powertools/logger';
 import type { Metrics } from '@aws-lambda-powertools/metrics';
 import type { DynamoDBClient } from '@aws-sdk/client-dynamodb';
 import type { S3Client } from '@aws-sdk/client-s3';
 import type { SNSClient } from '@aws-sdk/client-sns';
 import type { TimestreamWriteClient } from '@aws-sdk/client-timestream-write';
-import type { Context, SQSBatchResponse, SQSEvent, SQSRecord } from 'aws-lambda';
+import type { Context, SQSBatchResponse, SQSEvent } from 'aws-lambda';
 import type { RuntimeConfig } from '../../core/config.ts';
-import { IngestBatch, type IngestDeps } from '../../core/ingest/ingest.ts';
+import type { Decoders } from '../../core/decoders/decoder.ts';
+import { buildDecoders } from '../../core/decoders/registry.ts';
+import { ingestBatch } from '../../core/ingest/batch.ts';
+import type { IngestDeps } from '../../core/ingest/write.ts';
 import { ENV, requireEnv } from '../../env.ts';
 import { dynamodbClaims } from './dynamodb-claims.ts';
 import { dynamodbRegistry } from './dynamodb-registry.ts';
@@ -22,57 +24,54 @@ import { s3Store } from './s3-store.ts';
 import { snsAlerts } from './sns-alerts.ts';
 import { timestreamSink } from './timestream-sink.ts';
 
+/**
+ * The SDK clients of the ingest function's adapters, one per service. The handler makes
+ * them on first use (`onFirstUse`, `clients.ts`), so `timestream` is never made when the stack
+ * has no Timestream; the cost model passes its metered clients.
+ */
 export interface IngestClients {
   readonly s3: S3Client;
   readonly dynamodb: DynamoDBClient;
   readonly sns: SNSClient;
-  /** Absent when Timestream is switched off. */
-  readonly timestream?: TimestreamWriteClient;
+  readonly timestream: TimestreamWriteClient;
 }
 
-/** The resources the stack created for the ingest function (its environment). */
-export interface IngestResources {
-  readonly lakeBucket: string;
-  readonly claimsTable: string;
-  readonly registryTable: string;
-  readonly alertTopicArn: string;
-  /** Absent when Timestream is switched off. */
-  readonly timestream?: { readonly database: string; readonly table: string };
-}
+/**
+ * The resources the stack made for the ingest function, under the variable names of
+ * `lambdas/env.ts`: the function's environment (`process.env`), which each resource's
+ * construct sets when it grants the function access (`lake.grantWrite(fn, ...)` sets
+ * `LAKE_BUCKET`). The cost model and the tests pass the same names.
+ */
+export type IngestResources = Readonly<Record<string, string | undefined>>;
 
-export function ingestResourcesFromEnv(env: NodeJS.ProcessEnv = process.env): IngestResources {
-  const database = env[ENV.timestreamDatabase];
-  const table = env[ENV.timestreamTable];
-  return {
-    lakeBucket: requireEnv(ENV.lakeBucket, env),
-    claimsTable: requireEnv(ENV.claimsTable, env),
-    registryTable: requireEnv(ENV.registryTable, env),
-    alertTopicArn: requireEnv(ENV.alertTopicArn, env),
-    ...(database && table ? { timestream: { database, table } } : {}),
-  };
-}
-
-/** The ingest core's ports on AWS: S3, Timestream, DynamoDB (claims, registry), SNS. */
+/**
+ * The ingest core's ports on AWS: S3, Timestream, DynamoDB (claims, registry), SNS. One
+ * line per resource: its adapter over its client, named by its environment variable
+ * (a missing one fails the cold start with its name). A new resource is one more line.
+ */
 export function awsIngestDeps(
   config: RuntimeConfig,
   clients: IngestClients,
   resources: IngestResources,
   logger: Logger,
   metrics?: Metrics,
+  // Grammars parsed and codecs loaded once, at cold start.
+  decoders: Decoders = buildDecoders(config.deviceTypes),
 ): IngestDeps {
-  const { timestream } = resources;
+  const name = (variable: string) => requireEnv(variable, resources);
+  // Timestream is optional: the stack sets both names, or neither when it is switched off.
+  const database = resources[ENV.timestreamDatabase];
+  const table = resources[ENV.timestreamTable];
   return {
     config,
-    lake: s3Store(clients.s3, resources.lakeBucket),
-    timeseries:
-      timestream && clients.timestream
-        ? timestreamSink(clients.timestream, timestream.database, timestream.table)
-        : undefined,
-    claims: dynamodbClaims(clients.dynamodb, resources.claimsTable),
+    decoders,
+    lake: s3Store(clients.s3, name(ENV.lakeBucket)),
+    timeseries: database && table ? timestreamSink(clients.timestream, database, table) : undefined,
+    claims: dynamodbClaims(clients.dynamodb, name(ENV.claimsTable)),
     estate: {
       config,
-      registry: dynamodbRegistry(clients.dynamodb, resources.registryTable),
-      publisher: snsAlerts(clients.sns, resources.alertTopicArn),
+      registry: dynamodbRegistry(clients.dynamodb, name(ENV.registryTable)),
+      publisher: snsAlerts(clients.sns, name(ENV.alertTopicArn)),
     },
     ...(metrics ? { metrics: emfMetrics(metrics) } : {}),
     log: {
@@ -95,15 +94,21 @@ export type SqsHandler = (event: SQSEvent, context: Context) => Promise<SQSBatch
 
 /** The SQS event handler: each record submitted to one {@link IngestBatch}, failures reported per message. */
 export function sqsIngestHandler(deps: IngestDeps, logger: Logger, metrics?: Metrics): SqsHandler {
-  const processor = new BatchProcessor(EventType.SQS);
   return async (event, context) => {
     logger.addContext(context);
-    const batch = new IngestBatch(event.Records.length, deps);
     try {
-      return await processPartialResponse(event, (record: SQSRecord) => batch.submit(record), processor, {
-        context,
-        processInParallel: true,
-      });
+      // Batch-first (see ingestBatch): the failures are SQS's partial batch response.
+      const failures = await ingestBatch(
+        event.Records.map((record) => ({ messageId: record.messageId, body: record.body })),
+        deps,
+      );
+      if (failures.size > 0 && failures.size === event.Records.length) {
+        // As Powertools' processor does: a batch that failed whole fails the invocation,
+        // so the Lambda's Errors metric (and its alarm) sees it; SQS retries every message.
+        const [first] = failures.values();
+        throw new Error(`All records failed processing: ${first?.message}`, { cause: first });
+      }
+      return { batchItemFailures: [...failures.keys()].map((itemIdentifier) => ({ itemIdentifier })) };
     } finally {
       metrics?.publishStoredMetrics();
     }

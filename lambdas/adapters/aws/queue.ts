@@ -1,5 +1,5 @@
 import { SendMessageCommand, type SQSClient } from '@aws-sdk/client-sqs';
-import type { Envelope } from '../../core/formats/envelope.ts';
+import type { Envelope } from '../../core/formats/format.ts';
 
 /** Enqueues an envelope on the ingest queue and returns SQS's message id. */
 export function sqsEnqueue(client: SQSClient, queueUrl: string): (envelope: Envelope) => Promise<string> {

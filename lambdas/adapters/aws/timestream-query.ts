@@ -1,6 +1,6 @@
 import { QueryCommand, type TimestreamQueryClient } from '@aws-sdk/client-timestream-query';
 import { InvalidTokenError, type RecentReadings } from '../../core/api/query.ts';
-import { DEVICE_ID_PATTERN } from '../../core/topics.ts';
+import { DEVICE_ID_PATTERN } from '../../core/ids.ts';
 
 /** Columns of a multi-measure record that are not metrics. */
 const NOT_METRICS = new Set(['time', 'device_id', 'device_type', 'source', 'measure_name']);

@@ -1,0 +1,208 @@
+import { Logger } from '@aws-lambda-powertools/logger';
+import { DynamoDBClient } from '@aws-sdk/client-dynamodb';
+import { S3Client } from '@aws-sdk/client-s3';
+import { SNSClient } from '@aws-sdk/client-sns';
+import { TimestreamWriteClient } from '@aws-sdk/client-timestream-write';
+import { App, Duration, Stack } from 'aws-cdk-lib';
+import { Match, Template } from 'aws-cdk-lib/assertions';
+import { describe, expect, it } from 'vitest';
+import { onFirstUse } from '../../lambdas/adapters/aws/clients.ts';
+import { awsIngestDeps, type IngestClients } from '../../lambdas/adapters/aws/ingest-lambda.ts';
+import { ENV } from '../../lambdas/env.ts';
+import { DEFAULT_CONFIG } from '../../lib/config.ts';
+import { Alerts } from '../../lib/constructs/alerts.ts';
+import { Analytics } from '../../lib/constructs/analytics.ts';
+import { ReadingClaimsTable } from '../../lib/constructs/claims.ts';
+import { Ingest } from '../../lib/constructs/ingest.ts';
+import { Lake } from '../../lib/constructs/lake.ts';
+import { Monitoring } from '../../lib/constructs/monitoring.ts';
+import { PipelineFunction } from '../../lib/constructs/pipeline-function.ts';
+import { QuickSightReports } from '../../lib/constructs/quicksight.ts';
+import { Registry } from '../../lib/constructs/registry.ts';
+import { TimeSeries } from '../../lib/constructs/timeseries.ts';
+import { synthPipeline } from './synth.ts';
+
+/** A function's environment from the template, tokens (Ref, GetAtt) replaced by a stand-in name. */
+function environmentOf(template: Template, description: RegExp): Record<string, string> {
+  const functions = template.findResources('AWS::Lambda::Function', {
+    Properties: { Description: Match.stringLikeRegexp(description.source) },
+  });
+  const variables = Object.values(functions)[0]?.Properties.Environment.Variables as Record<string, unknown>;
+  return Object.fromEntries(
+    Object.entries(variables).map(([name, value]) => [
+      name,
+      typeof value === 'string' ? value : `resolved-${name}`,
+    ]),
+  );
+}
+
+/** A stack without the pipeline, set as PipelineStack sets itself (access logs by bucket policy). */
+function emptyStack() {
+  const stack = new Stack(new App({ context: { 'aws:cdk:bundling-stacks': [] } }), 'Test');
+  stack.node.setContext('@aws-cdk/aws-s3:serverAccessLogsUseBucketPolicy', true);
+  return stack;
+}
+
+describe('constructs wire themselves', () => {
+  it.each([
+    ['on', 'true', true],
+    ['off', 'false', false],
+  ])(
+    'gives the ingest function (Timestream %s) every resource name its adapters read',
+    (_, flag, timestream) => {
+      // Arrange: the environment the stack gives the function
+      const { template } = synthPipeline({ timestream: flag });
+      const env = environmentOf(template, /^Decodes/);
+      const made: string[] = [];
+      const counted =
+        <T>(name: string, make: () => T) =>
+        () => {
+          made.push(name);
+          return make();
+        };
+      const region = { region: 'us-east-1' };
+      const clients = onFirstUse<IngestClients>({
+        s3: counted('s3', () => new S3Client(region)),
+        dynamodb: counted('dynamodb', () => new DynamoDBClient(region)),
+        sns: counted('sns', () => new SNSClient(region)),
+        timestream: counted('timestream', () => new TimestreamWriteClient(region)),
+      });
+      // Act: what the handler does at cold start
+      const deps = awsIngestDeps(DEFAULT_CONFIG, clients, env, new Logger({ logLevel: 'SILENT' }));
+      // Assert
+      expect(deps.timeseries !== undefined).toBe(timestream);
+      expect(made.includes('timestream')).toBe(timestream);
+      expect(Object.keys(env).filter((name) => !/^(POWERTOOLS_|NODE_OPTIONS)/.test(name))).toEqual(
+        expect.arrayContaining([ENV.lakeBucket, ENV.claimsTable, ENV.registryTable, ENV.alertTopicArn]),
+      );
+    },
+  );
+
+  it('tells the query function the hours Timestream answers for: its memory store retention', () => {
+    const { template } = synthPipeline({
+      timestream: 'true',
+      iotPipeline: { timestream: { memoryRetentionHours: 48 } },
+    });
+    expect(environmentOf(template, /^Answers/)[ENV.timestreamWindowHours]).toBe('48');
+  });
+
+  it('grants and names a resource in one call: alerts.grantPublish(fn)', () => {
+    // Arrange
+    const stack = emptyStack();
+    const alerts = new Alerts(stack, 'Alerts');
+    const fn = new PipelineFunction(stack, 'Fn', { handler: 'offline', description: 'test' });
+    // Act
+    alerts.grantPublish(fn);
+    // Assert
+    const template = Template.fromStack(stack);
+    template.hasResourceProperties('AWS::Lambda::Function', {
+      Environment: {
+        Variables: Match.objectLike({ [ENV.alertTopicArn]: { Ref: Match.stringLikeRegexp('^AlertsTopic') } }),
+      },
+    });
+    template.hasResourceProperties('AWS::IAM::Policy', {
+      PolicyDocument: {
+        Statement: Match.arrayWith([
+          Match.objectLike({
+            Action: 'sns:Publish',
+            Resource: { Ref: Match.stringLikeRegexp('^AlertsTopic') },
+          }),
+        ]),
+      },
+    });
+  });
+});
+
+describe('construct props', () => {
+  const build = {
+    ingest: (props: Partial<ConstructorParameters<typeof Ingest>[2]>) => {
+      const stack = emptyStack();
+      const lake = new Lake(stack, 'Lake');
+      const alerts = new Alerts(stack, 'Alerts');
+      const registry = new Registry(stack, 'Registry', { alerts, runtimeConfig: '{}' });
+      return new Ingest(stack, 'Ingest', {
+        stage: 'dev',
+        lake,
+        alerts,
+        registry,
+        claims: new ReadingClaimsTable(stack, 'Claims'),
+        runtimeConfig: '{}',
+        ...props,
+      });
+    },
+  };
+
+  it.each([
+    [
+      'Ingest batchSize',
+      () => build.ingest({ batchSize: 0 }),
+      /Ingest: batchSize must be an integer from 1 to 10000, got 0/,
+    ],
+    ['Ingest maxConcurrency', () => build.ingest({ maxConcurrency: 1 }), /Ingest: maxConcurrency .* got 1/],
+    ['Ingest stage', () => build.ingest({ stage: 'Prod' }), /Ingest: stage .* got "Prod"/],
+    [
+      'Registry offlineCheckInterval',
+      () => {
+        const stack = emptyStack();
+        new Registry(stack, 'Registry', {
+          alerts: new Alerts(stack, 'Alerts'),
+          runtimeConfig: '{}',
+          offlineCheckInterval: Duration.seconds(30),
+        });
+      },
+      /Registry: offlineCheckInterval must be a whole number of minutes >= 1/,
+    ],
+    [
+      'TimeSeries tableName',
+      () => {
+        const stack = emptyStack();
+        new TimeSeries(stack, 'TimeSeries', { lake: new Lake(stack, 'Lake'), tableName: 'a b' });
+      },
+      /TimeSeries: tableName .* got "a b"/,
+    ],
+    [
+      'Analytics workGroupName',
+      () => {
+        const stack = emptyStack();
+        new Analytics(stack, 'Analytics', {
+          lake: new Lake(stack, 'Lake'),
+          databaseName: 'db',
+          workGroupName: 'a/b',
+        });
+      },
+      /Analytics: workGroupName .* got "a\/b"/,
+    ],
+    [
+      'QuickSightReports principalArn',
+      () => {
+        const stack = emptyStack();
+        const analytics = new Analytics(stack, 'Analytics', {
+          lake: new Lake(stack, 'Lake'),
+          databaseName: 'db',
+          workGroupName: 'wg',
+        });
+        new QuickSightReports(stack, 'QuickSight', { analytics, principalArn: 'someone', stage: 'dev' });
+      },
+      /QuickSightReports: principalArn .* got "someone"/,
+    ],
+    [
+      'Alerts webhookUrl',
+      () => new Alerts(emptyStack(), 'Alerts', { webhookUrl: 'http://example.com' }),
+      /Alerts: webhookUrl must be an https:\/\/ URL/,
+    ],
+    [
+      'Monitoring names',
+      () => {
+        const stack = emptyStack();
+        new Monitoring(stack, 'Monitoring', {
+          alerts: new Alerts(stack, 'Alerts'),
+          deadLetterQueues: {},
+          functions: { 'my fn': {} as never },
+        });
+      },
+      /Monitoring: .* PascalCase .* got "my fn"/,
+    ],
+  ])('refuses a bad %s, naming the prop and what is allowed', (_, make, message) => {
+    expect(make).toThrow(message);
+  });
+});
