@@ -17,7 +17,6 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath, pathToFileURL } from 'node:url';
 import { build } from 'esbuild';
-import { closeDecoders } from '../lambdas/core/decoders/registry.ts';
 import { sandboxWorkerBundle } from '../lambdas/core/decoders/sandbox/bundle.ts';
 import { SANDBOX_FILES, wasmPath } from '../lambdas/core/decoders/sandbox/wasm.ts';
 import { ENV as ENV_NAMES } from '../lambdas/env.ts';
@@ -91,7 +90,6 @@ export async function run(): Promise<BenchResult[]> {
     ];
     // The ingest function with a codec configured: the codec sandbox starts at cold start.
     const withCodec = validateConfig({ deviceTypes: { lht65: { decoder: { codec: 'codecs/lht65.js' } } } });
-    await closeDecoders(withCodec.deviceTypes);
     entries.push({
       name: 'ingest_codec',
       entry: { entryPoints: [fileURLToPath(new URL('../lambdas/handlers/ingest.ts', import.meta.url))] },

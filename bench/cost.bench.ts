@@ -10,10 +10,10 @@
  * target at most $0.01 per million messages.
  */
 import { readFileSync } from 'node:fs';
-import { closeDecoders } from '../lambdas/core/decoders/registry.ts';
 import { DEFAULT_CONFIG } from '../lib/config.ts';
-import { PRICES_FILE, runCostModel, withCodec } from '../tools/cost/measure.ts';
+import { runCostModel, withCodec } from '../tools/cost/measure.ts';
 import { checkPrices } from '../tools/cost/model.ts';
+import { PRICES_FILE } from '../tools/cost/report.ts';
 import type { BenchResult } from './types.ts';
 
 /** The longest batches SQS allows: each device is seen five times a batch, so its registry record is written once for five messages. */
@@ -48,7 +48,6 @@ export async function run(): Promise<BenchResult[]> {
     frames: lht65.frames,
     prices,
   });
-  await closeDecoders(lht65.config.deviceTypes);
   const lambdaDollars = (r: typeof report) =>
     r.pipeline.lines.filter((l) => l.line.startsWith('Lambda GB-s')).reduce((n, l) => n + l.dollars, 0);
   const codecCost = Math.max(0, lambdaDollars(decoded) - lambdaDollars(plain));

@@ -7,8 +7,9 @@
  * decode every design needs before it can look at a reading.
  */
 import { validateRuntimeConfig } from '../lambdas/core/config.ts';
-import { decodeMessage } from '../lambdas/core/ingest/ingest.ts';
+import { decodeMessage } from '../lambdas/core/ingest/decode.ts';
 import { toNdjsonRows, toTimeSeriesRecord } from '../lambdas/core/reading.ts';
+import { ingestOf } from '../test/support/fakes.ts';
 import { type BenchResult, opsPerSecond } from './types.ts';
 
 const config = validateRuntimeConfig({});
@@ -38,7 +39,10 @@ export async function run(): Promise<BenchResult[]> {
   let sink = 0;
   const core = opsPerSecond(() => {
     for (const message of messages) {
-      const outcome = decodeMessage(message, config, () => now);
+      const outcome = decodeMessage(
+        message,
+        ingestOf(config, () => now),
+      );
       for (const reading of outcome.readings) {
         for (const line of toNdjsonRows(reading)) sink += line.length;
         sink += JSON.stringify(toTimeSeriesRecord(reading)).length;

@@ -16,7 +16,7 @@ import { readingsKey } from '../lambdas/core/lake/layout.ts';
 import { type Reading, toNdjsonRows } from '../lambdas/core/reading.ts';
 import { duckdbEngine } from '../local/adapters/duckdb.ts';
 import { folderStore } from '../local/adapters/folder-store.ts';
-import { PRICES_FILE } from '../tools/cost/measure.ts';
+import { PRICES_FILE } from '../tools/cost/report.ts';
 import type { BenchResult } from './types.ts';
 
 const DEVICES = 1000;

@@ -6,8 +6,8 @@
  */
 import { createServer, type Server } from 'node:net';
 import { Aedes } from 'aedes';
-import type { Envelope } from '../lambdas/core/formats/envelope.ts';
-import { applyTelemetryRule } from '../lambdas/core/topics.ts';
+import type { Envelope } from '../lambdas/core/formats/format.ts';
+import { applyTelemetryRule } from '../lambdas/core/formats/mqtt-topic.ts';
 import { listen } from './listen.ts';
 
 export interface LocalBroker {

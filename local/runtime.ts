@@ -5,12 +5,13 @@
  * Timestream). `npm start` runs it; the end-to-end tests start it on free ports.
  */
 import { mkdir } from 'node:fs/promises';
-import { join, resolve } from 'node:path';
+import { resolve } from 'node:path';
 import { DuckDBInstance } from '@duckdb/node-api';
-import { closeDecoders } from '../lambdas/core/decoders/registry.ts';
+import { buildDecoders } from '../lambdas/core/decoders/registry.ts';
 import { type DeviceRegistry, detectOffline, type EstateDeps } from '../lambdas/core/estate/update.ts';
-import { decodeMessages, type IngestDeps, writeBatch } from '../lambdas/core/ingest/ingest.ts';
+import { ingestBatch } from '../lambdas/core/ingest/batch.ts';
 import type { IngestLog, ObjectStore, TimeSeriesSink } from '../lambdas/core/ingest/ports.ts';
+import type { IngestDeps } from '../lambdas/core/ingest/write.ts';
 import { DEFAULT_CONFIG, type PipelineConfig } from '../lib/config.ts';
 import { localAlerts } from './adapters/alerts.ts';
 import {
@@ -26,6 +27,8 @@ import {
 import { folderStore } from './adapters/folder-store.ts';
 import { LocalQueue, type LocalQueueOptions } from './adapters/queue.ts';
 import { type LocalBroker, startBroker } from './broker.ts';
+import { dataPaths } from './data-dir.ts';
+import { LOCAL_HOST } from './host.ts';
 import { type LocalHttpServer, startHttpServer } from './http-server.ts';
 import { StartupError } from './listen.ts';
 
@@ -75,14 +78,14 @@ export interface LocalRuntime {
 const LOCAL_BATCH_SIZE = 2000;
 
 /** Listening address: local only, never another interface. */
-export const LOCAL_HOST = '127.0.0.1';
+export { LOCAL_HOST };
 
 export async function startLocalRuntime(options: LocalRuntimeOptions): Promise<LocalRuntime> {
   const config = options.config ?? DEFAULT_CONFIG;
+  // Grammars parsed and codecs loaded in their sandboxes first: a bad one stops the start before anything opens.
+  const decoders = buildDecoders(config.deviceTypes);
   const dataDir = resolve(options.dataDir);
-  const lakeDir = join(dataDir, 'lake');
-  const databaseFile = join(dataDir, 'pipeline.duckdb');
-  const deadLetterFile = join(dataDir, 'dead-letter.ndjson');
+  const { lakeDir, databaseFile, deadLetterFile } = dataPaths(dataDir);
   await mkdir(lakeDir, { recursive: true });
 
   const database = await openDatabase(databaseFile);
@@ -105,8 +108,18 @@ export async function startLocalRuntime(options: LocalRuntimeOptions): Promise<L
       webhookUrl: options.alertWebhookUrl,
     }),
   };
+  // One DuckDB connection serves ingest and offline checks: they take turns.
+  let turn: Promise<unknown> = Promise.resolve();
+  const exclusive = <T>(work: () => Promise<T>): Promise<T> => {
+    const run = turn.then(work);
+    turn = run.catch(() => undefined);
+    return run;
+  };
   const deps: IngestDeps = {
     config,
+    decoders,
+    // Decoded before taking the connection: codecs run on their own threads meanwhile.
+    writeTurn: exclusive,
     lake: options.wrapLake ? options.wrapLake(lake) : lake,
     timeseries: options.wrapTimeSeries
       ? options.wrapTimeSeries(await duckdbTimeSeries(connection))
@@ -128,18 +141,8 @@ export async function startLocalRuntime(options: LocalRuntimeOptions): Promise<L
     ...options.queue,
     deadLetterFile,
   });
-  // One DuckDB connection serves ingest and offline checks: they take turns.
-  let turn: Promise<unknown> = Promise.resolve();
-  const exclusive = <T>(work: () => Promise<T>): Promise<T> => {
-    const run = turn.then(work);
-    turn = run.catch(() => undefined);
-    return run;
-  };
-  // Decoded before taking the connection: codecs run on their own threads meanwhile.
-  queue.consume(async (batch) => {
-    const outcomes = await decodeMessages(batch, config);
-    return exclusive(() => writeBatch(outcomes, deps));
-  });
+  // The ingest Lambda's own function, batch by batch.
+  queue.consume((batch) => ingestBatch(batch, deps));
   const enqueue = (envelope: object) => queue.send(JSON.stringify(envelope));
 
   let broker: LocalBroker | undefined;
@@ -204,7 +207,7 @@ export async function startLocalRuntime(options: LocalRuntimeOptions): Promise<L
         await queue.drain();
         connection.closeSync();
         database.closeSync();
-        await closeDecoders(config.deviceTypes);
+        await decoders.close();
       })();
       return closing;
     },

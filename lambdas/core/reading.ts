@@ -2,7 +2,7 @@
  * The normalized reading (DESIGN.md) and the two forms it is stored in: lake rows in
  * long format and Timestream multi-measure records. Pure: no AWS import.
  */
-import type { Source } from './lake/layout.ts';
+import type { Source } from './formats/index.ts';
 import { lakeTimestamp } from './lake/tables.ts';
 
 export type MetricValue = number | boolean | string;
@@ -25,6 +25,8 @@ export interface Reading {
    * with the same device and key are the same reading delivered twice.
    */
   readonly key: string;
+  /** The sequence number (the device's `$seq`, else the network's), when there is one. */
+  readonly seq?: number;
 }
 
 /** One row of the `readings` table: the shape of each line {@link toNdjsonRows} writes. */

@@ -1,7 +1,7 @@
 import { randomUUID } from 'node:crypto';
 import { appendFile, mkdir } from 'node:fs/promises';
 import { dirname } from 'node:path';
-import type { QueueMessage } from '../../lambdas/core/ingest/ingest.ts';
+import type { QueueMessage } from '../../lambdas/core/ingest/queue-message.ts';
 
 /**
  * The local stand-in for the ingest queue, with the SQS semantics the ingest Lambda

@@ -26,7 +26,7 @@ describe.skipIf(skipWithout('moto_server', 'botocore'))(
     const cli = (...args: string[]) =>
       run(
         process.execPath,
-        ['--import', 'tsx', '--import', './test/support/child-aws-checks.ts', 'bin/cli.ts', ...args],
+        ['--import', 'tsx', '--import', './test/support/child-aws-checks.ts', 'cli/main.ts', ...args],
         { env: { ...process.env, ...moto.env, IOT_PIPELINE_AWS_VIOLATIONS: violations }, timeout: 60_000 },
       );
 

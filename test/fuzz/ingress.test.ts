@@ -10,10 +10,10 @@ import { afterAll, describe, expect, it, onTestFinished } from 'vitest';
 import { handleIngress } from '../../lambdas/core/api/ingress.ts';
 import { validateRuntimeConfig } from '../../lambdas/core/config.ts';
 import { compileCodec } from '../../lambdas/core/decoders/codec.ts';
-import { closeDecoders } from '../../lambdas/core/decoders/registry.ts';
-import type { Envelope } from '../../lambdas/core/formats/envelope.ts';
-import { decodeMessages, type MessageOutcome } from '../../lambdas/core/ingest/ingest.ts';
-import { NOW } from '../support/fakes.ts';
+import type { Envelope } from '../../lambdas/core/formats/format.ts';
+import { decodeMessages } from '../../lambdas/core/ingest/decode.ts';
+import type { MessageOutcome } from '../../lambdas/core/ingest/records.ts';
+import { closeTestDecoders, ingestOf, NOW } from '../support/fakes.ts';
 
 const RUNS = Number(process.env.FUZZ_RUNS ?? 300);
 const config = validateRuntimeConfig({
@@ -65,8 +65,7 @@ describe(`fuzz (${RUNS} runs each)`, () => {
       fc.asyncProperty(fc.array(fc.tuple(topic, bytes), { minLength: 1, maxLength: 10 }), async (items) => {
         const outcomes = await decodeMessages(
           items.map(([t, b], i) => ({ messageId: `m${i}`, body: envelope('mqtt', t, b) })),
-          config,
-          () => NOW,
+          ingestOf(config, () => NOW),
         );
         expect(outcomes).toHaveLength(items.length);
         outcomes.forEach(accountedFor);
@@ -78,7 +77,10 @@ describe(`fuzz (${RUNS} runs each)`, () => {
   it('queue: any message body (not even an envelope) is quarantined with a reason', async () => {
     await fc.assert(
       fc.asyncProperty(fc.string(), async (body) => {
-        const [outcome] = await decodeMessages([{ messageId: 'm', body }], config, () => NOW);
+        const [outcome] = await decodeMessages(
+          [{ messageId: 'm', body }],
+          ingestOf(config, () => NOW),
+        );
         if (!outcome) throw new Error('no outcome');
         accountedFor(outcome);
       }),
@@ -151,8 +153,7 @@ describe(`fuzz (${RUNS} runs each)`, () => {
         for (const e of queued) {
           const [outcome] = await decodeMessages(
             [{ messageId: 'q', body: JSON.stringify(e) }],
-            config,
-            () => NOW,
+            ingestOf(config, () => NOW),
           );
           if (!outcome) throw new Error('no outcome');
           accountedFor(outcome);
@@ -162,7 +163,7 @@ describe(`fuzz (${RUNS} runs each)`, () => {
     );
   });
 
-  afterAll(() => closeDecoders(config.deviceTypes));
+  afterAll(() => closeTestDecoders());
 
   it('codec: any bytes and port give data or errors, never a throw', async () => {
     const codec = compileCodec(readFileSync('codecs/lht65.js', 'utf8'), 'lht65.js');

@@ -11,10 +11,11 @@ import { Logger } from '@aws-lambda-powertools/logger';
 import type { Context } from 'aws-lambda';
 import { describe, expect, it } from 'vitest';
 import { awsIngestDeps, sqsIngestHandler } from '../../lambdas/adapters/aws/ingest-lambda.ts';
+import { ENV } from '../../lambdas/env.ts';
 import { DEFAULT_CONFIG } from '../../lib/config.ts';
-import { PRICES_FILE } from '../../tools/cost/measure.ts';
 import { meteredClients } from '../../tools/cost/metered-aws.ts';
 import { checkPrices, emptyUsage } from '../../tools/cost/model.ts';
+import { PRICES_FILE } from '../../tools/cost/report.ts';
 import { random } from '../../tools/simulator/fleet.ts';
 import { mqttMessage, sqsEvent } from '../support/fakes.ts';
 
@@ -44,11 +45,12 @@ describe('ingest handler under faults', () => {
         DEFAULT_CONFIG,
         meter.clients,
         {
-          lakeBucket: 'lake',
-          claimsTable: 'claims',
-          registryTable: 'registry',
-          alertTopicArn: 'arn:aws:sns:us-east-1:123456789012:alerts',
-          timestream: { database: 'db', table: 'telemetry' },
+          [ENV.lakeBucket]: 'lake',
+          [ENV.claimsTable]: 'claims',
+          [ENV.registryTable]: 'registry',
+          [ENV.alertTopicArn]: 'arn:aws:sns:us-east-1:123456789012:alerts',
+          [ENV.timestreamDatabase]: 'db',
+          [ENV.timestreamTable]: 'telemetry',
         },
         logger,
       ),

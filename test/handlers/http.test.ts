@@ -4,8 +4,10 @@ import { SendMessageCommand, SQSClient } from '@aws-sdk/client-sqs';
 import type { APIGatewayProxyEventV2, APIGatewayProxyStructuredResultV2 } from 'aws-lambda';
 import { mockClient } from 'aws-sdk-client-mock';
 import { beforeAll, beforeEach, describe, expect, it, vi } from 'vitest';
-import { DEFAULT_VALIDATION, validateRuntimeConfig } from '../../lambdas/core/config.ts';
-import { decodeMessage } from '../../lambdas/core/ingest/ingest.ts';
+import { validateRuntimeConfig } from '../../lambdas/core/config.ts';
+import { decodeMessage } from '../../lambdas/core/ingest/decode.ts';
+import { DEFAULT_VALIDATION } from '../../lambdas/core/readings/limits.ts';
+import { ingestOf } from '../support/fakes.ts';
 
 const sqs = mockClient(SQSClient);
 const secrets = mockClient(SecretsManagerClient);
@@ -53,7 +55,7 @@ describe('http handler', () => {
     expect(response.statusCode).toBe(202);
     expect(JSON.parse(String(response.body))).toEqual({ accepted: true, messageId: 'sqs-1' });
     const body = sqs.commandCalls(SendMessageCommand)[0]?.args[0].input.MessageBody ?? '';
-    const outcome = decodeMessage({ messageId: 'sqs-1', body }, validateRuntimeConfig({}));
+    const outcome = decodeMessage({ messageId: 'sqs-1', body }, ingestOf(validateRuntimeConfig({})));
     expect(outcome.readings[0]).toMatchObject({ deviceId: 'dev-1', source: 'http', metrics: { temp: 21 } });
   });
 
@@ -97,7 +99,7 @@ describe('http handler', () => {
     const plain = await handler(request(uplink, { authorization: KEY }, '/v1/sigfox', 'type=tracker'));
     expect(plain.statusCode).toBe(204);
     const body = JSON.parse(sqs.commandCalls(SendMessageCommand)[0]?.args[0].input.MessageBody ?? '{}');
-    expect(body).toMatchObject({ source: 'sigfox', topic: '/v1/sigfox?type=tracker' });
+    expect(body).toMatchObject({ source: 'sigfox', topic: '/v1/sigfox', params: { type: 'tracker' } });
     const answer = await handler(request(bidir, {}, '/v1/sigfox'));
     expect(answer.statusCode).toBe(200);
     expect(JSON.parse(String(answer.body))).toEqual({ '1A2B3C': { downlinkData: '0102030405060708' } });

@@ -154,7 +154,7 @@ describe('codecs that cannot load', () => {
         [
           '--import',
           'tsx',
-          'bin/cli.ts',
+          'cli/main.ts',
           'start',
           '--config',
           config,

@@ -19,12 +19,13 @@ import { join } from 'node:path';
 import mqtt from 'mqtt';
 import { describe, expect, it, vi } from 'vitest';
 import { validateRuntimeConfig } from '../../lambdas/core/config.ts';
-import { decodeMessages, writeBatch } from '../../lambdas/core/ingest/ingest.ts';
+import { decodeMessages } from '../../lambdas/core/ingest/decode.ts';
 import type { ObjectStore, TimeSeriesSink } from '../../lambdas/core/ingest/ports.ts';
+import { writeBatch } from '../../lambdas/core/ingest/write.ts';
 import { folderStore } from '../../local/adapters/folder-store.ts';
 import { startLocalRuntime } from '../../local/runtime.ts';
 import { random } from '../../tools/simulator/fleet.ts';
-import { MemoryTimeSeries, mqttMessage } from '../support/fakes.ts';
+import { ingestOf, MemoryTimeSeries, mqttMessage } from '../support/fakes.ts';
 
 const N = 240;
 
@@ -138,7 +139,13 @@ describe('fault injection: nothing lost, nothing twice', () => {
     const dead: string[] = [];
     while (queue.length > 0) {
       const batch = queue.shift() as typeof messages & { redelivered?: boolean };
-      const failures = await writeBatch(await decodeMessages(batch, config, () => now), deps);
+      const failures = await writeBatch(
+        await decodeMessages(
+          batch,
+          ingestOf(config, () => now),
+        ),
+        deps,
+      );
       const retry = batch.filter((m) => failures.has(m.messageId));
       const again: typeof messages = [];
       for (const m of retry) {
@@ -186,7 +193,13 @@ describe('fault injection: nothing lost, nothing twice', () => {
     const pending = [...messages];
     while (pending.length > 0) {
       const batch = pending.splice(0, 20);
-      const failures = await writeBatch(await decodeMessages(batch, config, () => base), deps);
+      const failures = await writeBatch(
+        await decodeMessages(
+          batch,
+          ingestOf(config, () => base),
+        ),
+        deps,
+      );
       pending.push(...batch.filter((m) => failures.has(m.messageId)));
     }
     const { DuckDBInstance } = await import('@duckdb/node-api');
@@ -252,18 +265,25 @@ describe('fault injection: nothing lost, nothing twice', () => {
             return [];
           },
         }) as T;
-      const first = writeBatch(await decodeMessages(batch, config, () => now), {
-        config,
-        lake: dying(lake, 'put', sink === 'lake'),
-        timeseries: dying(timeseries, 'write', sink === 'timeseries'),
-      });
+      const first = writeBatch(
+        await decodeMessages(
+          batch,
+          ingestOf(config, () => now),
+        ),
+        {
+          lake: dying(lake, 'put', sink === 'lake'),
+          timeseries: dying(timeseries, 'write', sink === 'timeseries'),
+        },
+      );
       expect(await Promise.race([first, crash])).toBe('crashed');
       // Redelivered whole, to a fresh invocation.
-      const failures = await writeBatch(await decodeMessages(batch, config, () => now), {
-        config,
-        lake,
-        timeseries,
-      });
+      const failures = await writeBatch(
+        await decodeMessages(
+          batch,
+          ingestOf(config, () => now),
+        ),
+        { lake, timeseries },
+      );
       expect(failures.size).toBe(0);
 
       const { gunzipSync } = await import('node:zlib');

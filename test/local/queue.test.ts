@@ -2,7 +2,7 @@ import { mkdtemp, readFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
-import type { QueueMessage } from '../../lambdas/core/ingest/ingest.ts';
+import type { QueueMessage } from '../../lambdas/core/ingest/queue-message.ts';
 import { LocalQueue, type LocalQueueOptions } from '../../local/adapters/queue.ts';
 
 async function queue(options: Partial<LocalQueueOptions> = {}) {

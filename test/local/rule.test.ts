@@ -4,7 +4,7 @@ import {
   matchesFilter,
   TELEMETRY_RULE_FIELDS,
   telemetryRuleSql,
-} from '../../lambdas/core/topics.ts';
+} from '../../lambdas/core/formats/mqtt-topic.ts';
 
 describe('the telemetry rule, one definition for IoT Core and the local broker', () => {
   const publish = {

@@ -1,6 +1,6 @@
 /**
  * Preloaded into CLI child processes the tests start (`node --import tsx --import
- * ./test/support/child-aws-checks.ts bin/cli.ts ...`): each refused request member is
+ * ./test/support/child-aws-checks.ts cli/main.ts ...`): each refused request member is
  * appended to IOT_PIPELINE_AWS_VIOLATIONS, which the test reads once the child is done.
  */
 import { appendFileSync } from 'node:fs';

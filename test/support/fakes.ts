@@ -1,7 +1,11 @@
 import { gunzipSync } from 'node:zlib';
 import type { SQSEvent, SQSRecord } from 'aws-lambda';
+import type { RuntimeConfig } from '../../lambdas/core/config.ts';
+import type { Decoders } from '../../lambdas/core/decoders/decoder.ts';
+import { buildDecoders } from '../../lambdas/core/decoders/registry.ts';
 import type { DeviceRecord } from '../../lambdas/core/estate/alerts.ts';
 import type { DeviceRegistry } from '../../lambdas/core/estate/update.ts';
+import type { IngestContext } from '../../lambdas/core/ingest/decode.ts';
 import type { ObjectStore, RejectedRecord, TimeSeriesSink } from '../../lambdas/core/ingest/ports.ts';
 import { type Reading, type TimeSeriesRecord, toTimeSeriesRecord } from '../../lambdas/core/reading.ts';
 
@@ -96,4 +100,26 @@ export function sqsEvent(...messages: { messageId: string; body: string }[]): SQ
         }) as unknown as SQSRecord,
     ),
   };
+}
+
+const builtDecoders = new Map<RuntimeConfig, Decoders>();
+
+/**
+ * A config with its decoders, as the ingest path gets it: decoders built once per
+ * config (grammars parsed, codecs loaded) and freed by {@link closeTestDecoders}.
+ */
+export function ingestOf(config: RuntimeConfig, now?: () => number): IngestContext {
+  let decoders = builtDecoders.get(config);
+  if (!decoders) {
+    decoders = buildDecoders(config.deviceTypes);
+    builtDecoders.set(config, decoders);
+  }
+  return now ? { config, decoders, now } : { config, decoders };
+}
+
+/** Frees the decoders {@link ingestOf} built (codec worker threads). */
+export async function closeTestDecoders(): Promise<void> {
+  const all = [...builtDecoders.values()];
+  builtDecoders.clear();
+  await Promise.all(all.map((d) => d.close()));
 }

@@ -9,20 +9,21 @@
  * million messages and per month, next to the naive design and the IoT Core floor.
  */
 import { Logger } from '@aws-lambda-powertools/logger';
-import type { Context, SQSEvent, SQSRecord } from 'aws-lambda';
-import type { Rows } from '../../cli/table.ts';
+import type { SQSEvent, SQSRecord } from 'aws-lambda';
 import { dynamodbRegistry } from '../../lambdas/adapters/aws/dynamodb-registry.ts';
 import { awsIngestDeps, sqsIngestHandler } from '../../lambdas/adapters/aws/ingest-lambda.ts';
 import { sqsEnqueue } from '../../lambdas/adapters/aws/queue.ts';
 import { snsAlerts } from '../../lambdas/adapters/aws/sns-alerts.ts';
 import { handleIngress } from '../../lambdas/core/api/ingress.ts';
-import type { DecoderConfig } from '../../lambdas/core/config.ts';
 import { compileCodec } from '../../lambdas/core/decoders/codec.ts';
+import type { Decoders } from '../../lambdas/core/decoders/decoder.ts';
+import { buildDecoders, type DecoderConfig } from '../../lambdas/core/decoders/registry.ts';
 import { detectOffline } from '../../lambdas/core/estate/update.ts';
-import { applyTelemetryRule } from '../../lambdas/core/topics.ts';
+import { formatOf } from '../../lambdas/core/formats/index.ts';
+import { applyTelemetryRule } from '../../lambdas/core/formats/mqtt-topic.ts';
+import { ENV } from '../../lambdas/env.ts';
 import type { PipelineConfig } from '../../lib/config.ts';
-import { createFleet, nextReading, random, type SimulatedDevice } from '../simulator/fleet.ts';
-import { httpBody } from '../simulator/run.ts';
+import { httpBody, type SimulatedSource } from '../simulator/run.ts';
 import { DEFAULT_LATENCY, meteredClients, type ServiceLatency } from './metered-aws.ts';
 import {
   type AwsPrices,
@@ -40,9 +41,19 @@ import {
   totalDollars,
   type Usage,
 } from './model.ts';
+import {
+  COST_DEVICE_TYPE,
+  type CodecFrame,
+  lambdaContext,
+  type SimulatedMessage,
+  simulate,
+  sqsRecord,
+  withFrame,
+} from './traffic.ts';
 
 /** How messages arrive: MQTT through IoT Core, or an HTTP POST through API Gateway (our JSON, a Sigfox callback, a The Things Stack uplink). */
-export type CostSource = 'mqtt' | 'http' | 'sigfox' | 'ttn';
+/** The ways in the cost model can send through: MQTT and every format the simulator has bodies for. */
+export type CostSource = 'mqtt' | SimulatedSource;
 
 export interface CostRunOptions {
   readonly fleet: Fleet;
@@ -67,11 +78,8 @@ export interface CostRunOptions {
    * in turn instead of a `decoded_payload`, so the ingest function runs the codec
    * configured for the run's device type (`sensor`) on every message.
    */
-  readonly frames?: readonly { readonly bytes: readonly number[]; readonly fPort?: number }[];
+  readonly frames?: readonly CodecFrame[];
 }
-
-/** The device type the cost run's messages have: give it a decoder in `config` to price one. */
-export const COST_DEVICE_TYPE = 'sensor';
 
 /**
  * A config and frames that price a codec: the run's device type decodes with it, and
@@ -136,17 +144,18 @@ export interface CostReport {
 const DEVICE_TYPE = COST_DEVICE_TYPE;
 /** Table names for the run; their key attributes (`pk`, `deviceId`) are those of lib/constructs/claims.ts and registry.ts. */
 const TABLES = { claims: 'iot-pipeline-claims', registry: 'iot-pipeline-registry' };
+const ALERT_TOPIC_ARN = 'arn:aws:sns:us-east-1:123456789012:iot-pipeline-alerts';
+/** The ingest function's environment as the stack sets it (names from `lambdas/env.ts`). */
 const RESOURCES = {
-  lakeBucket: 'iot-pipeline-lake',
-  claimsTable: TABLES.claims,
-  registryTable: TABLES.registry,
-  alertTopicArn: 'arn:aws:sns:us-east-1:123456789012:iot-pipeline-alerts',
+  [ENV.lakeBucket]: 'iot-pipeline-lake',
+  [ENV.claimsTable]: TABLES.claims,
+  [ENV.registryTable]: TABLES.registry,
+  [ENV.alertTopicArn]: ALERT_TOPIC_ARN,
 };
 /** A certificate id as IoT Core's `principal()` gives it: 64 hex characters. */
 const PRINCIPAL = 'c'.repeat(64);
 const SQS_BATCH_CALL = 10;
 const API_KEY = 'cost-model';
-const ROUTES = { http: '/v1/telemetry', sigfox: '/v1/sigfox', ttn: '/v1/ttn' } as const;
 /** The http function's memory (lib/constructs/http-api.ts). */
 const HTTP_MEMORY_MB = 256;
 /** The offline check function's memory (PipelineFunction's default). */
@@ -154,7 +163,17 @@ const OFFLINE_MEMORY_MB = 256;
 /** What the event source mapping can hand one invocation (6 MB). */
 const MAX_EVENT_BYTES = 6 * 1024 * 1024;
 
+/** Runs the fleet through the ingest Lambda's handler over metered clients, and prices what it counted. */
 export async function runCostModel(options: CostRunOptions): Promise<CostReport> {
+  const decoders = buildDecoders(options.config.deviceTypes);
+  try {
+    return await meteredRun(options, decoders);
+  } finally {
+    await decoders.close();
+  }
+}
+
+async function meteredRun(options: CostRunOptions, decoders: Decoders): Promise<CostReport> {
   const { fleet, config, prices } = options;
   const latency = options.latency ?? DEFAULT_LATENCY;
   // Enough messages for every device to report five times and for three batching windows.
@@ -179,17 +198,16 @@ export async function runCostModel(options: CostRunOptions): Promise<CostReport>
   const handler = sqsIngestHandler(
     awsIngestDeps(
       config,
-      {
-        s3: meter.clients.s3,
-        dynamodb: meter.clients.dynamodb,
-        sns: meter.clients.sns,
-        ...(timestream ? { timestream: meter.clients.timestream } : {}),
-      },
+      meter.clients,
       {
         ...RESOURCES,
-        ...(timestream ? { timestream: { database: 'iot_pipeline', table: 'telemetry' } } : {}),
+        ...(timestream
+          ? { [ENV.timestreamDatabase]: 'iot_pipeline', [ENV.timestreamTable]: 'telemetry' }
+          : {}),
       },
       logger,
+      undefined,
+      decoders,
     ),
     logger,
   );
@@ -264,7 +282,7 @@ export async function runCostModel(options: CostRunOptions): Promise<CostReport>
     const response = await handleIngress(
       {
         method: 'POST',
-        path: ROUTES[source],
+        path: formatOf(source)?.route?.path ?? '',
         query: source === 'http' ? '' : `type=${DEVICE_TYPE}`,
         headers: { authorization: `Bearer ${API_KEY}`, 'content-type': 'application/json' },
         body: requestBody,
@@ -285,7 +303,9 @@ export async function runCostModel(options: CostRunOptions): Promise<CostReport>
     usage.lambdaRequests++;
     usage.lambdaGbSeconds += lambdaGbSeconds(performance.now() - started, HTTP_MEMORY_MB);
     if (response.statusCode >= 300 || !queued) {
-      throw new Error(`the cost run's ${ROUTES[source]} answered ${response.statusCode}: ${response.body}`);
+      throw new Error(
+        `the cost run's ${formatOf(source)?.route?.path} answered ${response.statusCode}: ${response.body}`,
+      );
     }
     return queued;
   };
@@ -317,7 +337,7 @@ export async function runCostModel(options: CostRunOptions): Promise<CostReport>
     {
       config,
       registry: dynamodbRegistry(meter.clients.dynamodb, TABLES.registry),
-      publisher: snsAlerts(meter.clients.sns, RESOURCES.alertTopicArn),
+      publisher: snsAlerts(meter.clients.sns, ALERT_TOPIC_ARN),
     },
     messages[messages.length - 1]?.time ?? 0,
   );
@@ -362,7 +382,7 @@ export async function runCostModel(options: CostRunOptions): Promise<CostReport>
     },
   ];
   const fixed = totalDollars(offlineLines);
-  const label = { mqtt: 'MQTT', http: 'HTTP', sigfox: 'Sigfox', ttn: 'The Things Stack' }[source];
+  const label = formatOf(source)?.title ?? source;
   const pipeline = design(`pipeline (${label})`, ingestUsage, fixed);
   const basicIngest =
     source === 'mqtt'
@@ -390,124 +410,4 @@ export async function runCostModel(options: CostRunOptions): Promise<CostReport>
     fixedMonthly: offlineLines,
     ratioToFloor: (basicIngest ?? pipeline).perMillion / floor.perMillion,
   };
-}
-
-/** A The Things Stack uplink carrying a raw frame for the codec, not a decoded payload. */
-function withFrame(
-  uplink: ReturnType<typeof httpBody>,
-  frame: NonNullable<CostRunOptions['frames']>[number],
-): object {
-  const { uplink_message: message, ...rest } = uplink as {
-    uplink_message: Record<string, unknown>;
-  } & Record<string, unknown>;
-  const { decoded_payload: _, ...radio } = message;
-  return {
-    ...rest,
-    uplink_message: {
-      ...radio,
-      f_port: frame.fPort ?? 1,
-      frm_payload: Buffer.from(frame.bytes).toString('base64'),
-    },
-  };
-}
-
-interface SimulatedMessage {
-  readonly index: number;
-  readonly deviceId: string;
-  readonly device: SimulatedDevice;
-  readonly time: number;
-  /** The reading, padded with extra metrics to the wanted size. */
-  readonly values: ReturnType<typeof nextReading>;
-  /** The reading as an MQTT JSON payload. */
-  readonly payload: Buffer;
-}
-
-/**
- * `total` messages of the fleet in time order, each device once per interval (spread
- * evenly over it), ending at `endAt`. Readings are the simulator's, with extra sensor
- * metrics until their JSON reaches `bytes`.
- */
-function simulate(fleet: Fleet, bytes: number, total: number, endAt: number): SimulatedMessage[] {
-  const rand = random(7);
-  const devices = createFleet(
-    { devices: fleet.devices, type: DEVICE_TYPE, silentShare: 0, silentWithin: 0, seed: 7 },
-    rand,
-  );
-  const step = fleet.intervalMs / fleet.devices;
-  const start = endAt - Math.ceil(total * step) - 1000;
-  return Array.from({ length: total }, (_, index) => {
-    const device = devices[index % devices.length] as SimulatedDevice;
-    const time = Math.floor(start + index * step);
-    const values: ReturnType<typeof nextReading> & Record<string, number> = nextReading(device, time, rand);
-    for (let n = 1; JSON.stringify(values).length < bytes; n++) {
-      values[`s${String(n).padStart(2, '0')}`] = Math.round(rand() * 100_000) / 100;
-    }
-    return { index, deviceId: device.id, device, time, values, payload: Buffer.from(JSON.stringify(values)) };
-  });
-}
-
-function sqsRecord(messageId: string, body: string, sentAt: number): SQSRecord {
-  return {
-    messageId,
-    receiptHandle: messageId,
-    body,
-    attributes: {
-      ApproximateReceiveCount: '1',
-      SentTimestamp: String(sentAt),
-      SenderId: 'iot',
-      ApproximateFirstReceiveTimestamp: String(sentAt),
-    },
-    messageAttributes: {},
-    md5OfBody: '',
-    eventSource: 'aws:sqs',
-    eventSourceARN: 'arn:aws:sqs:us-east-1:123456789012:iot-pipeline-ingest',
-    awsRegion: 'us-east-1',
-  };
-}
-
-function lambdaContext(invocation: number): Context {
-  return {
-    functionName: 'iot-pipeline-ingest',
-    awsRequestId: `cost-${invocation}`,
-    getRemainingTimeInMillis: () => 60_000,
-  } as Context;
-}
-
-/** The prices the repository carries: a copy of the public us-east-1 list prices (a test keeps it equal to `../shared/aws-prices.json`). */
-export const PRICES_FILE = new URL('./aws-prices.json', import.meta.url);
-
-/** The report as one table: each bill line per million messages, for the four designs side by side. */
-export function costTable(report: CostReport): Rows {
-  const designs = [report.pipeline, report.basicIngest, report.naive, report.floor].filter(
-    (d): d is DesignCost => d !== undefined,
-  );
-  const columns = ['line', 'per message', ...designs.map((d) => `${d.design} $/M`)];
-  const names = [...new Set(designs.flatMap((d) => d.lines.map((l) => l.line)))];
-  const money = (n: number) => (n === 0 ? '-' : n < 0.01 ? n.toFixed(4) : n.toFixed(2));
-  const rows: Record<string, string>[] = names.map((name) => {
-    const row: Record<string, string> = { line: name };
-    const ours =
-      report.pipeline.lines.find((l) => l.line === name) ?? report.naive.lines.find((l) => l.line === name);
-    row['per message'] = ours ? formatUnits(ours.units / 1e6) : '';
-    for (const d of designs)
-      row[`${d.design} $/M`] = money(d.lines.find((l) => l.line === name)?.dollars ?? 0);
-    return row;
-  });
-  const total = (label: string, pick: (d: DesignCost) => number) => {
-    const row: Record<string, string> = { line: label, 'per message': '' };
-    for (const d of designs) row[`${d.design} $/M`] = pick(d).toFixed(2);
-    return row;
-  };
-  rows.push(total('total per million messages', (d) => d.perMillion));
-  rows.push(
-    total(`total per month (${formatUnits(report.messagesPerMonth)} messages + fixed)`, (d) => d.perMonth),
-  );
-  rows.push(total(`ratio to the ${report.floor.design}`, (d) => d.perMillion / report.floor.perMillion));
-  return { columns, rows };
-}
-
-function formatUnits(n: number): string {
-  if (n >= 1e6) return `${(n / 1e6).toFixed(1)}M`;
-  if (n >= 100) return Math.round(n).toLocaleString('en-US');
-  return n >= 1 ? n.toFixed(2) : n.toPrecision(2);
 }

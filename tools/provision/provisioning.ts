@@ -28,8 +28,8 @@ import {
   UpdateCertificateCommand,
   UpdateThingCommand,
 } from '@aws-sdk/client-iot';
-import { DEVICE_TYPE_PATTERN } from '../../lambdas/core/config.ts';
-import { DEVICE_TYPE_ATTRIBUTE, deviceThingTypeName } from '../../lambdas/core/topics.ts';
+import { DEVICE_TYPE_PATTERN } from '../../lambdas/core/ids.ts';
+import { DEVICE_TYPE_ATTRIBUTE, deviceThingTypeName } from '../../lambdas/core/iot-names.ts';
 
 /** Thing names are the device ids: the pipeline's pattern, within IoT Core's own. */
 export const THING_NAME_PATTERN = /^[A-Za-z0-9_:-]{1,128}$/;

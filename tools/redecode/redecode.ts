@@ -12,17 +12,16 @@
  */
 import { gunzipSync, gzipSync } from 'node:zlib';
 import type { RuntimeConfig } from '../../lambdas/core/config.ts';
-import type { Envelope } from '../../lambdas/core/formats/envelope.ts';
-import {
-  chunk,
-  decodeMessages,
-  type MessageOutcome,
-  type QueueMessage,
-  type RawRecord,
-  writeBatch,
-} from '../../lambdas/core/ingest/ingest.ts';
+import { buildDecoders } from '../../lambdas/core/decoders/registry.ts';
+import type { Envelope } from '../../lambdas/core/formats/format.ts';
+import { SOURCES } from '../../lambdas/core/formats/index.ts';
+import { decodeMessages, type IngestContext } from '../../lambdas/core/ingest/decode.ts';
+import { chunk } from '../../lambdas/core/ingest/lake-objects.ts';
 import type { LakeStore, ReadingClaims } from '../../lambdas/core/ingest/ports.ts';
-import { LAKE_PREFIXES, SOURCES } from '../../lambdas/core/lake/layout.ts';
+import type { QueueMessage } from '../../lambdas/core/ingest/queue-message.ts';
+import type { MessageOutcome, RawRecord } from '../../lambdas/core/ingest/records.ts';
+import { writeBatch } from '../../lambdas/core/ingest/write.ts';
+import { LAKE_PREFIXES } from '../../lambdas/core/lake/layout.ts';
 
 export interface RedecodeOptions {
   /** First and last arrival day, `YYYY-MM-DD`. */
@@ -46,9 +45,23 @@ export interface RedecodeReport {
 
 const DAY_MS = 86_400_000;
 
+/** Decodes the raw archive of the days again with the config's decoders (built for the run, then freed). */
 export async function redecode(
   store: LakeStore,
   config: RuntimeConfig,
+  options: RedecodeOptions,
+): Promise<RedecodeReport> {
+  const decoders = buildDecoders(config.deviceTypes);
+  try {
+    return await redecodeWith(store, { config, decoders }, options);
+  } finally {
+    await decoders.close();
+  }
+}
+
+async function redecodeWith(
+  store: LakeStore,
+  ingest: IngestContext,
   options: RedecodeOptions,
 ): Promise<RedecodeReport> {
   const first = parseDay(options.from, 'from');
@@ -70,7 +83,7 @@ export async function redecode(
     const messages = await rawMessages(store, dt);
     report.days++;
     if (messages.length === 0) continue;
-    const outcomes: MessageOutcome[] = await decodeMessages(messages, config);
+    const outcomes: MessageOutcome[] = await decodeMessages(messages, ingest);
     const ids = new Set(messages.map((m) => m.messageId));
     // Old lines first: the new ones carry the same message ids.
     const readingDays = days(day - options.lookbackDays * DAY_MS, day + DAY_MS);
@@ -86,7 +99,7 @@ export async function redecode(
       let quarantined = 0;
       let accepted = 0;
       const failures = await writeBatch(part, {
-        config,
+        ...ingest,
         lake: store,
         writeRaw: false,
         claims,

@@ -3,14 +3,26 @@
  * device is its own MQTT client (client id = device id = thing name, as the IoT policy
  * wants), or posts to the HTTP API. The fleet's messages are spread evenly over time.
  */
+
 import { readFileSync } from 'node:fs';
 import mqtt, { type IClientOptions, type MqttClient } from 'mqtt';
+import { formatOf } from '../../lambdas/core/formats/index.ts';
 import { createFleet, isSilent, nextReading, random, type SimulatedDevice } from './fleet.ts';
 
-export type SimulationFormat = 'json' | 'http' | 'sigfox' | 'ttn';
+/** The HTTP ways in the simulator has bodies for (see {@link httpBody}); `json` is MQTT. */
+export type SimulatedSource = 'http' | 'sigfox' | 'ttn';
+export type SimulationFormat = 'json' | SimulatedSource;
 
 /** The frame the simulator sends as Sigfox `data`; configure this grammar to decode it yourself. */
 export const SIMULATOR_SIGFOX_GRAMMAR = 'temp::int:16*0.01 battery::uint:8*0.02';
+
+/** The fleet's first connection to the MQTT broker failed (nothing listening, a refused certificate): nothing was sent. */
+export class ConnectError extends Error {
+  constructor(message: string) {
+    super(message);
+    this.name = 'ConnectError';
+  }
+}
 
 export interface SimulationOptions {
   readonly devices: number;
@@ -153,7 +165,7 @@ async function mqttSender(options: SimulationOptions, fleet: readonly SimulatedD
       ),
     ).catch((error: Error) => {
       for (const client of clients.values()) client.end(true);
-      throw new Error(`Could not connect to ${options.mqttUrl}: ${error.message}`);
+      throw new ConnectError(`Could not connect to ${options.mqttUrl}: ${error.message}`);
     });
     wave.forEach((device, index) => {
       clients.set(device.id, connected[index] as MqttClient);
@@ -172,11 +184,7 @@ async function mqttSender(options: SimulationOptions, fleet: readonly SimulatedD
 }
 
 /** What each network would POST for a reading: our JSON, a Sigfox callback, a The Things Stack uplink. */
-export function httpBody(
-  format: Exclude<SimulationFormat, 'json'>,
-  device: SimulatedDevice,
-  reading: Reading,
-): object {
+export function httpBody(format: SimulatedSource, device: SimulatedDevice, reading: Reading): object {
   if (format === 'http') return { $id: device.id, ...reading };
   if (format === 'sigfox') {
     const frame = Buffer.alloc(3);
@@ -220,8 +228,8 @@ function sigfoxId(device: SimulatedDevice): string {
 type Reading = ReturnType<typeof nextReading>;
 
 async function httpSender(options: SimulationOptions): Promise<Sender> {
-  const format = options.format as Exclude<SimulationFormat, 'json'>;
-  const route = { http: '/v1/telemetry', sigfox: '/v1/sigfox', ttn: '/v1/ttn' }[format];
+  const format = options.format as SimulatedSource;
+  const route = formatOf(format)?.route?.path ?? '';
   const url = new URL(
     format === 'http' ? route : `${route}?type=${encodeURIComponent(options.type)}`,
     options.httpUrl,

@@ -3,9 +3,10 @@
  * `?status=online|offline`, `?silentFor=1h`), for the CLI and dashboards. Same key as
  * the ingest routes; 400 with the reason for a filter it cannot read.
  */
-import { DEVICE_TYPE_PATTERN } from '../config.ts';
+
 import { parseDuration } from '../duration.ts';
 import { type DeviceFilter, type DeviceRegistry, filterDevices } from '../estate/update.ts';
+import { DEVICE_TYPE_PATTERN } from '../ids.ts';
 import { authenticated, type HttpRequest, type HttpResponse, json } from './ingress.ts';
 
 export const DEVICES_PATH = '/v1/devices';

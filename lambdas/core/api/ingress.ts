@@ -1,14 +1,21 @@
 /**
- * The HTTP way in, without AWS: route, authenticate, check the body, and enqueue an
- * {@link Envelope}. Decoding happens later, in the ingest path; here a caller learns
+ * The HTTP way in, without AWS: route, authenticate, check the body with the route's
+ * format, and enqueue an {@link Envelope}. Decoding happens later, in the ingest path; here a caller learns
  * at once, with a 4xx and a JSON reason, what it must fix. Never a 500 for bad input.
  */
 import { createHash, timingSafeEqual } from 'node:crypto';
-import { DEVICE_TYPE_PATTERN, type RuntimeConfig } from '../config.ts';
-import { parseSigfoxCallback, parseTtnUplink } from '../formats/callbacks.ts';
-import type { Envelope } from '../formats/envelope.ts';
-import { truncate } from '../topics.ts';
-import { INGEST_ROUTES } from './routes.ts';
+import { NO_DECODERS } from '../decoders/decoder.ts';
+import { jsonDecoder } from '../decoders/json.ts';
+import {
+  type Envelope,
+  type FormatConfig,
+  type FormatContext,
+  InboundMessage,
+  isRefusal,
+  readParams,
+} from '../formats/format.ts';
+import { HTTP_FORMATS } from '../formats/index.ts';
+import { DEFAULT_VALIDATION } from '../readings/limits.ts';
 
 export interface HttpRequest {
   readonly method: string;
@@ -38,17 +45,18 @@ export interface HttpIngressDeps {
   /** Told when the queue refused a message (the caller got a 503). */
   readonly onEnqueueError?: (error: Error) => void;
   /** Mappings, device types and downlinks; without it no mapping and no downlink is known. */
-  readonly config?: Pick<RuntimeConfig, 'deviceTypes' | 'httpMappings' | 'sigfoxDownlinks'>;
+  readonly config?: FormatConfig;
 }
 
-/** Handles one POST to an ingest route. */
+/** Handles one POST to an ingest route: the route's format reads the body once, here as in the ingest path. */
 export async function handleIngress(request: HttpRequest, deps: HttpIngressDeps): Promise<HttpResponse> {
-  const route = INGEST_ROUTES.find((r) => r.path === request.path);
-  if (!route)
+  const format = HTTP_FORMATS.find((f) => f.route.path === request.path);
+  if (!format)
     return json(404, {
       error: 'not_found',
-      message: `No route ${request.path}; POST to ${INGEST_ROUTES.map((r) => r.path).join(', ')}`,
+      message: `No route ${request.path}; POST to ${HTTP_FORMATS.map((f) => f.route.path).join(', ')}`,
     });
+  const { route } = format;
   if (request.method !== 'POST')
     return json(
       405,
@@ -76,55 +84,27 @@ export async function handleIngress(request: HttpRequest, deps: HttpIngressDeps)
       message: `The body is ${request.body.length} bytes; the limit is ${deps.maxBodyBytes}`,
     });
   }
-  let body: unknown;
-  try {
-    body = JSON.parse(request.body.toString('utf8'));
-  } catch (error) {
-    return json(400, { error: 'invalid_json', message: `The body is not JSON: ${(error as Error).message}` });
-  }
-  const params = new URLSearchParams(request.query ?? '');
-  const type = params.get('type');
-  if (type !== null && !DEVICE_TYPE_PATTERN.test(type)) {
-    return json(400, {
-      error: 'invalid_type',
-      message: `?type=${truncate(type)} must match ${DEVICE_TYPE_PATTERN}`,
-    });
-  }
-  const mapping = params.get('mapping');
-  if (mapping !== null && (route.source !== 'http' || !deps.config?.httpMappings[mapping])) {
-    const known = Object.keys(deps.config?.httpMappings ?? {});
-    return json(400, {
-      error: 'unknown_mapping',
-      message:
-        route.source !== 'http'
-          ? `?mapping= applies to /v1/telemetry only`
-          : `No mapping "${truncate(mapping)}"; configured: ${known.length ? known.join(', ') : 'none (httpMappings in the config)'}`,
-    });
-  }
-  let downlink: string | undefined;
-  let device: string | undefined;
-  if (route.source === 'sigfox') {
-    const callback = parseSigfoxCallback(body);
-    if ('error' in callback) return json(400, { error: 'invalid_callback', message: callback.error });
-    device = callback.device;
-    if (callback.ack) {
-      downlink =
-        deps.config?.sigfoxDownlinks[callback.device] ?? deps.config?.deviceTypes[type ?? '']?.sigfoxDownlink;
-    }
-  } else if (route.source === 'ttn') {
-    const uplink = parseTtnUplink(body);
-    if ('error' in uplink) return json(400, { error: 'invalid_webhook', message: uplink.error });
-  }
-  // Only what the ingest path reads goes along: the route, and the parameters it knows.
-  const query = new URLSearchParams();
-  if (type !== null) query.set('type', type);
-  if (mapping !== null) query.set('mapping', mapping);
+  const params = readParams(request.query ?? '', route);
+  if (isRefusal(params)) return json(400, { error: params.error ?? route.refusal, message: params.reason });
+  const inbound = new InboundMessage(request.body, route.path, params, request.receivedAt);
+  const body = inbound.json();
+  if ('error' in body)
+    return json(400, { error: 'invalid_json', message: `The body is not JSON: ${body.error}` });
+  const context: FormatContext = {
+    config: deps.config ?? NO_CONFIG,
+    // The edge decodes nothing: a payload without a decoder is the ingest path's to quarantine.
+    decoders: NO_DECODERS,
+    json: EDGE_JSON,
+  };
+  const uplink = format.read(inbound, context);
+  if (isRefusal(uplink)) return json(400, { error: uplink.error ?? route.refusal, message: uplink.reason });
   let messageId: string;
   try {
     messageId = await deps.enqueue({
-      source: route.source,
+      source: format.source,
       payload: request.body.toString('base64'),
-      topic: query.size > 0 ? `${route.path}?${query}` : route.path,
+      topic: route.path,
+      ...(Object.keys(params).length > 0 ? { params } : {}),
       receivedAt: request.receivedAt,
       requestId: request.requestId,
     });
@@ -137,14 +117,20 @@ export async function handleIngress(request: HttpRequest, deps: HttpIngressDeps)
       { 'retry-after': '5' },
     );
   }
-  if (route.source === 'sigfox') {
-    // Sigfox reads a downlink from a 200 with the device id as key; 204 means none.
-    return downlink && device
-      ? json(200, { [device]: { downlinkData: downlink } })
-      : { statusCode: 204, headers: {}, body: '' };
-  }
-  return json(202, { accepted: true, messageId });
+  const answer = format.answer?.(uplink, context);
+  if (!answer) return json(202, { accepted: true, messageId });
+  return answer.body === undefined
+    ? { statusCode: answer.statusCode, headers: {}, body: '' }
+    : json(answer.statusCode, answer.body);
 }
+
+const NO_CONFIG: FormatConfig = {
+  validation: DEFAULT_VALIDATION,
+  deviceTypes: {},
+  httpMappings: {},
+  sigfoxDownlinks: {},
+};
+const EDGE_JSON = jsonDecoder(DEFAULT_VALIDATION);
 
 /**
  * True when the request carries the key, compared in constant time (hashing both

@@ -6,8 +6,8 @@
  * token to come back with; a long result comes in pages, with a token for the next.
  */
 
+import { DEVICE_ID_PATTERN } from '../ids.ts';
 import { lakeTimestamp } from '../lake/tables.ts';
-import { DEVICE_ID_PATTERN } from '../topics.ts';
 import { authenticated, type HttpRequest, type HttpResponse, json } from './ingress.ts';
 
 /** A parameter of a planned query: its SQL type and value. */

@@ -20,7 +20,7 @@
  *
  * Pure: no AWS import. A grammar is parsed once (at synth, at start, at cold start).
  */
-import { MAX_STRING_BYTES } from './json.ts';
+import { MAX_STRING_BYTES } from '../readings/limits.ts';
 
 export interface SigfoxField {
   readonly name: string;

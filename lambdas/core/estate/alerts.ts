@@ -82,11 +82,6 @@ export function alertSubject(event: AlertEvent): string {
   return `[${event.severity}] ${verb}: ${event.rule}: ${event.deviceId} ${what}`.slice(0, 100);
 }
 
-/** A reading's sequence number, when its key carries one. */
-function seqOf(reading: Reading): number | undefined {
-  return reading.key.startsWith('seq:') ? Number(reading.key.slice(4)) : undefined;
-}
-
 /** Messages lost between two sequence numbers; Sigfox counters wrap at 4096, a lower number elsewhere is a restart. */
 export function lostBetween(previous: number | undefined, seq: number, source: Reading['source']): number {
   if (previous === undefined) return 0;
@@ -197,7 +192,7 @@ export function applyReadings(
   // rewind values or alert states, and a retried batch changes nothing the second time.
   const fresh = previous ? sorted.filter((r) => r.time > previous.lastSeen) : sorted;
   for (const reading of fresh) {
-    const seq = seqOf(reading);
+    const seq = reading.seq;
     const lost = seq === undefined ? 0 : lostBetween(lastSeq, seq, reading.source);
     if (seq !== undefined) lastSeq = seq;
     lostMessages += lost;

@@ -3,6 +3,8 @@
  * place: the ingest path writes these keys, the Glue tables' partition projection
  * templates read them, and the local runtime uses the same keys under a folder.
  */
+import type { Source } from '../formats/index.ts';
+
 export const LAKE_PREFIXES = {
   raw: 'raw/',
   readings: 'readings/',
@@ -12,10 +14,6 @@ export const LAKE_PREFIXES = {
   reports: 'reports/',
   ruleErrors: 'errors/iot-rule/',
 } as const;
-
-/** Sources a message can arrive from; the `source=` partition of `raw/`. */
-export const SOURCES = ['mqtt', 'http', 'sigfox', 'ttn'] as const;
-export type Source = (typeof SOURCES)[number];
 
 /** `YYYY-MM-DD` and `HH` of an instant, in UTC: the `dt=` and `hour=` partitions. */
 export function partitionOf(epochMs: number): { dt: string; hour: string } {

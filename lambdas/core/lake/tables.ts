@@ -3,7 +3,9 @@
  * catalog (CDK) and the local runtime's DuckDB views are both built from, so an
  * analyst's SQL means the same on a laptop and in Athena.
  */
-import { LAKE_PREFIXES, SOURCES } from './layout.ts';
+
+import { SOURCES } from '../formats/index.ts';
+import { LAKE_PREFIXES } from './layout.ts';
 
 export type ColumnType = 'string' | 'double' | 'boolean' | 'timestamp' | 'bigint' | 'date';
 

@@ -16,11 +16,12 @@ import {
   VIEWS,
 } from '../../../lambdas/core/analytics/daily.ts';
 import { validateRuntimeConfig } from '../../../lambdas/core/config.ts';
-import { decodeMessage, writeBatch } from '../../../lambdas/core/ingest/ingest.ts';
+import { decodeMessage } from '../../../lambdas/core/ingest/decode.ts';
+import { writeBatch } from '../../../lambdas/core/ingest/write.ts';
 import { duckdbEngine } from '../../../local/adapters/duckdb.ts';
 import { folderStore } from '../../../local/adapters/folder-store.ts';
-import { PRICES_FILE } from '../../../tools/cost/measure.ts';
-import { mqttMessage } from '../../support/fakes.ts';
+import { PRICES_FILE } from '../../../tools/cost/report.ts';
+import { ingestOf, mqttMessage } from '../../support/fakes.ts';
 
 const DAY = '2026-11-24';
 
@@ -75,8 +76,13 @@ describe('daily job on a local lake built from known readings (the SQL Athena ru
       mqttMessage('c1', { $ts: at('00:00') - 1000, temp: 99 }, 'dt/thermo/dev-a', now),
     ];
     await writeBatch(
-      messages.map((m) => decodeMessage(m, config, () => now)),
-      { config, lake },
+      messages.map((m) =>
+        decodeMessage(
+          m,
+          ingestOf(config, () => now),
+        ),
+      ),
+      { lake },
     );
     instance = await DuckDBInstance.create(':memory:');
     const connection = await instance.connect();

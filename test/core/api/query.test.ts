@@ -22,10 +22,11 @@ import {
   readingsPlan,
 } from '../../../lambdas/core/api/query.ts';
 import { validateRuntimeConfig } from '../../../lambdas/core/config.ts';
-import { decodeMessage, writeBatch } from '../../../lambdas/core/ingest/ingest.ts';
+import { decodeMessage } from '../../../lambdas/core/ingest/decode.ts';
+import { writeBatch } from '../../../lambdas/core/ingest/write.ts';
 import { duckdbEngine, duckdbPagedQueries } from '../../../local/adapters/duckdb.ts';
 import { folderStore } from '../../../local/adapters/folder-store.ts';
-import { mqttMessage } from '../../support/fakes.ts';
+import { ingestOf, mqttMessage } from '../../support/fakes.ts';
 
 const KEY = 'k';
 const NOW = Date.parse('2026-11-25T06:00:00Z');
@@ -213,8 +214,13 @@ describe('query API on the local lake (DuckDB)', () => {
       ),
     );
     await writeBatch(
-      messages.map((m) => decodeMessage(m, config, () => base)),
-      { config, lake },
+      messages.map((m) =>
+        decodeMessage(
+          m,
+          ingestOf(config, () => base),
+        ),
+      ),
+      { lake },
     );
     instance = await DuckDBInstance.create(':memory:');
     await runDailyJob(DAY, {

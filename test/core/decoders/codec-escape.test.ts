@@ -37,7 +37,7 @@ async function decode(name: string, body: string, timeoutMs?: number) {
     [
       '--import',
       'tsx',
-      'bin/cli.ts',
+      'cli/main.ts',
       'decode',
       '--codec',
       file,

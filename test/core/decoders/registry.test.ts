@@ -1,10 +1,11 @@
 import { readFileSync } from 'node:fs';
-import { afterAll, describe, expect, it, onTestFinished } from 'vitest';
-import { ConfigError, validateRuntimeConfig } from '../../../lambdas/core/config.ts';
-import { closeDecoders } from '../../../lambdas/core/decoders/registry.ts';
-import { decodeMessage, decodeMessages } from '../../../lambdas/core/ingest/ingest.ts';
+import { afterAll, describe, expect, it } from 'vitest';
+import { validateRuntimeConfig } from '../../../lambdas/core/config.ts';
+import { ConfigError } from '../../../lambdas/core/config-error.ts';
+import { buildDecoders } from '../../../lambdas/core/decoders/registry.ts';
+import { decodeMessage, decodeMessages } from '../../../lambdas/core/ingest/decode.ts';
 import { loadConfig, validateConfig } from '../../../lib/config.ts';
-import { mqttMessage, NOW } from '../../support/fakes.ts';
+import { closeTestDecoders, ingestOf, mqttMessage, NOW } from '../../support/fakes.ts';
 
 const config = validateRuntimeConfig({
   deviceTypes: {
@@ -13,14 +14,13 @@ const config = validateRuntimeConfig({
   },
 });
 
-afterAll(() => closeDecoders(config.deviceTypes));
+afterAll(() => closeTestDecoders());
 
 describe('decoders in the ingest path', () => {
   it("explodes a binary MQTT payload with its device type's Sigfox grammar", () => {
     const outcome = decodeMessage(
       mqttMessage('m1', Buffer.from('0992a0', 'hex'), 'dt/tracker/t-1'),
-      config,
-      () => NOW,
+      ingestOf(config, () => NOW),
     );
     expect(outcome.quarantine).toEqual([]);
     expect(outcome.readings).toEqual([
@@ -37,8 +37,7 @@ describe('decoders in the ingest path', () => {
   it('quarantines a frame the grammar cannot read, with the reason', () => {
     const outcome = decodeMessage(
       mqttMessage('m2', Buffer.from('0992', 'hex'), 'dt/tracker/t-1'),
-      config,
-      () => NOW,
+      ingestOf(config, () => NOW),
     );
     expect(outcome.readings).toEqual([]);
     expect(outcome.quarantine).toEqual([
@@ -54,8 +53,7 @@ describe('decoders in the ingest path', () => {
     // Over MQTT there is no LoRaWAN port, so this codec refuses the frame.
     const outcome = decodeMessage(
       mqttMessage('m3', Buffer.from([1, 2, 3]), 'dt/lht65/l-1'),
-      config,
-      () => NOW,
+      ingestOf(config, () => NOW),
     );
     expect(outcome.quarantine[0]).toMatchObject({
       reason_code: 'decode_failed',
@@ -75,14 +73,12 @@ describe('decoders in the ingest path', () => {
         },
       },
     });
-    onTestFinished(() => closeDecoders(quiet.deviceTypes));
     const [nothing, something] = await decodeMessages(
       [
         mqttMessage('m5', Buffer.from([0]), 'dt/quiet/q-1'),
         mqttMessage('m6', Buffer.from([7]), 'dt/quiet/q-1'),
       ],
-      quiet,
-      () => NOW,
+      ingestOf(quiet, () => NOW),
     );
     expect(nothing?.raw?.payload).toBe('AA==');
     expect(nothing?.readings).toEqual([]);
@@ -91,7 +87,10 @@ describe('decoders in the ingest path', () => {
   });
 
   it('decodes JSON for a type with no decoder', () => {
-    const outcome = decodeMessage(mqttMessage('m4', { temp: 1 }, 'dt/other/o-1'), config, () => NOW);
+    const outcome = decodeMessage(
+      mqttMessage('m4', { temp: 1 }, 'dt/other/o-1'),
+      ingestOf(config, () => NOW),
+    );
     expect(outcome.readings[0]?.metrics).toEqual({ temp: 1 });
   });
 });
@@ -115,7 +114,10 @@ describe('decoder configuration', () => {
       'Invalid config "deviceTypes.x.decoder.codec": got "codecs/missing.js", expected a readable file',
     );
     expect(() =>
-      validateRuntimeConfig({ deviceTypes: { x: { decoder: { codec: 'x.js', source: 'function (' } } } }),
+      buildDecoders(
+        validateRuntimeConfig({ deviceTypes: { x: { decoder: { codec: 'x.js', source: 'function (' } } } })
+          .deviceTypes,
+      ),
     ).toThrow(ConfigError);
   });
 
@@ -126,10 +128,13 @@ describe('decoder configuration', () => {
     expect(() => loadConfig((key) => (key === 'iotPipeline' ? config('for (;;) {}') : undefined))).toThrow(
       'Invalid config "deviceTypes.vendor.decoder": got "vendor.js", expected a working decoder: codec vendor.js ran longer than 1000 ms while loading',
     );
-    expect(() =>
-      validateRuntimeConfig(config("this.constructor.constructor('return process')().exit(7);")),
-    ).toThrow("codec vendor.js failed while loading: threw: 'process' is not defined");
-    expect(() => validateRuntimeConfig(config('var big = new Uint8Array(8e6);', { memoryMb: 4 }))).toThrow(
+    // A cold start builds the decoders of the config it was given.
+    const coldStart = (input: ReturnType<typeof config>) =>
+      buildDecoders(validateRuntimeConfig(input).deviceTypes);
+    expect(() => coldStart(config("this.constructor.constructor('return process')().exit(7);"))).toThrow(
+      "codec vendor.js failed while loading: threw: 'process' is not defined",
+    );
+    expect(() => coldStart(config('var big = new Uint8Array(8e6);', { memoryMb: 4 }))).toThrow(
       'codec vendor.js ran out of memory (4 MB) while loading',
     );
   });

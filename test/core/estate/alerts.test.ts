@@ -140,7 +140,7 @@ describe('applyReadings', () => {
       hysteresis: 0,
       severity: 'warning',
     };
-    const r = (seq: number, t: number) => reading(t, { temp: 20 }, { source: 'ttn', key: `seq:${seq}` });
+    const r = (seq: number, t: number) => reading(t, { temp: 20 }, { source: 'ttn', key: `seq:${seq}`, seq });
     const { record, events } = applyReadings(
       undefined,
       [r(1, MIN), r(2, 2 * MIN), r(6, 3 * MIN), r(7, 4 * MIN)],

@@ -3,11 +3,12 @@ import fc from 'fast-check';
 import { describe, expect, it } from 'vitest';
 import { type HttpIngressDeps, handleIngress } from '../../../lambdas/core/api/ingress.ts';
 import { validateRuntimeConfig } from '../../../lambdas/core/config.ts';
-import type { Envelope } from '../../../lambdas/core/formats/envelope.ts';
-import { decodeMessage, writeBatch } from '../../../lambdas/core/ingest/ingest.ts';
+import type { Envelope } from '../../../lambdas/core/formats/format.ts';
+import { decodeMessage } from '../../../lambdas/core/ingest/decode.ts';
 import type { ReadingClaims } from '../../../lambdas/core/ingest/ports.ts';
+import { writeBatch } from '../../../lambdas/core/ingest/write.ts';
 import { memoryClaims } from '../../../tools/redecode/redecode.ts';
-import { MemoryStore, NOW } from '../../support/fakes.ts';
+import { ingestOf, MemoryStore, NOW } from '../../support/fakes.ts';
 
 const fixture = (name: string) => readFileSync(new URL(`../../fixtures/${name}`, import.meta.url), 'utf8');
 const KEY = 'secret-key';
@@ -52,13 +53,16 @@ async function post(path: string, body: string, headers: Record<string, string> 
 }
 
 const decoded = (envelope: Envelope | undefined, messageId = 'm1') =>
-  decodeMessage({ messageId, body: JSON.stringify(envelope) }, config, () => NOW);
+  decodeMessage(
+    { messageId, body: JSON.stringify(envelope) },
+    ingestOf(config, () => NOW),
+  );
 
 describe('Sigfox callbacks (POST /v1/sigfox)', () => {
   it("answers 204 at once, and the ingest path explodes data with the type's grammar, radio fields beside", async () => {
     const { response, queued } = await post('/v1/sigfox?type=tracker', fixture('sigfox-uplink.json'));
     expect(response).toEqual({ statusCode: 204, headers: {}, body: '' });
-    expect(queued[0]).toMatchObject({ source: 'sigfox', topic: '/v1/sigfox?type=tracker' });
+    expect(queued[0]).toMatchObject({ source: 'sigfox', topic: '/v1/sigfox', params: { type: 'tracker' } });
     const outcome = decoded(queued[0]);
     expect(outcome.quarantine).toEqual([]);
     expect(outcome.readings).toEqual([
@@ -224,7 +228,7 @@ describe('POST /v1/telemetry with a field mapping', () => {
     const unknown = await post('/v1/telemetry?mapping=nope', '{}');
     expect(JSON.parse(unknown.response.body)).toEqual({
       error: 'unknown_mapping',
-      message: 'No mapping "nope"; configured: acme',
+      message: 'no mapping "nope" in the config (httpMappings; configured: acme)',
     });
     const type = await post('/v1/telemetry?type=../etc', '{}');
     expect(type.response.statusCode).toBe(400);
@@ -271,7 +275,7 @@ describe('duplicates across batches (network resends)', () => {
       claim: () => Promise.reject(new Error('ProvisionedThroughputExceeded')),
     };
     const { queued } = await post('/v1/sigfox?type=tracker', fixture('sigfox-uplink.json'));
-    const failures = await writeBatch([decoded(queued[0], 'z')], { config, lake, claims: failing });
+    const failures = await writeBatch([decoded(queued[0], 'z')], { lake, claims: failing });
     expect([...failures.keys()]).toEqual(['z']);
     expect(lake.objects.size).toBe(0);
   });

@@ -1,26 +1,28 @@
 import fc from 'fast-check';
 import { describe, expect, it } from 'vitest';
 import { type RuntimeConfig, validateRuntimeConfig } from '../../../lambdas/core/config.ts';
-import {
-  decodeMessage,
-  IngestBatch,
-  type IngestDeps,
-  writeBatch,
-} from '../../../lambdas/core/ingest/ingest.ts';
-import { MemoryStore, MemoryTimeSeries, mqttMessage, NOW } from '../../support/fakes.ts';
+import { ingestBatch } from '../../../lambdas/core/ingest/batch.ts';
+import { decodeMessage } from '../../../lambdas/core/ingest/decode.ts';
+import { type IngestDeps, writeBatch } from '../../../lambdas/core/ingest/write.ts';
+import { ingestOf, MemoryStore, MemoryTimeSeries, mqttMessage, NOW } from '../../support/fakes.ts';
 
 const config: RuntimeConfig = validateRuntimeConfig({});
 
 function setup() {
   const lake = new MemoryStore();
   const timeseries = new MemoryTimeSeries();
-  const deps: IngestDeps = { config, lake, timeseries, now: () => NOW };
+  const deps: IngestDeps = { ...ingestOf(config, () => NOW), lake, timeseries };
   return { lake, timeseries, deps };
 }
 
 async function ingest(deps: IngestDeps, messages: { messageId: string; body: string }[]) {
   return writeBatch(
-    messages.map((m) => decodeMessage(m, config, () => NOW)),
+    messages.map((m) =>
+      decodeMessage(
+        m,
+        ingestOf(config, () => NOW),
+      ),
+    ),
     deps,
   );
 }
@@ -128,7 +130,7 @@ describe('ingest core', () => {
   it('accepts the Basic Ingest topic form', () => {
     const outcome = decodeMessage(
       mqttMessage('m1', { temp: 1 }, '$aws/rules/iot_pipeline_dev_telemetry/dt/thermo/dev-9'),
-      config,
+      ingestOf(config),
     );
     expect(outcome.readings[0]).toMatchObject({ deviceId: 'dev-9', deviceType: 'thermo' });
   });
@@ -197,21 +199,20 @@ describe('ingest core', () => {
     expect(lake.lines('readings/').map((r) => r.message_id)).toEqual(['today']);
   });
 
-  it('settles each message of a batch separately through IngestBatch', async () => {
+  it('fails, through ingestBatch, only the message of a batch that could not be stored', async () => {
     const { lake, deps } = setup();
     lake.failOn = /^readings\/dt=2026-11-24/;
-    const batch = new IngestBatch(2, deps);
-    const results = await Promise.allSettled([
-      batch.submit(mqttMessage('today', { temp: 1 })),
-      batch.submit(mqttMessage('late', { $ts: NOW - 86_400_000, temp: 2 })),
-    ]);
-    expect(results.map((r) => r.status)).toEqual(['fulfilled', 'rejected']);
+    const failures = await ingestBatch(
+      [mqttMessage('today', { temp: 1 }), mqttMessage('late', { $ts: NOW - 86_400_000, temp: 2 })],
+      deps,
+    );
+    expect([...failures.keys()]).toEqual(['late']);
+    expect(lake.lines('readings/').map((r) => r.message_id)).toEqual(['today']);
   });
 
   it('works with Timestream switched off', async () => {
     const { lake } = setup();
-    const failures = await writeBatch([decodeMessage(mqttMessage('m1', { temp: 1 }), config)], {
-      config,
+    const failures = await writeBatch([decodeMessage(mqttMessage('m1', { temp: 1 }), ingestOf(config))], {
       lake,
     });
     expect(failures.size).toBe(0);

@@ -6,14 +6,9 @@ import { join } from 'node:path';
 import { promisify } from 'node:util';
 import { beforeAll, describe, expect, it } from 'vitest';
 import { DEFAULT_CONFIG, type PipelineConfig } from '../../../lib/config.ts';
-import {
-  type CostReport,
-  type CostSource,
-  costTable,
-  PRICES_FILE,
-  runCostModel,
-} from '../../../tools/cost/measure.ts';
+import { type CostReport, type CostSource, runCostModel } from '../../../tools/cost/measure.ts';
 import { checkPrices } from '../../../tools/cost/model.ts';
+import { costTable, PRICES_FILE } from '../../../tools/cost/report.ts';
 
 const prices = checkPrices(JSON.parse(readFileSync(PRICES_FILE, 'utf8')));
 const NO_LATENCY = { s3: 0, timestream: 0, dynamodb: 0, sns: 0, sqs: 0 };
@@ -156,7 +151,7 @@ describe('cost model for HTTP sources', () => {
 
 describe('cost command', () => {
   const cli = (...args: string[]) =>
-    promisify(execFile)('npx', ['tsx', 'bin/cli.ts', 'cost', ...args], {
+    promisify(execFile)('npx', ['tsx', 'cli/main.ts', 'cost', ...args], {
       env: { ...process.env, AWS_EC2_METADATA_DISABLED: 'true' },
     });
 

@@ -2,7 +2,6 @@ import { existsSync, readFileSync } from 'node:fs';
 import fc from 'fast-check';
 import { describe, expect, it } from 'vitest';
 import { TIME_SERIES_COMMON_ATTRIBUTES, toTimeSeriesRecord } from '../../../lambdas/core/reading.ts';
-import { PRICES_FILE } from '../../../tools/cost/measure.ts';
 import {
   checkPrices,
   dynamodbItemBytes,
@@ -18,6 +17,7 @@ import {
   timestreamWriteUnits,
   totalDollars,
 } from '../../../tools/cost/model.ts';
+import { PRICES_FILE } from '../../../tools/cost/report.ts';
 
 const prices = checkPrices(JSON.parse(readFileSync(PRICES_FILE, 'utf8')));
 

@@ -4,11 +4,12 @@ import { join } from 'node:path';
 import { gunzipSync } from 'node:zlib';
 import { describe, expect, it } from 'vitest';
 import { validateRuntimeConfig } from '../../../lambdas/core/config.ts';
-import { decodeMessage, writeBatch } from '../../../lambdas/core/ingest/ingest.ts';
+import { decodeMessage } from '../../../lambdas/core/ingest/decode.ts';
 import type { LakeStore } from '../../../lambdas/core/ingest/ports.ts';
+import { writeBatch } from '../../../lambdas/core/ingest/write.ts';
 import { folderStore } from '../../../local/adapters/folder-store.ts';
 import { redecode } from '../../../tools/redecode/redecode.ts';
-import { mqttMessage, NOW } from '../../support/fakes.ts';
+import { ingestOf, mqttMessage, NOW } from '../../support/fakes.ts';
 
 async function lines(store: LakeStore, prefix: string) {
   const out: Record<string, unknown>[] = [];
@@ -33,8 +34,13 @@ const messages = [
 async function ingested(config: ReturnType<typeof validateRuntimeConfig>) {
   const store = folderStore(await mkdtemp(join(tmpdir(), 'redecode-')));
   await writeBatch(
-    messages.map((m) => decodeMessage(m, config, () => NOW)),
-    { config, lake: store },
+    messages.map((m) =>
+      decodeMessage(
+        m,
+        ingestOf(config, () => NOW),
+      ),
+    ),
+    { lake: store },
   );
   return store;
 }
@@ -113,7 +119,15 @@ describe('redecode: decoding the raw archive again', () => {
       envelope('first', NOW, callback(false)),
       envelope('again', NOW + 60_000, callback(true)),
     ]) {
-      await writeBatch([decodeMessage(m, before, () => NOW)], { config: before, lake: store });
+      await writeBatch(
+        [
+          decodeMessage(
+            m,
+            ingestOf(before, () => NOW),
+          ),
+        ],
+        { lake: store },
+      );
     }
     await redecode(store, tracker('temp::int:16*0.01'), {
       from: '2026-11-25',

@@ -1,10 +1,11 @@
 import fc from 'fast-check';
 import { describe, expect, it } from 'vitest';
-import { DEFAULT_VALIDATION } from '../../../lambdas/core/config.ts';
-import { type DecodeContext, decodeJson } from '../../../lambdas/core/decoders/json.ts';
+import { jsonDecoder } from '../../../lambdas/core/decoders/json.ts';
+import { type NormalizeContext, normalize } from '../../../lambdas/core/ingest/normalize.ts';
+import { DEFAULT_VALIDATION } from '../../../lambdas/core/readings/limits.ts';
 
 const NOW = Date.parse('2026-11-25T06:00:00Z');
-const mqtt: DecodeContext = {
+const mqtt: NormalizeContext = {
   deviceId: '12345',
   deviceType: 'thermo',
   source: 'mqtt',
@@ -12,11 +13,23 @@ const mqtt: DecodeContext = {
   receivedAt: NOW,
   limits: DEFAULT_VALIDATION,
 };
-const http: DecodeContext = { ...mqtt, deviceId: undefined, source: 'http' };
+const http: NormalizeContext = { ...mqtt, deviceId: undefined, source: 'http' };
+/** A JSON payload through the JSON decoder and the normalizer, as the ingest path reads it. */
+function decodeJson(bytes: Buffer, context: NormalizeContext) {
+  const decoded = jsonDecoder(context.limits).decode({ bytes, receivedAt: context.receivedAt });
+  if (decoded.ok) return normalize(decoded.data, bytes, context);
+  const rejection = {
+    code: decoded.code,
+    reason: decoded.reason,
+    deviceId: context.deviceId,
+    payload: bytes,
+  };
+  return { readings: [], rejections: [rejection] };
+}
 const decode = (value: unknown, context = mqtt) =>
   decodeJson(Buffer.from(typeof value === 'string' ? value : JSON.stringify(value)), context);
 
-describe('decodeJson', () => {
+describe('the JSON decoder and the normalizer', () => {
   it('reads the property-value format with its types kept', () => {
     const { readings, rejections } = decode({ $id: '12345', temp: 32, battery: 3.4, ok: true, mode: 'eco' });
     expect(rejections).toEqual([]);
@@ -63,7 +76,7 @@ describe('decodeJson', () => {
     expect(JSON.parse(rejections[0]?.payload.toString() ?? '')).toEqual({ temp: 'x'.repeat(3000) });
   });
 
-  it.each<[string, unknown, string, RegExp, DecodeContext?]>([
+  it.each<[string, unknown, string, RegExp, NormalizeContext?]>([
     ['malformed JSON', '{"temp": ', 'invalid_json', /^payload is not JSON/],
     ['an empty body', '', 'invalid_json', /^payload is not JSON/],
     ['an empty array', [], 'invalid_shape', /empty array/],

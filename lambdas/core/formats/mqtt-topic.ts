@@ -5,13 +5,10 @@
  * Devices publish to `dt/<deviceType>/<deviceId>`, or through Basic Ingest to
  * `$aws/rules/<ruleName>/dt/<deviceType>/<deviceId>` (no IoT messaging charge).
  */
-import { DEVICE_TYPE_PATTERN } from './config.ts';
-import type { Envelope } from './formats/envelope.ts';
+import { DEVICE_ID_PATTERN, DEVICE_TYPE_PATTERN, truncate } from '../ids.ts';
+import type { Envelope } from './format.ts';
 
 export const TELEMETRY_TOPIC_FILTER = 'dt/+/+';
-
-/** Device ids reach S3 keys, Timestream dimensions and SQL: this is the only shape allowed. */
-export const DEVICE_ID_PATTERN = /^[A-Za-z0-9_.:-]{1,128}$/;
 
 const BASIC_INGEST = /^\$aws\/rules\/[A-Za-z0-9_]+\//;
 
@@ -19,36 +16,6 @@ export interface TelemetryTopic {
   readonly deviceType: string;
   readonly deviceId: string;
 }
-
-/** The IoT rule name for a stage; rule names allow only letters, digits and underscores. */
-export function telemetryRuleName(stage: string): string {
-  return `iot_pipeline_${stage}_telemetry`;
-}
-
-/** The stage's device policy, attached to every device certificate. */
-export function devicePolicyName(stage: string): string {
-  return `iot_pipeline_${stage}_device`;
-}
-
-/** The stage a device policy name belongs to, or undefined for a name this project did not make. */
-export function stageOfDevicePolicy(policyName: string): string | undefined {
-  return /^iot_pipeline_([a-z][a-z0-9]{0,15})_device$/.exec(policyName)?.[1];
-}
-
-/**
- * The thing type of a device type in a stage: thing types are account-wide, so two
- * stages in one account and region each have their own (and destroying one leaves the
- * other's alone).
- */
-export function deviceThingTypeName(stage: string, deviceType: string): string {
-  return `iot_pipeline_${stage}_${deviceType}`;
-}
-
-/**
- * The thing attribute holding a device's type: the device policy builds the topics a
- * device may use from it (`dt/<deviceType>/<thing>`), the thing type being stage-scoped.
- */
-export const DEVICE_TYPE_ATTRIBUTE = 'deviceType';
 
 /** An MQTT publish as a broker sees it: what the telemetry rule's SQL functions read. */
 export interface Publish {
@@ -144,9 +111,4 @@ function parseTopic(topic: string): TelemetryTopic | { error: string } {
     return { error: `device id "${truncate(deviceId)}" in the topic must match ${DEVICE_ID_PATTERN}` };
   }
   return { deviceType, deviceId };
-}
-
-/** Shortens outside input before it goes into an error message. */
-export function truncate(text: string, max = 64): string {
-  return text.length > max ? `${text.slice(0, max)}…` : text;
 }

@@ -1,0 +1,200 @@
+/**
+ * The one interface every way in implements (MQTT, HTTP JSON, Sigfox, The Things
+ * Stack, and the next ones), and what travels between them and the ingest path.
+ *
+ * A format reads one message: at the HTTP edge, where a refusal is the caller's 400,
+ * and again in the ingest path, where it becomes readings. The bytes cross the queue
+ * untouched (the raw archive keeps what arrived, and re-decoding reads it back), so
+ * each hop reads them once, with the same function. What a format finds besides the
+ * payload (device, type, time, sequence number, radio) travels typed in the
+ * {@link Uplink}, never as text to be parsed again.
+ */
+import type { Decoder, Decoders } from '../decoders/decoder.ts';
+import { DEVICE_TYPE_PATTERN, truncate } from '../ids.ts';
+import type { ValidationLimits } from '../readings/limits.ts';
+import type { Refusal } from '../readings/rejection.ts';
+
+/** What travels on the ingest queue: the bytes that arrived, untouched, and how they arrived. */
+export interface Envelope {
+  /** Where it came from (a format's `source`); absent in MQTT envelopes written by the IoT rule. */
+  readonly source?: string;
+  /** The payload bytes, base64. */
+  readonly payload: string;
+  /** MQTT topic, or the HTTP route path. */
+  readonly topic: string;
+  /** HTTP: the route's parameters. */
+  readonly params?: Params;
+  /** Arrival time, epoch milliseconds. */
+  readonly receivedAt: number;
+  /** MQTT client id. */
+  readonly clientId?: string;
+  /** MQTT: the certificate id the device authenticated with. */
+  readonly principal?: string;
+  /** HTTP: the API Gateway request id. */
+  readonly requestId?: string;
+}
+
+/** An HTTP route's parameters: `?type=<deviceType>` on every route, `?mapping=<name>` where the format takes it. */
+export interface Params {
+  readonly type?: string;
+  readonly mapping?: string;
+}
+
+/** One message as a format reads it. */
+export interface Inbound {
+  readonly bytes: Buffer;
+  readonly topic: string;
+  readonly params: Params;
+  readonly receivedAt: number;
+  /** The bytes as JSON, parsed on first use and kept: the edge's check and the format share one parse. */
+  json(): { readonly value: unknown } | { readonly error: string };
+}
+
+/** What the payload is, and how it becomes data. */
+export type Payload =
+  /** Bytes for a decoder: the device type's own, else JSON. */
+  | { readonly decoder: Decoder; readonly bytes: Buffer; readonly fPort?: number }
+  /** Data the network decoded already (Sigfox `customData#`, The Things Stack `decoded_payload`). */
+  | { readonly data: unknown }
+  /** Nothing can be decoded, and why (no decoder configured; a time that cannot be read). */
+  | { readonly refused: Refusal };
+
+/** One message, read: who sent it, what to decode, and what the message says besides. */
+export interface Uplink {
+  /** The device, when the way in authenticates or names it; else each reading's `$id` says. */
+  readonly deviceId?: string;
+  readonly deviceType: string;
+  readonly payload: Payload;
+  /** The network's time of the message, epoch ms; a reading's own `$ts` wins. */
+  readonly time?: number;
+  /** The network's sequence number (Sigfox `seqNumber`, LoRaWAN `f_cnt`); a reading's own `$seq` wins. */
+  readonly seq?: number;
+  /** Metrics of the message itself (radio), under each reading's own. */
+  readonly metrics?: Readonly<Record<string, number | string>>;
+}
+
+/** A refusal, with the `error` name of the 400 the HTTP edge answers (else the route's). */
+export interface FormatRefusal extends Refusal {
+  readonly refused: true;
+  readonly error?: string;
+}
+
+/** The parts of the config the formats read; each format validates its own part. */
+export interface FormatConfig {
+  readonly validation: ValidationLimits;
+  readonly deviceTypes: Readonly<Record<string, { readonly sigfoxDownlink?: string }>>;
+  readonly httpMappings: Readonly<
+    Record<string, { readonly id: string; readonly time?: string; readonly type?: string }>
+  >;
+  readonly sigfoxDownlinks: Readonly<Record<string, string>>;
+}
+
+export interface FormatContext {
+  readonly config: FormatConfig;
+  readonly decoders: Decoders;
+  /** The JSON decoder for the config's limits. */
+  readonly json: Decoder;
+}
+
+/** The HTTP route a format is posted to. */
+export interface HttpRoute {
+  readonly path: string;
+  /** Whether the route takes `?mapping=`. */
+  readonly mapping?: boolean;
+  /** The `error` name of a 400 for a body the format refuses. */
+  readonly refusal: string;
+}
+
+/** An answer other than 202 Accepted (a Sigfox downlink, or its 204). */
+export interface Answer {
+  readonly statusCode: number;
+  readonly body?: unknown;
+}
+
+export interface Format<U extends Uplink = Uplink, S extends string = string> {
+  /** The `source` of its envelopes, readings and raw partition. */
+  readonly source: S;
+  /** Its name for people (reports, listings). */
+  readonly title: string;
+  /** Where it arrives over HTTP; none for MQTT. */
+  readonly route?: HttpRoute;
+  /** The network sends the same uplink again in separate requests: its readings are claimed once across batches. */
+  readonly resends: boolean;
+  read(message: Inbound, context: FormatContext): U | FormatRefusal;
+  /** The HTTP answer to an accepted message, when not 202. */
+  answer?(uplink: U, context: FormatContext): Answer;
+}
+
+export function refuse(code: Refusal['code'], reason: string, error?: string): FormatRefusal {
+  return error === undefined ? { refused: true, code, reason } : { refused: true, code, reason, error };
+}
+
+/** A network's JSON body, read with its parser; a refusal (`invalid_callback`) says why it cannot be used. */
+export function readBody<T extends object>(
+  message: Inbound,
+  network: string,
+  parse: (value: unknown) => T | { readonly error: string },
+): T | FormatRefusal {
+  const body = message.json();
+  if ('error' in body)
+    return refuse('invalid_callback', `the ${network} callback is not JSON: ${body.error}`);
+  const parsed = parse(body.value);
+  return 'error' in parsed ? refuse('invalid_callback', parsed.error) : parsed;
+}
+
+export function isRefusal<T extends object>(read: T | FormatRefusal): read is FormatRefusal {
+  return 'refused' in read;
+}
+
+/** An {@link Inbound} over some bytes. */
+export class InboundMessage implements Inbound {
+  private parsed?: { readonly value: unknown } | { readonly error: string };
+
+  constructor(
+    readonly bytes: Buffer,
+    readonly topic: string,
+    readonly params: Params,
+    readonly receivedAt: number,
+  ) {}
+
+  json(): { readonly value: unknown } | { readonly error: string } {
+    if (!this.parsed) {
+      try {
+        this.parsed = { value: JSON.parse(this.bytes.toString('utf8')) };
+      } catch (error) {
+        this.parsed = { error: (error as Error).message };
+      }
+    }
+    return this.parsed;
+  }
+}
+
+/**
+ * A route's query string as {@link Params}, or why not: the one place `?type=` and
+ * `?mapping=` are read, by the HTTP edge and (for envelopes from older raw records,
+ * whose topic carries them) the ingest path.
+ */
+export function readParams(query: string, route: HttpRoute): Params | FormatRefusal {
+  const search = new URLSearchParams(query);
+  const type = search.get('type');
+  if (type !== null && !DEVICE_TYPE_PATTERN.test(type)) {
+    return refuse(
+      'invalid_topic',
+      `?type=${truncate(type)} must match ${DEVICE_TYPE_PATTERN}`,
+      'invalid_type',
+    );
+  }
+  const mapping = search.get('mapping');
+  if (mapping !== null && !route.mapping) {
+    return refuse('invalid_topic', `?mapping= applies to /v1/telemetry only`, 'unknown_mapping');
+  }
+  return { ...(type === null ? {} : { type }), ...(mapping === null ? {} : { mapping }) };
+}
+
+/** The route with its parameters, as the raw archive's `topic` column keeps it. */
+export function topicOf(envelope: Pick<Envelope, 'topic' | 'params'>): string {
+  const query = new URLSearchParams();
+  if (envelope.params?.type !== undefined) query.set('type', envelope.params.type);
+  if (envelope.params?.mapping !== undefined) query.set('mapping', envelope.params.mapping);
+  return query.size > 0 ? `${envelope.topic}?${query}` : envelope.topic;
+}

@@ -1,0 +1,16 @@
+/**
+ * The shapes outside names must have before they reach an S3 key, a Timestream
+ * dimension, a topic or a query, and how outside text is shortened for an error
+ * message. A leaf: every room may import it.
+ */
+
+/** Device ids reach S3 keys, Timestream dimensions and SQL: this is the only shape allowed. */
+export const DEVICE_ID_PATTERN = /^[A-Za-z0-9_.:-]{1,128}$/;
+
+/** Device type names travel in topics, keys and Timestream dimensions: keep them plain. */
+export const DEVICE_TYPE_PATTERN = /^[A-Za-z0-9_-]{1,64}$/;
+
+/** Shortens outside input before it goes into an error message. */
+export function truncate(text: string, max = 64): string {
+  return text.length > max ? `${text.slice(0, max)}…` : text;
+}
