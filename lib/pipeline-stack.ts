@@ -11,6 +11,7 @@ import { HttpApi } from './constructs/http-api.ts';
 import { Ingest } from './constructs/ingest.ts';
 import { Lake } from './constructs/lake.ts';
 import { Monitoring } from './constructs/monitoring.ts';
+import { TRACING_CONTEXT } from './constructs/pipeline-function.ts';
 import { QuickSightReports } from './constructs/quicksight.ts';
 import { Registry } from './constructs/registry.ts';
 import { TimeSeries } from './constructs/timeseries.ts';
@@ -38,6 +39,8 @@ export class PipelineStack extends Stack {
     });
     // S3 server access logs delivered by bucket policy, not the legacy log-delivery ACL.
     this.node.setContext('@aws-cdk/aws-s3:serverAccessLogsUseBucketPolicy', true);
+    // Every PipelineFunction below is traced, or not, from this one setting.
+    this.node.setContext(TRACING_CONTEXT, config.tracing.enabled);
 
     // Where readings land. Each construct grants the functions given to it what they need
     // and names itself in their environment, so nothing below wires a permission by hand.

@@ -1,8 +1,10 @@
 /** `iot-pipeline cost`: the monthly AWS bill of a fleet, from the calls a local run makes, at list prices. */
+
 import { DEFAULT_CONFIG, readConfigFile } from '../../lib/config.ts';
 import { runCostModel, withCodec } from '../../tools/cost/measure.ts';
 import { checkPrices } from '../../tools/cost/model.ts';
 import { costTable, PRICES_FILE } from '../../tools/cost/report.ts';
+import { SIMULATED_SOURCES } from '../../tools/simulator/bodies.ts';
 import { parseDuration } from '../../tools/simulator/fleet.ts';
 import { parse, UsageError, wholeNumber } from '../args.ts';
 import { readFlagFile } from '../files.ts';
@@ -20,7 +22,7 @@ export const options = {
   json: { type: 'boolean', default: false },
 } as const;
 
-const SOURCES = ['mqtt', 'http', 'sigfox', 'ttn'] as const;
+const SOURCES = ['mqtt', ...SIMULATED_SOURCES] as const;
 
 export const usage = `Usage: iot-pipeline cost [options]
 

@@ -1,6 +1,8 @@
 /** `iot-pipeline simulate`: readings from a simulated fleet, over MQTT or HTTP. */
+
 import { DEFAULT_DATA_DIR, localApiKey } from '../../local/data-dir.ts';
 import { LOCAL_HOST } from '../../local/host.ts';
+import { SIMULATED_SOURCES } from '../../tools/simulator/bodies.ts';
 import { parseDuration, parseRate } from '../../tools/simulator/fleet.ts';
 import { ConnectError, runSimulation, type SimulationProgress } from '../../tools/simulator/run.ts';
 import { parse, UsageError, wholeNumber } from '../args.ts';
@@ -63,9 +65,13 @@ export async function run(args: string[]): Promise<number> {
   const silentShare = Number(values.silent);
   if (!(silentShare >= 0 && silentShare <= 1))
     throw new UsageError(`--silent "${values.silent}" must be between 0 and 1`);
-  const formats = ['json', 'http', 'sigfox', 'ttn'] as const;
+  const formats = ['json', ...SIMULATED_SOURCES] as const;
   const format = formats.find((f) => f === values.format);
-  if (!format) throw new UsageError(`--format "${values.format}" must be json (MQTT), http, sigfox or ttn`);
+  if (!format) {
+    throw new UsageError(
+      `--format "${values.format}" must be json (MQTT) or one of ${SIMULATED_SOURCES.join(', ')}`,
+    );
+  }
   if (values.endpoint && !(values.cert && values.key)) {
     throw new UsageError(
       '--endpoint needs the device certificate and key: --cert <file> --key <file> (and --ca <AmazonRootCA1.pem>)',

@@ -1,22 +1,22 @@
 import { Logger } from '@aws-lambda-powertools/logger';
-import { Tracer } from '@aws-lambda-powertools/tracer';
 import { AthenaClient } from '@aws-sdk/client-athena';
 import { S3Client } from '@aws-sdk/client-s3';
 import { athenaEngine } from '../adapters/aws/athena.ts';
 import { s3Store } from '../adapters/aws/s3-store.ts';
+import { clientTracer } from '../adapters/aws/tracing.ts';
 import { checkDay, runDailyJob, yesterday } from '../core/analytics/daily.ts';
 import { ENV, requireEnv } from '../env.ts';
 
 // Built once per container, outside the handler; each SDK call an X-Ray subsegment.
 const logger = new Logger();
-const tracer = new Tracer();
+const trace = await clientTracer();
 const bucket = requireEnv(ENV.lakeBucket);
-const engine = athenaEngine(tracer.captureAWSv3Client(new AthenaClient({})), {
+const engine = athenaEngine(trace(new AthenaClient({})), {
   workGroup: requireEnv(ENV.athenaWorkGroup),
   database: requireEnv(ENV.glueDatabase),
   bucket,
 });
-const lake = s3Store(tracer.captureAWSv3Client(new S3Client({})), bucket);
+const lake = s3Store(trace(new S3Client({})), bucket);
 
 /**
  * The daily job: EventBridge calls it after midnight UTC for yesterday; invoke it with

@@ -1,23 +1,20 @@
 import { Logger } from '@aws-lambda-powertools/logger';
-import { Tracer } from '@aws-lambda-powertools/tracer';
 import { DynamoDBClient } from '@aws-sdk/client-dynamodb';
 import { SNSClient } from '@aws-sdk/client-sns';
 import { dynamodbRegistry } from '../adapters/aws/dynamodb-registry.ts';
 import { loadRuntimeConfig } from '../adapters/aws/runtime-config.ts';
 import { snsAlerts } from '../adapters/aws/sns-alerts.ts';
+import { clientTracer } from '../adapters/aws/tracing.ts';
 import { detectOffline, type EstateDeps } from '../core/estate/update.ts';
 import { ENV, requireEnv } from '../env.ts';
 
 // Built once per container, outside the handler; each SDK call an X-Ray subsegment.
 const logger = new Logger();
-const tracer = new Tracer();
+const trace = await clientTracer();
 const estate: EstateDeps = {
   config: loadRuntimeConfig(),
-  registry: dynamodbRegistry(
-    tracer.captureAWSv3Client(new DynamoDBClient({})),
-    requireEnv(ENV.registryTable),
-  ),
-  publisher: snsAlerts(tracer.captureAWSv3Client(new SNSClient({})), requireEnv(ENV.alertTopicArn)),
+  registry: dynamodbRegistry(trace(new DynamoDBClient({})), requireEnv(ENV.registryTable)),
+  publisher: snsAlerts(trace(new SNSClient({})), requireEnv(ENV.alertTopicArn)),
 };
 
 /** EventBridge schedule: raise offline alerts for devices silent longer than their timeout. */

@@ -1,5 +1,4 @@
 import { Logger } from '@aws-lambda-powertools/logger';
-import { Tracer } from '@aws-lambda-powertools/tracer';
 import { AthenaClient } from '@aws-sdk/client-athena';
 import { DynamoDBClient } from '@aws-sdk/client-dynamodb';
 import { SecretsManagerClient } from '@aws-sdk/client-secrets-manager';
@@ -10,33 +9,28 @@ import { athenaPagedQueries } from '../adapters/aws/athena.ts';
 import { dynamodbRegistry } from '../adapters/aws/dynamodb-registry.ts';
 import { cachedSecret } from '../adapters/aws/secret.ts';
 import { timestreamRecentReadings } from '../adapters/aws/timestream-query.ts';
+import { clientTracer } from '../adapters/aws/tracing.ts';
 import { DEVICES_PATH, handleDevicesRequest } from '../core/api/devices.ts';
 import { handleQueryRequest } from '../core/api/query.ts';
 import { ENV, requireEnv } from '../env.ts';
 
 // Built once per container, outside the handler; each SDK call an X-Ray subsegment.
 const logger = new Logger();
-const tracer = new Tracer();
-const apiKey = cachedSecret(
-  tracer.captureAWSv3Client(new SecretsManagerClient({})),
-  requireEnv(ENV.apiKeySecretArn),
-);
-const registry = dynamodbRegistry(
-  tracer.captureAWSv3Client(new DynamoDBClient({})),
-  requireEnv(ENV.registryTable),
-);
+const trace = await clientTracer();
+const apiKey = cachedSecret(trace(new SecretsManagerClient({})), requireEnv(ENV.apiKeySecretArn));
+const registry = dynamodbRegistry(trace(new DynamoDBClient({})), requireEnv(ENV.registryTable));
 // Set by the stack only when Timestream is on: recent readings come from it.
 const database = process.env[ENV.timestreamDatabase];
 const table = process.env[ENV.timestreamTable];
 const recent =
   database && table
-    ? timestreamRecentReadings(tracer.captureAWSv3Client(new TimestreamQueryClient({})), {
+    ? timestreamRecentReadings(trace(new TimestreamQueryClient({})), {
         database,
         table,
         windowMs: Number(requireEnv(ENV.timestreamWindowHours)) * 3_600_000,
       })
     : undefined;
-const engine = athenaPagedQueries(tracer.captureAWSv3Client(new AthenaClient({})), {
+const engine = athenaPagedQueries(trace(new AthenaClient({})), {
   workGroup: requireEnv(ENV.athenaWorkGroup),
   database: requireEnv(ENV.glueDatabase),
 });

@@ -74,6 +74,9 @@ export function handlerEntry(handler: HandlerName): string {
   return fileURLToPath(new URL(`../../lambdas/handlers/${handler}.ts`, import.meta.url));
 }
 
+/** Context key the stack sets from `tracing.enabled`; absent means traced. */
+export const TRACING_CONTEXT = 'iot-pipeline:tracing';
+
 /**
  * A Node.js Lambda with this project's defaults: nodejs24.x on arm64 (cheaper per
  * GB-second), bundled and minified by the locally installed esbuild (never Docker),
@@ -96,6 +99,7 @@ export class PipelineFunction extends NodejsFunction {
         `PipelineFunction "${id}": timeout must be from 1 second to 15 minutes, got ${timeoutSeconds} s`,
       );
     }
+    const traced = scope.node.tryGetContext(TRACING_CONTEXT) !== false;
     const logGroup = new logs.LogGroup(scope, `${id}Logs`, {
       retention: props.logRetention ?? logs.RetentionDays.ONE_MONTH,
       removalPolicy: RemovalPolicy.DESTROY,
@@ -108,12 +112,14 @@ export class PipelineFunction extends NodejsFunction {
       architecture: lambda.Architecture.ARM_64,
       memorySize,
       timeout: props.timeout ?? Duration.seconds(10),
-      tracing: lambda.Tracing.ACTIVE,
+      tracing: traced ? lambda.Tracing.ACTIVE : lambda.Tracing.DISABLED,
       logGroup,
       loggingFormat: lambda.LoggingFormat.JSON,
       environment: {
         POWERTOOLS_SERVICE_NAME: `iot-pipeline-${props.handler}`,
         POWERTOOLS_METRICS_NAMESPACE: 'IotPipeline',
+        // Read by lambdas/adapters/aws/tracing.ts: the tracer (and the X-Ray SDK) is loaded only when true.
+        POWERTOOLS_TRACE_ENABLED: String(traced),
         NODE_OPTIONS: '--enable-source-maps',
       },
       bundling: {
@@ -131,10 +137,12 @@ export class PipelineFunction extends NodejsFunction {
         ...(props.codecSandbox && { commandHooks: codecSandboxHooks() }),
       },
     });
-    Validations.of(this).acknowledge({
-      id: 'AwsSolutions-IAM5[Resource::*]',
-      reason:
-        'Active tracing: xray:PutTraceSegments and xray:PutTelemetryRecords have no resource type and need "*".',
-    });
+    if (traced) {
+      Validations.of(this).acknowledge({
+        id: 'AwsSolutions-IAM5[Resource::*]',
+        reason:
+          'Active tracing: xray:PutTraceSegments and xray:PutTelemetryRecords have no resource type and need "*".',
+      });
+    }
   }
 }

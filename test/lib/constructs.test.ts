@@ -4,7 +4,7 @@ import { S3Client } from '@aws-sdk/client-s3';
 import { SNSClient } from '@aws-sdk/client-sns';
 import { TimestreamWriteClient } from '@aws-sdk/client-timestream-write';
 import { App, Duration, Stack } from 'aws-cdk-lib';
-import { Match, Template } from 'aws-cdk-lib/assertions';
+import { Annotations, Match, Template } from 'aws-cdk-lib/assertions';
 import { describe, expect, it } from 'vitest';
 import { onFirstUse } from '../../lambdas/adapters/aws/clients.ts';
 import { awsIngestDeps, type IngestClients } from '../../lambdas/adapters/aws/ingest-lambda.ts';
@@ -110,6 +110,28 @@ describe('constructs wire themselves', () => {
         ]),
       },
     });
+  });
+});
+
+describe('tracing', () => {
+  it.each([
+    [true, 'Active', 'true'],
+    [false, undefined, 'false'],
+  ])('traces every function, or none, from tracing.enabled (%s), cdk-nag clean', (enabled, mode, flag) => {
+    // Arrange / Act
+    const { stack, template } = synthPipeline({ iotPipeline: { tracing: { enabled } } });
+    // Assert: the mode X-Ray sees and the flag lambdas/adapters/aws/tracing.ts reads, on every function
+    const functions = Object.values(
+      template.findResources('AWS::Lambda::Function', {
+        Properties: { Environment: { Variables: { POWERTOOLS_SERVICE_NAME: Match.anyValue() } } },
+      }),
+    );
+    expect(functions.length).toBeGreaterThanOrEqual(5);
+    for (const fn of functions) {
+      expect(fn.Properties.TracingConfig?.Mode).toBe(mode);
+      expect(fn.Properties.Environment.Variables.POWERTOOLS_TRACE_ENABLED).toBe(flag);
+    }
+    expect(Annotations.fromStack(stack).findError('*', Match.stringLikeRegexp('AwsSolutions-'))).toEqual([]);
   });
 });
 

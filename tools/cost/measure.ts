@@ -23,7 +23,7 @@ import { formatOf } from '../../lambdas/core/formats/index.ts';
 import { applyTelemetryRule } from '../../lambdas/core/formats/mqtt-topic.ts';
 import { ENV } from '../../lambdas/env.ts';
 import type { PipelineConfig } from '../../lib/config.ts';
-import { httpBody, type SimulatedSource } from '../simulator/run.ts';
+import { httpBody, type SimulatedSource } from '../simulator/bodies.ts';
 import { DEFAULT_LATENCY, meteredClients, type ServiceLatency } from './metered-aws.ts';
 import {
   type AwsPrices,

@@ -3,8 +3,8 @@
  * mapping hands them to the ingest function, and the Lambda context it runs in.
  */
 import type { Context, SQSRecord } from 'aws-lambda';
+import type { httpBody } from '../simulator/bodies.ts';
 import { createFleet, nextReading, random, type SimulatedDevice } from '../simulator/fleet.ts';
-import type { httpBody } from '../simulator/run.ts';
 import type { Fleet } from './model.ts';
 
 /** The device type the cost run's messages have: give it a decoder in the config to price one. */

@@ -7,10 +7,10 @@
 import { readFileSync } from 'node:fs';
 import mqtt, { type IClientOptions, type MqttClient } from 'mqtt';
 import { formatOf } from '../../lambdas/core/formats/index.ts';
+import { httpBody, type SimulatedReading, type SimulatedSource } from './bodies.ts';
 import { createFleet, isSilent, nextReading, random, type SimulatedDevice } from './fleet.ts';
 
-/** The HTTP ways in the simulator has bodies for (see {@link httpBody}); `json` is MQTT. */
-export type SimulatedSource = 'http' | 'sigfox' | 'ttn';
+/** `json` is MQTT; the others POST to the HTTP API. */
 export type SimulationFormat = 'json' | SimulatedSource;
 
 /** The frame the simulator sends as Sigfox `data`; configure this grammar to decode it yourself. */
@@ -183,50 +183,6 @@ async function mqttSender(options: SimulationOptions, fleet: readonly SimulatedD
   return send;
 }
 
-/** What each network would POST for a reading: our JSON, a Sigfox callback, a The Things Stack uplink. */
-export function httpBody(format: SimulatedSource, device: SimulatedDevice, reading: Reading): object {
-  if (format === 'http') return { $id: device.id, ...reading };
-  if (format === 'sigfox') {
-    const frame = Buffer.alloc(3);
-    frame.writeInt16BE(Math.round(reading.temp * 100));
-    frame.writeUInt8(Math.min(255, Math.round(reading.battery / 0.02)), 2);
-    return {
-      device: sigfoxId(device),
-      time: Math.floor(reading.$ts / 1000),
-      data: frame.toString('hex'),
-      seqNumber: reading.$seq % 4096,
-      deviceTypeId: '5f0000000000000000000001',
-      ack: false,
-      station: '1F2E',
-      rssi: reading.rssi.toFixed(2),
-      snr: (10 + (reading.rssi % 7)).toFixed(2),
-      duplicate: false,
-      // As Sigfox sends them when its own custom payload config decodes the frame.
-      'customData#temp': reading.temp.toFixed(2),
-      'customData#battery': reading.battery.toFixed(2),
-    };
-  }
-  return {
-    end_device_ids: { device_id: device.id, application_ids: { application_id: 'simulator' } },
-    received_at: new Date(reading.$ts).toISOString(),
-    uplink_message: {
-      f_port: 2,
-      ...(reading.$seq === 0 ? {} : { f_cnt: reading.$seq }),
-      decoded_payload: { temperature: reading.temp, battery: reading.battery },
-      rx_metadata: [{ gateway_ids: { gateway_id: 'sim-gw' }, rssi: reading.rssi, snr: 7.5 }],
-      received_at: new Date(reading.$ts).toISOString(),
-    },
-  };
-}
-
-/** A Sigfox-looking hex id for a simulated device. */
-function sigfoxId(device: SimulatedDevice): string {
-  const n = Number(device.id.replace(/\D/g, '')) || 0;
-  return (0x1a0000 + n).toString(16).toUpperCase();
-}
-
-type Reading = ReturnType<typeof nextReading>;
-
 async function httpSender(options: SimulationOptions): Promise<Sender> {
   const format = options.format as SimulatedSource;
   const route = formatOf(format)?.route?.path ?? '';
@@ -241,7 +197,7 @@ async function httpSender(options: SimulationOptions): Promise<Sender> {
         'content-type': 'application/json',
         ...(options.apiKey ? { authorization: `Bearer ${options.apiKey}` } : {}),
       },
-      body: JSON.stringify(httpBody(format, device, payload as Reading)),
+      body: JSON.stringify(httpBody(format, device, payload as SimulatedReading)),
     });
     if (response.status >= 300) {
       throw new Error(`POST ${url.pathname} answered ${response.status}: ${await response.text()}`);

@@ -193,6 +193,8 @@ export function readParams(query: string, route: HttpRoute): Params | FormatRefu
 
 /** The route with its parameters, as the raw archive's `topic` column keeps it. */
 export function topicOf(envelope: Pick<Envelope, 'topic' | 'params'>): string {
+  // MQTT envelopes have no parameters: the hot path allocates nothing.
+  if (envelope.params === undefined) return envelope.topic;
   const query = new URLSearchParams();
   if (envelope.params?.type !== undefined) query.set('type', envelope.params.type);
   if (envelope.params?.mapping !== undefined) query.set('mapping', envelope.params.mapping);

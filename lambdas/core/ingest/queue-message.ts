@@ -7,6 +7,8 @@ import type { Envelope, Format, FormatRefusal, Params } from '../formats/format.
 import { readParams } from '../formats/format.ts';
 import { formatOf } from '../formats/index.ts';
 
+const NO_PARAMS: Params = {};
+
 export interface QueueMessage {
   readonly messageId: string;
   readonly body: string;
@@ -43,7 +45,7 @@ export function routeOf(
   envelope: Envelope,
   format: Format,
 ): { path: string; params: Params } | FormatRefusal {
-  if (!format.route) return { path: envelope.topic, params: {} };
+  if (!format.route) return { path: envelope.topic, params: NO_PARAMS };
   const mark = envelope.topic.indexOf('?');
   const path = mark < 0 ? envelope.topic : envelope.topic.slice(0, mark);
   const query = mark < 0 ? queryOf(envelope.params) : envelope.topic.slice(mark + 1);

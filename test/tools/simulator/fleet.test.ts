@@ -1,5 +1,6 @@
 import { describe, expect, it } from 'vitest';
 import { decodeSigfox, parseSigfoxGrammar } from '../../../lambdas/core/decoders/sigfox-grammar.ts';
+import { httpBody } from '../../../tools/simulator/bodies.ts';
 import {
   createFleet,
   isSilent,
@@ -8,7 +9,7 @@ import {
   parseRate,
   random,
 } from '../../../tools/simulator/fleet.ts';
-import { httpBody, SIMULATOR_SIGFOX_GRAMMAR } from '../../../tools/simulator/run.ts';
+import { SIMULATOR_SIGFOX_GRAMMAR } from '../../../tools/simulator/run.ts';
 
 const options = { devices: 20, type: 'thermo', silentShare: 0.25, silentWithin: 10, seed: 7 };
 
