@@ -1,7 +1,8 @@
 #!/usr/bin/env -S npx tsx
 import { App, Tags, Validations } from 'aws-cdk-lib';
 import { AwsSolutionsChecks } from 'cdk-nag';
-import { ConfigError, loadConfig, type PipelineConfig } from '../lib/config.ts';
+import { ConfigError, type PipelineConfig } from '../lib/config.ts';
+import { loadConfig } from '../lib/config-sources.ts';
 import { PipelineStack } from '../lib/pipeline-stack.ts';
 
 const app = new App();

@@ -1,6 +1,7 @@
 /** `iot-pipeline cost`: the monthly AWS bill of a fleet, from the calls a local run makes, at list prices. */
 
-import { DEFAULT_CONFIG, readConfigFile } from '../../lib/config.ts';
+import { DEFAULT_CONFIG } from '../../lib/config.ts';
+import { readConfigFile } from '../../lib/config-sources.ts';
 import { runCostModel, withCodec } from '../../tools/cost/measure.ts';
 import { checkPrices } from '../../tools/cost/model.ts';
 import { costTable, PRICES_FILE } from '../../tools/cost/report.ts';

@@ -4,7 +4,8 @@ import type { Decoder } from '../../lambdas/core/decoders/decoder.ts';
 import { parseHex } from '../../lambdas/core/decoders/hex.ts';
 import { jsonDecoder } from '../../lambdas/core/decoders/json.ts';
 import { buildDecoder, buildDecoders } from '../../lambdas/core/decoders/registry.ts';
-import { ConfigError, DEFAULT_CONFIG, readConfigFile } from '../../lib/config.ts';
+import { ConfigError, DEFAULT_CONFIG } from '../../lib/config.ts';
+import { readConfigFile } from '../../lib/config-sources.ts';
 import { parse, UsageError, wholeNumber } from '../args.ts';
 import { readFlagFile } from '../files.ts';
 

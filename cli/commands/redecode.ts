@@ -1,5 +1,6 @@
 /** `iot-pipeline redecode`: the raw archive decoded again, its readings replaced (local lake or S3). */
-import { DEFAULT_CONFIG, readConfigFile } from '../../lib/config.ts';
+import { DEFAULT_CONFIG } from '../../lib/config.ts';
+import { readConfigFile } from '../../lib/config-sources.ts';
 import { folderStore } from '../../local/adapters/folder-store.ts';
 import { DEFAULT_DATA_DIR, dataPaths } from '../../local/data-dir.ts';
 import { redecode } from '../../tools/redecode/redecode.ts';

@@ -1,6 +1,7 @@
 /** `iot-pipeline start`: the whole pipeline on this machine until Ctrl-C. */
 import { randomBytes } from 'node:crypto';
-import { DEFAULT_CONFIG, readConfigFile } from '../../lib/config.ts';
+import { DEFAULT_CONFIG } from '../../lib/config.ts';
+import { readConfigFile } from '../../lib/config-sources.ts';
 import { DEFAULT_DATA_DIR, dataPaths, writeApiKey } from '../../local/data-dir.ts';
 import { LOCAL_HOST, startLocalRuntime } from '../../local/runtime.ts';
 import { parse, port, UsageError } from '../args.ts';

@@ -2,7 +2,8 @@ import { mkdtempSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
-import { DEFAULT_CONFIG, loadConfig, validateConfig } from '../../lib/config.ts';
+import { DEFAULT_CONFIG, validateConfig } from '../../lib/config.ts';
+import { loadConfig } from '../../lib/config-sources.ts';
 
 const context = (values: Record<string, unknown>) => (key: string) => values[key];
 

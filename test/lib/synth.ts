@@ -1,7 +1,7 @@
 import { App, Validations } from 'aws-cdk-lib';
 import { Template } from 'aws-cdk-lib/assertions';
 import { AwsSolutionsChecks } from 'cdk-nag';
-import { loadConfig } from '../../lib/config.ts';
+import { loadConfig } from '../../lib/config-sources.ts';
 import { PipelineStack } from '../../lib/pipeline-stack.ts';
 
 /**

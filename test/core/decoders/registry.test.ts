@@ -4,7 +4,8 @@ import { validateRuntimeConfig } from '../../../lambdas/core/config.ts';
 import { ConfigError } from '../../../lambdas/core/config-error.ts';
 import { buildDecoders } from '../../../lambdas/core/decoders/registry.ts';
 import { decodeMessage, decodeMessages } from '../../../lambdas/core/ingest/decode.ts';
-import { loadConfig, validateConfig } from '../../../lib/config.ts';
+import { validateConfig } from '../../../lib/config.ts';
+import { loadConfig } from '../../../lib/config-sources.ts';
 import { closeTestDecoders, ingestOf, mqttMessage, NOW } from '../../support/fakes.ts';
 
 const config = validateRuntimeConfig({
