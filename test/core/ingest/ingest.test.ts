@@ -127,6 +127,36 @@ describe('ingest core', () => {
     expect(Buffer.from(String(badJson?.payload), 'base64').toString()).toBe('{"temp": ');
   });
 
+  it.each([
+    [
+      'a device type that could reach a key',
+      { source: 'http', topic: '/v1/telemetry', params: { type: '../x' } },
+      '?type=../x must match',
+    ],
+    [
+      'a legacy query string in the topic',
+      { source: 'sigfox', topic: '/v1/sigfox?type=a%2Fb' },
+      '?type=a/b must match',
+    ],
+    [
+      'a mapping on a route that takes none',
+      { source: 'ttn', topic: '/v1/ttn', params: { mapping: 'm' } },
+      '?mapping= applies',
+    ],
+  ])('quarantines an HTTP envelope with %s, raw kept, before any format reads it', (_, route, reason) => {
+    // Arrange: what a forged or damaged queue message could carry; the edge never writes these
+    const payload = Buffer.from('{"$id":"d-1","temp":1}').toString('base64');
+    const body = JSON.stringify({ ...route, payload, receivedAt: NOW });
+    // Act
+    const outcome = decodeMessage({ messageId: 'h1', body }, ingestOf(config));
+    // Assert
+    expect(outcome.readings).toEqual([]);
+    expect(outcome.quarantine).toEqual([
+      expect.objectContaining({ reason_code: 'invalid_topic', reason: expect.stringContaining(reason) }),
+    ]);
+    expect(outcome.raw?.payload).toBe(payload);
+  });
+
   it('accepts the Basic Ingest topic form', () => {
     const outcome = decodeMessage(
       mqttMessage('m1', { temp: 1 }, '$aws/rules/iot_pipeline_dev_telemetry/dt/thermo/dev-9'),
