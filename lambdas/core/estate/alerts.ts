@@ -4,6 +4,7 @@
  * sequence-number gaps. An alert is raised once when its condition starts and cleared
  * once when it ends; the state that makes this so lives in the device's record.
  */
+import { formatOf } from '../formats/index.ts';
 import type { Reading } from '../reading.ts';
 
 export type Comparison = '>' | '>=' | '<' | '<=' | '==' | '!=';
@@ -82,10 +83,14 @@ export function alertSubject(event: AlertEvent): string {
   return `[${event.severity}] ${verb}: ${event.rule}: ${event.deviceId} ${what}`.slice(0, 100);
 }
 
-/** Messages lost between two sequence numbers; Sigfox counters wrap at 4096, a lower number elsewhere is a restart. */
+/**
+ * Messages lost between two sequence numbers. Where the way in says its counter wraps
+ * (Sigfox at 4096) a lower number is a wrap; elsewhere it is a restart (a LoRaWAN rejoin).
+ */
 export function lostBetween(previous: number | undefined, seq: number, source: Reading['source']): number {
   if (previous === undefined) return 0;
-  if (source === 'sigfox') return Math.max(0, ((seq - previous + 4096) % 4096) - 1);
+  const wraps = formatOf(source)?.sequenceWrapsAt;
+  if (wraps !== undefined) return Math.max(0, ((seq - previous + wraps) % wraps) - 1);
   return seq > previous ? seq - previous - 1 : 0;
 }
 

@@ -120,6 +120,8 @@ export interface Format<U extends Uplink = Uplink, S extends string = string> {
   readonly route?: HttpRoute;
   /** The network sends the same uplink again in separate requests: its readings are claimed once across batches. */
   readonly resends: boolean;
+  /** The network's sequence numbers count modulo this (Sigfox: 4096): lost messages are counted across the wrap. */
+  readonly sequenceWrapsAt?: number;
   read(message: Inbound, context: FormatContext): U | FormatRefusal;
   /** The HTTP answer to an accepted message, when not 202. */
   answer?(uplink: U, context: FormatContext): Answer;

@@ -141,6 +141,8 @@ export const sigfox: Format<SigfoxUplink, 'sigfox'> = {
   route: { path: '/v1/sigfox', refusal: 'invalid_callback' },
   // Sigfox retries a callback after 1, 2 and 4 minutes and reports one frame per base station.
   resends: true,
+  // seqNumber is 12 bits.
+  sequenceWrapsAt: 4096,
   read(message, { decoders }) {
     const callback = readBody<SigfoxCallback>(message, 'sigfox', parseSigfoxCallback);
     if (isRefusal(callback)) return callback;
