@@ -5,7 +5,8 @@
 import { readFileSync } from 'node:fs';
 import { ConfigError } from '../lambdas/core/config-error.ts';
 import { buildDecoders } from '../lambdas/core/decoders/registry.ts';
-import { isPlainObject, type PipelineConfig, validateConfig } from './config.ts';
+import { isObject } from '../lambdas/core/ids.ts';
+import { type PipelineConfig, validateConfig } from './config.ts';
 
 type ContextReader = (key: string) => unknown;
 
@@ -57,7 +58,7 @@ function parseBooleanFlag(key: string, value: unknown): boolean {
 }
 
 function merge(base: unknown, override: unknown): unknown {
-  if (!isPlainObject(base) || !isPlainObject(override)) return override === undefined ? base : override;
+  if (!isObject(base) || !isObject(override)) return override === undefined ? base : override;
   const out: Record<string, unknown> = { ...base };
   for (const [key, value] of Object.entries(override)) out[key] = merge(base[key], value);
   return out;

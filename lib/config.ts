@@ -2,6 +2,7 @@ import { readFileSync } from 'node:fs';
 import { type RuntimeConfig, validateRuntimeConfig } from '../lambdas/core/config.ts';
 import { ConfigError } from '../lambdas/core/config-error.ts';
 import type { Severity } from '../lambdas/core/estate/alerts.ts';
+import { isObject } from '../lambdas/core/ids.ts';
 import { DEFAULT_VALIDATION } from '../lambdas/core/readings/limits.ts';
 
 export { ConfigError };
@@ -136,24 +137,20 @@ export const DEFAULT_CONFIG: PipelineConfig = {
   validation: DEFAULT_VALIDATION,
 };
 
-export function isPlainObject(value: unknown): value is Record<string, unknown> {
-  return typeof value === 'object' && value !== null && !Array.isArray(value);
-}
-
 /**
  * Validates a partial config over the defaults and returns the complete, typed config.
  *
  * @throws ConfigError naming the first bad key
  */
 export function validateConfig(input: unknown): PipelineConfig {
-  if (!isPlainObject(input)) throw new ConfigError('(root)', input, 'an object');
+  if (!isObject(input)) throw new ConfigError('(root)', input, 'an object');
   const known = new Set(Object.keys(DEFAULT_CONFIG));
   for (const key of Object.keys(input)) {
     if (!known.has(key)) throw new ConfigError(key, input[key], `one of the keys ${[...known].join(', ')}`);
   }
   const section = <K extends keyof PipelineConfig>(key: K): Record<string, unknown> => {
     const value = input[key] ?? {};
-    if (!isPlainObject(value)) throw new ConfigError(key, value, 'an object');
+    if (!isObject(value)) throw new ConfigError(key, value, 'an object');
     const defaults = DEFAULT_CONFIG[key] as object;
     for (const sub of Object.keys(value)) {
       const optional: Record<string, string[]> = {
@@ -313,13 +310,13 @@ export function usesCodecs(config: Pick<RuntimeConfig, 'deviceTypes'>): boolean 
  * working directory, where `cdk.json` is), so the source travels with the config.
  */
 function withCodecSources(deviceTypes: unknown): unknown {
-  if (!isPlainObject(deviceTypes)) return deviceTypes;
+  if (!isObject(deviceTypes)) return deviceTypes;
   const out: Record<string, unknown> = {};
   for (const [name, type] of Object.entries(deviceTypes)) {
-    const decoder = isPlainObject(type) ? type.decoder : undefined;
+    const decoder = isObject(type) ? type.decoder : undefined;
     if (
-      isPlainObject(type) &&
-      isPlainObject(decoder) &&
+      isObject(type) &&
+      isObject(decoder) &&
       typeof decoder.codec === 'string' &&
       decoder.source === undefined
     ) {

@@ -89,7 +89,9 @@ export async function run(args: string[]): Promise<number> {
       if (!config.deviceTypes[type]) {
         process.stderr.write(`iot-pipeline: device type "${type}" is not configured; decoding as JSON\n`);
       }
-      const decoders = buildDecoders(config.deviceTypes);
+      // Only this type's decoder: the config's other codecs are not loaded for one payload.
+      const chosenType = config.deviceTypes[type];
+      const decoders = buildDecoders(chosenType ? { [type]: chosenType } : {});
       built = decoders;
       decoder = decoders.of(type) ?? jsonDecoder(config.validation);
     }

@@ -9,7 +9,3 @@ export class ConfigError extends Error {
     this.name = 'ConfigError';
   }
 }
-
-export function isObject(value: unknown): value is Record<string, unknown> {
-  return typeof value === 'object' && value !== null && !Array.isArray(value);
-}

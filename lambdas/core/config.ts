@@ -6,13 +6,13 @@
  * variable, the local runtime from the config file. Pure data: decoders are built from
  * it by `buildDecoders`, where they are used.
  */
-import { ConfigError, isObject } from './config-error.ts';
+import { ConfigError } from './config-error.ts';
 import { type DecoderConfig, validateDecoderConfig } from './decoders/registry.ts';
 import type { AlertRule } from './estate/alerts.ts';
 import { durationOf, type OfflineConfig, validateOffline, validateRules } from './estate/rules-config.ts';
 import { type HttpMapping, validateHttpMappings } from './formats/http-json.ts';
 import { validateSigfoxDownlink, validateSigfoxDownlinks } from './formats/sigfox.ts';
-import { DEVICE_TYPE_PATTERN } from './ids.ts';
+import { DEVICE_TYPE_PATTERN, isObject } from './ids.ts';
 import { type ValidationLimits, validateLimits } from './readings/limits.ts';
 
 export interface RuntimeConfig {

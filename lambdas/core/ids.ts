@@ -4,6 +4,11 @@
  * message. A leaf: every room may import it.
  */
 
+/** A JSON object (not an array, not null): what outside input must be before its keys are read. */
+export function isObject(value: unknown): value is Record<string, unknown> {
+  return typeof value === 'object' && value !== null && !Array.isArray(value);
+}
+
 /** Device ids reach S3 keys, Timestream dimensions and SQL: this is the only shape allowed. */
 export const DEVICE_ID_PATTERN = /^[A-Za-z0-9_.:-]{1,128}$/;
 
@@ -13,4 +18,12 @@ export const DEVICE_TYPE_PATTERN = /^[A-Za-z0-9_-]{1,64}$/;
 /** Shortens outside input before it goes into an error message. */
 export function truncate(text: string, max = 64): string {
   return text.length > max ? `${text.slice(0, max)}…` : text;
+}
+
+/** What kind of value outside input holds, for a reason: `an object`, `an array`, `null`, `a string`... */
+export function kind(value: unknown): string {
+  if (value === undefined) return 'nothing';
+  if (value === null) return 'null';
+  if (Array.isArray(value)) return 'an array';
+  return typeof value === 'object' ? 'an object' : `a ${typeof value}`;
 }

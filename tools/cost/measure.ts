@@ -141,7 +141,6 @@ export interface CostReport {
   readonly ratioToFloor: number;
 }
 
-const DEVICE_TYPE = COST_DEVICE_TYPE;
 /** Table names for the run; their key attributes (`pk`, `deviceId`) are those of lib/constructs/claims.ts and registry.ts. */
 const TABLES = { claims: 'iot-pipeline-claims', registry: 'iot-pipeline-registry' };
 const ALERT_TOPIC_ARN = 'arn:aws:sns:us-east-1:123456789012:iot-pipeline-alerts';
@@ -252,7 +251,7 @@ async function meteredRun(options: CostRunOptions, decoders: Decoders): Promise<
       payloadBytes += message.payload.length;
       const body = JSON.stringify(
         applyTelemetryRule({
-          topic: `dt/${DEVICE_TYPE}/${message.deviceId}`,
+          topic: `dt/${COST_DEVICE_TYPE}/${message.deviceId}`,
           payload: message.payload,
           clientId: message.deviceId,
           principal: PRINCIPAL,
@@ -283,7 +282,7 @@ async function meteredRun(options: CostRunOptions, decoders: Decoders): Promise<
       {
         method: 'POST',
         path: formatOf(source)?.route?.path ?? '',
-        query: source === 'http' ? '' : `type=${DEVICE_TYPE}`,
+        query: source === 'http' ? '' : `type=${COST_DEVICE_TYPE}`,
         headers: { authorization: `Bearer ${API_KEY}`, 'content-type': 'application/json' },
         body: requestBody,
         requestId: `req-${message.index}`,

@@ -12,6 +12,8 @@
  * reaches the next. A failure quarantines that message with the reason; the process and
  * the batch go on.
  */
+
+import { kind } from '../ids.ts';
 import { CodecSandbox, type SandboxInfo } from './sandbox/host.ts';
 import type { Outcome } from './sandbox/protocol.ts';
 
@@ -181,13 +183,13 @@ function inputJson(input: UplinkInput): string {
 function checkResult(result: unknown, name: string): UplinkResult {
   if (typeof result !== 'object' || result === null || Array.isArray(result)) {
     return failure(
-      `codec ${name} returned ${describe(result)}; decodeUplink must return { data, warnings, errors }`,
+      `codec ${name} returned ${kind(result)}; decodeUplink must return { data, warnings, errors }`,
     );
   }
   const r = result as Record<string, unknown>;
   const strings = (value: unknown, key: string): string[] | string => {
     if (value === undefined || value === null) return [];
-    if (!Array.isArray(value)) return `"${key}" is ${describe(value)}, not an array of strings`;
+    if (!Array.isArray(value)) return `"${key}" is ${kind(value)}, not an array of strings`;
     return value.map((v) => (typeof v === 'string' ? v : JSON.stringify(v)));
   };
   const errors = strings(r.errors, 'errors');
@@ -196,7 +198,7 @@ function checkResult(result: unknown, name: string): UplinkResult {
   if (typeof warnings === 'string') return failure(`codec ${name}: ${warnings}`);
   if (errors.length > 0) return { data: r.data, warnings, errors };
   if (typeof r.data !== 'object' || r.data === null) {
-    return failure(`codec ${name} returned data ${describe(r.data)}; expected an object of readings`);
+    return failure(`codec ${name} returned data ${kind(r.data)}; expected an object of readings`);
   }
   return { data: r.data, warnings, errors: [] };
 }
@@ -218,11 +220,4 @@ function readExamples(json: string, name: string): CodecExample[] {
 
 function failure(reason: string): UplinkResult {
   return { data: undefined, warnings: [], errors: [reason] };
-}
-
-function describe(value: unknown): string {
-  if (value === undefined) return 'nothing';
-  if (value === null) return 'null';
-  if (Array.isArray(value)) return 'an array';
-  return typeof value === 'object' ? 'an object' : `a ${typeof value}`;
 }

@@ -5,7 +5,8 @@
  * here, built here, once per process (grammars parsed, codecs loaded in their
  * sandboxes), and handed to the ingest path as a {@link Decoders} set.
  */
-import { ConfigError, isObject } from '../config-error.ts';
+import { ConfigError } from '../config-error.ts';
+import { isObject } from '../ids.ts';
 import {
   type Codec,
   CodecError,

@@ -3,9 +3,9 @@
  * detection (`offline`), validated here with the same words at synth, start and cold
  * start.
  */
-import { ConfigError, isObject } from '../config-error.ts';
+import { ConfigError } from '../config-error.ts';
 import { parseDuration } from '../duration.ts';
-import { DEVICE_TYPE_PATTERN } from '../ids.ts';
+import { DEVICE_TYPE_PATTERN, isObject } from '../ids.ts';
 import { type AlertRule, type Comparison, OFFLINE_RULE, type Severity } from './alerts.ts';
 
 /** Offline detection: silent longer than this (per type, else the default) raises an alert. */

@@ -4,9 +4,9 @@
  * cannot change what they send: the mapping says which field is the device id, which
  * the time, and the type. This format owns that part of the config (`httpMappings`).
  */
-import { ConfigError, isObject } from '../config-error.ts';
+import { ConfigError } from '../config-error.ts';
 import { jsonDecoder } from '../decoders/json.ts';
-import { DEVICE_TYPE_PATTERN, truncate } from '../ids.ts';
+import { DEVICE_TYPE_PATTERN, isObject, truncate } from '../ids.ts';
 import { type Format, refuse, type Uplink } from './format.ts';
 
 export interface HttpMapping {

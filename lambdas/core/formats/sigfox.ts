@@ -11,11 +11,11 @@
  * type's; this format owns those parts of the config (`sigfoxDownlinks`,
  * `deviceTypes.<type>.sigfoxDownlink`).
  */
-import { ConfigError, isObject as isConfigObject } from '../config-error.ts';
+import { ConfigError } from '../config-error.ts';
 import { parseHex } from '../decoders/hex.ts';
-import { DEVICE_ID_PATTERN } from '../ids.ts';
+import { DEVICE_ID_PATTERN, isObject, kind } from '../ids.ts';
 import { type Format, isRefusal, type Payload, readBody, type Uplink } from './format.ts';
-import { flag, isObject, kind, number, show } from './values.ts';
+import { flag, number, show } from './values.ts';
 
 export interface SigfoxCallback {
   readonly device: string;
@@ -108,7 +108,7 @@ export const DOWNLINK_PATTERN = /^[0-9a-fA-F]{16}$/;
 
 /** `sigfoxDownlinks` of the config: downlinks by device id, before the device type's. */
 export function validateSigfoxDownlinks(value: unknown): Record<string, string> {
-  if (!isConfigObject(value))
+  if (!isObject(value))
     throw new ConfigError('sigfoxDownlinks', value, 'an object of downlinks by device id');
   const downlinks: Record<string, string> = {};
   for (const [device, data] of Object.entries(value)) {

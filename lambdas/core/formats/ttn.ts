@@ -7,11 +7,11 @@
  * A `decoded_payload` (the application's payload formatter) is stored as it is;
  * without one, `frm_payload` goes to the device type's codec (`?type=<deviceType>`).
  */
-import { DEVICE_ID_PATTERN } from '../ids.ts';
+import { DEVICE_ID_PATTERN, isObject, kind } from '../ids.ts';
 import { RejectError } from '../readings/rejection.ts';
 import { readIsoTime } from '../readings/timestamp.ts';
 import { type Format, isRefusal, type Payload, readBody, type Uplink } from './format.ts';
-import { isObject, kind, number, show } from './values.ts';
+import { number, show } from './values.ts';
 
 export interface TtnUplink {
   readonly deviceId: string;

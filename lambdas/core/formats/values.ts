@@ -15,16 +15,6 @@ export function flag(value: unknown): boolean | undefined {
   return undefined;
 }
 
-export function isObject(value: unknown): value is Record<string, unknown> {
-  return typeof value === 'object' && value !== null && !Array.isArray(value);
-}
-
-export function kind(value: unknown): string {
-  if (Array.isArray(value)) return 'an array';
-  if (value === null) return 'null';
-  return typeof value === 'object' ? 'an object' : `a ${typeof value}`;
-}
-
 export function show(value: unknown): string {
   return value === undefined ? 'nothing' : truncate(JSON.stringify(value) ?? String(value));
 }

@@ -10,7 +10,7 @@
  */
 
 import type { Source } from '../formats/index.ts';
-import { DEVICE_ID_PATTERN, truncate } from '../ids.ts';
+import { DEVICE_ID_PATTERN, isObject, truncate } from '../ids.ts';
 import { type MetricValue, RESERVED_METRIC_NAMES, type Reading } from '../reading.ts';
 import { MAX_STRING_BYTES, type ValidationLimits } from '../readings/limits.ts';
 import { RejectError, type Rejection, type RejectionCode } from '../readings/rejection.ts';
@@ -244,8 +244,4 @@ function readValue(name: string, value: unknown): MetricValue {
     'invalid_metric',
     `metric "${truncate(name)}" is ${describe(value)}; use a number, boolean, string or object`,
   );
-}
-
-function isObject(value: unknown): value is Record<string, unknown> {
-  return typeof value === 'object' && value !== null && !Array.isArray(value);
 }

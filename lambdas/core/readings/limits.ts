@@ -2,7 +2,8 @@
  * Limits a reading must respect; a message that breaks one is quarantined with the
  * limit's name. Validated here, for the config to combine.
  */
-import { ConfigError, isObject } from '../config-error.ts';
+import { ConfigError } from '../config-error.ts';
+import { isObject } from '../ids.ts';
 
 export interface ValidationLimits {
   /** Seconds a device clock may run ahead of arrival time. */
