@@ -39,7 +39,7 @@ const ENV = {
   REGISTRY_TABLE: 'registry',
   ALERT_TOPIC_ARN: 'arn:aws:sns:us-east-1:123456789012:alerts',
   INGEST_QUEUE_URL: 'https://sqs.us-east-1.amazonaws.com/123456789012/ingest',
-  API_KEY_SECRET_ARN: 'arn:aws:secretsmanager:us-east-1:123456789012:secret:key',
+  KEYS_TABLE: 'keys',
   ATHENA_WORKGROUP: 'wg',
   GLUE_DATABASE: 'db',
   POWERTOOLS_LOG_LEVEL: 'SILENT',

@@ -6,7 +6,9 @@
  */
 import type { IoTClient } from '@aws-sdk/client-iot';
 import type { AthenaEngineOptions } from '../lambdas/adapters/aws/athena.ts';
+import type { KeyStore } from '../lambdas/core/access/keys.ts';
 import type { LakeStore } from '../lambdas/core/ingest/ports.ts';
+import { CliError } from './errors.ts';
 
 /** The `--region` flag the AWS commands take. */
 export const REGION_OPTION = { region: { type: 'string' } } as const;
@@ -52,4 +54,39 @@ export async function athenaQueries(options: AthenaEngineOptions & { region?: st
   ]);
   const { region, ...engine } = options;
   return athenaEngine(await ready(new AthenaClient(clientConfig(region))), engine);
+}
+
+/** The stack `cdk deploy` made for a stage (bin/app.ts names it). */
+export function stackName(stage: string): string {
+  return `IotPipeline-${stage}`;
+}
+
+/** One output of the stage's stack (`KeysTableName`...), or a line that says what is missing. */
+export async function stackOutput(stage: string, output: string, region?: string): Promise<string> {
+  const { CloudFormationClient, DescribeStacksCommand } = await import('@aws-sdk/client-cloudformation');
+  const client = await ready(new CloudFormationClient(clientConfig(region)));
+  const name = stackName(stage);
+  let outputs: { OutputKey?: string; OutputValue?: string }[];
+  try {
+    const { Stacks } = await client.send(new DescribeStacksCommand({ StackName: name }));
+    outputs = Stacks?.[0]?.Outputs ?? [];
+  } catch (error) {
+    throw new CliError(`cannot read stack ${name}: ${(error as Error).message}; check --stage and --region`);
+  }
+  const value = outputs.find((o) => o.OutputKey === output)?.OutputValue;
+  if (!value)
+    throw new CliError(
+      `stack ${name} has no output ${output}: deploy this version first (npm run cdk -- deploy)`,
+    );
+  return value;
+}
+
+/** The stage's keys table, found from its stack's outputs. */
+export async function stackKeyStore(stage: string, region?: string): Promise<KeyStore> {
+  const table = await stackOutput(stage, 'KeysTableName', region);
+  const [{ DynamoDBClient }, { dynamodbKeyStore }] = await Promise.all([
+    import('@aws-sdk/client-dynamodb'),
+    import('../lambdas/adapters/aws/dynamodb-keys.ts'),
+  ]);
+  return dynamodbKeyStore(await ready(new DynamoDBClient(clientConfig(region))), table);
 }

@@ -30,6 +30,10 @@ const COMMANDS: Record<string, { summary: string; load: () => Promise<Command> }
     summary: 'list the device estate, from a running pipeline or the local data folder',
     load: () => import('./commands/devices.ts'),
   },
+  keys: {
+    summary: 'make, list and revoke the HTTP API keys (scopes, devices), locally or on a stage',
+    load: () => import('./commands/keys.ts'),
+  },
   provision: {
     summary: 'create a device (or a CSV of them) on AWS IoT Core, with its certificate',
     load: () => import('./commands/provision.ts'),

@@ -27,8 +27,10 @@ export const ENV = {
   glueDatabase: 'GLUE_DATABASE',
   /** URL of the SQS ingest queue the HTTP function enqueues to. */
   ingestQueueUrl: 'INGEST_QUEUE_URL',
-  /** ARN of the Secrets Manager secret holding the HTTP API key. */
-  apiKeySecretArn: 'API_KEY_SECRET_ARN',
+  /** DynamoDB table of the HTTP API's keys (hashes, scopes, devices). */
+  keysTable: 'KEYS_TABLE',
+  /** JSON of the per-key and keyless request limits (`GateLimits`). */
+  gateLimits: 'GATE_LIMITS',
 } as const;
 
 /** Reads a required environment variable, failing the cold start with its name when it is missing. */

@@ -5,7 +5,7 @@
 import { readFileSync } from 'node:fs';
 import { ConfigError } from '../lambdas/core/config-error.ts';
 import { buildDecoders } from '../lambdas/core/decoders/registry.ts';
-import { isObject } from '../lambdas/core/ids.ts';
+import { isObject, own, setOwn } from '../lambdas/core/ids.ts';
 import { type PipelineConfig, validateConfig } from './config.ts';
 
 type ContextReader = (key: string) => unknown;
@@ -60,6 +60,6 @@ function parseBooleanFlag(key: string, value: unknown): boolean {
 function merge(base: unknown, override: unknown): unknown {
   if (!isObject(base) || !isObject(override)) return override === undefined ? base : override;
   const out: Record<string, unknown> = { ...base };
-  for (const [key, value] of Object.entries(override)) out[key] = merge(base[key], value);
+  for (const [key, value] of Object.entries(override)) setOwn(out, key, merge(own(base, key), value));
   return out;
 }

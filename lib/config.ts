@@ -2,7 +2,7 @@ import { readFileSync } from 'node:fs';
 import { type RuntimeConfig, validateRuntimeConfig } from '../lambdas/core/config.ts';
 import { ConfigError } from '../lambdas/core/config-error.ts';
 import type { Severity } from '../lambdas/core/estate/alerts.ts';
-import { isObject } from '../lambdas/core/ids.ts';
+import { isObject, setOwn } from '../lambdas/core/ids.ts';
 import { DEFAULT_VALIDATION } from '../lambdas/core/readings/limits.ts';
 
 export { ConfigError };
@@ -69,10 +69,18 @@ export interface AthenaConfig {
 }
 
 export interface HttpConfig {
-  /** Steady-state requests per second the HTTP API accepts before answering 429. */
+  /** Steady-state requests per second the HTTP API stage accepts before answering 429: the outer fence (AWS only). */
   readonly throttleRateLimit: number;
-  /** Burst of requests the HTTP API accepts above the steady rate. */
+  /** Burst of requests the HTTP API stage accepts above the steady rate (AWS only). */
   readonly throttleBurstLimit: number;
+  /** Requests a second one key may make (unless created with its own `--rate`); 429 with Retry-After past it. */
+  readonly keyRateLimit: number;
+  /** Burst one key may make above its rate (unless created with its own `--burst`). */
+  readonly keyBurstLimit: number;
+  /** Requests a second of all callers without a valid key together (each gets 401; past this, 429). */
+  readonly anonymousRateLimit: number;
+  /** Burst of keyless requests. */
+  readonly anonymousBurstLimit: number;
 }
 
 export interface IngestConfig {
@@ -117,7 +125,14 @@ export const DEFAULT_CONFIG: PipelineConfig = {
   timestream: { enabled: false, memoryRetentionHours: 24, magneticRetentionDays: 365 },
   lake: { rawTransitionDays: 90, quarantineExpirationDays: 0, noncurrentVersionExpirationDays: 30 },
   athena: { bytesScannedCutoffPerQuery: 10 * 1024 ** 3, resultsExpirationDays: 7 },
-  http: { throttleRateLimit: 100, throttleBurstLimit: 200 },
+  http: {
+    throttleRateLimit: 100,
+    throttleBurstLimit: 200,
+    keyRateLimit: 100,
+    keyBurstLimit: 200,
+    anonymousRateLimit: 10,
+    anonymousBurstLimit: 20,
+  },
   ingest: {
     batchSize: 100,
     maxBatchingWindowSeconds: 5,
@@ -157,7 +172,7 @@ export function validateConfig(input: unknown): PipelineConfig {
         alerts: ['email', 'emailSeverities', 'webhookUrl'],
         quicksight: ['principalArn'],
       };
-      if (!(sub in defaults) && !optional[key]?.includes(sub)) {
+      if (!Object.hasOwn(defaults, sub) && !optional[key]?.includes(sub)) {
         throw new ConfigError(`${key}.${sub}`, value[sub], `one of ${Object.keys(defaults).join(', ')}`);
       }
     }
@@ -226,6 +241,10 @@ export function validateConfig(input: unknown): PipelineConfig {
   }
   const throttleRateLimit = int('http.throttleRateLimit', http.throttleRateLimit, 1, 10_000);
   const throttleBurstLimit = int('http.throttleBurstLimit', http.throttleBurstLimit, 1, 5_000);
+  const keyRateLimit = int('http.keyRateLimit', http.keyRateLimit, 1, 10_000);
+  const keyBurstLimit = int('http.keyBurstLimit', http.keyBurstLimit, 1, 5_000);
+  const anonymousRateLimit = int('http.anonymousRateLimit', http.anonymousRateLimit, 1, 10_000);
+  const anonymousBurstLimit = int('http.anonymousBurstLimit', http.anonymousBurstLimit, 1, 5_000);
   const batchSize = int('ingest.batchSize', ingest.batchSize, 1, 10_000);
   const maxBatchingWindowSeconds = int(
     'ingest.maxBatchingWindowSeconds',
@@ -277,7 +296,14 @@ export function validateConfig(input: unknown): PipelineConfig {
       ),
       resultsExpirationDays: int('athena.resultsExpirationDays', athena.resultsExpirationDays, 1, 3650),
     },
-    http: { throttleRateLimit, throttleBurstLimit },
+    http: {
+      throttleRateLimit,
+      throttleBurstLimit,
+      keyRateLimit,
+      keyBurstLimit,
+      anonymousRateLimit,
+      anonymousBurstLimit,
+    },
     ingest: {
       batchSize,
       maxBatchingWindowSeconds,
@@ -330,8 +356,8 @@ function withCodecSources(deviceTypes: unknown): unknown {
           `a readable file (${(error as Error).message})`,
         );
       }
-      out[name] = { ...type, decoder: { ...decoder, source } };
-    } else out[name] = type;
+      setOwn(out, name, { ...type, decoder: { ...decoder, source } });
+    } else setOwn(out, name, type);
   }
   return out;
 }

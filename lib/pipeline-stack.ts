@@ -4,6 +4,7 @@ import { HTTP_FORMATS } from '../lambdas/core/formats/index.ts';
 import { type PipelineConfig, runtimeConfigJson, usesCodecs } from './config.ts';
 import { Alerts } from './constructs/alerts.ts';
 import { Analytics } from './constructs/analytics.ts';
+import { ApiKeys } from './constructs/api-keys.ts';
 import { ReadingClaimsTable } from './constructs/claims.ts';
 import { DailyJob } from './constructs/daily-job.ts';
 import { Devices } from './constructs/devices.ts';
@@ -95,9 +96,13 @@ export class PipelineStack extends Stack {
     }
 
     // HTTP: the second way in (to the same queue) and the read API.
+    // Who may call it: named, scoped keys, managed with `iot-pipeline keys`.
+    const keys = new ApiKeys(this, 'Keys', { limits: config.http });
     const http = new HttpApi(this, 'Http', {
       ingest,
-      query: { registry, analytics, timeseries },
+      keys,
+      registry,
+      query: { analytics, timeseries },
       runtimeConfig: runtimeConfigJson(config, { decoders: false }),
       ...config.http,
     });
@@ -122,9 +127,9 @@ export class PipelineStack extends Stack {
       value: http.url,
       description: `POST ${HTTP_FORMATS.map((f) => f.route.path).join(', ')} here`,
     });
-    new CfnOutput(this, 'ApiKeySecretArn', {
-      value: http.apiKey.secretArn,
-      description: 'aws secretsmanager get-secret-value --secret-id <this> --query SecretString',
+    new CfnOutput(this, 'KeysTableName', {
+      value: keys.table.tableName,
+      description: `npm run cli -- keys create --stage ${config.stage} --name <name> --scope ingest:sigfox`,
     });
     new CfnOutput(this, 'TelemetryRuleName', {
       value: ingest.ruleName,

@@ -1,12 +1,14 @@
 /**
  * The local HTTP server: the same routes, request and response shapes as the API
- * Gateway HTTP API, answered by the same core (`handleIngress`) the http Lambda calls.
- * Like API Gateway, it stops reading a body that is too large and answers 413.
+ * Gateway HTTP API, answered by the same core (`handleIngress`) the http Lambda calls,
+ * behind the same gate (keys, scopes, per-key and keyless throttles). Like API Gateway,
+ * it stops reading a body that is too large and answers 413.
  */
 import { randomUUID } from 'node:crypto';
 import { createServer, type IncomingMessage, type ServerResponse } from 'node:http';
 import { DEVICES_PATH, handleDevicesRequest } from '../lambdas/core/api/devices.ts';
-import { type HttpIngressDeps, type HttpRequest, handleIngress, json } from '../lambdas/core/api/ingress.ts';
+import { type HttpRequest, json } from '../lambdas/core/api/http.ts';
+import { type HttpIngressDeps, handleIngress } from '../lambdas/core/api/ingress.ts';
 import { handleQueryRequest, isQueryPath, type PagedQueries } from '../lambdas/core/api/query.ts';
 import type { DeviceRegistry } from '../lambdas/core/estate/update.ts';
 import { listen } from './listen.ts';
@@ -24,23 +26,9 @@ export async function startHttpServer(options: {
   readonly registry?: DeviceRegistry;
   /** Answers GET /v1/devices/{id}/readings|daily. */
   readonly queries?: PagedQueries;
-  /** Requests per second and burst, as the API Gateway stage throttles; 429 past them. */
-  readonly throttle?: { readonly rate: number; readonly burst: number };
   readonly onRequest?: (line: { method: string; path: string; status: number; bytes: number }) => void;
 }): Promise<LocalHttpServer> {
-  const bucket = options.throttle ? tokenBucket(options.throttle.rate, options.throttle.burst) : undefined;
   const server = createServer((request, response) => {
-    if (bucket && !bucket()) {
-      request.resume();
-      send(
-        response,
-        json(429, {
-          error: 'too_many_requests',
-          message: `More than ${options.throttle?.rate} requests a second (burst ${options.throttle?.burst}); retry later or raise http.throttleRateLimit`,
-        }),
-      );
-      return;
-    }
     void serve(request, response, options).catch((error: Error) => {
       // Only the queue can fail here; the client may retry, as with a 5xx from API Gateway.
       send(
@@ -92,10 +80,10 @@ async function serve(
           message: `The body is larger than ${options.ingress.maxBodyBytes} bytes`,
         })
       : isQueryPath(path) && options.queries
-        ? await handleQueryRequest(asRequest, { apiKey: options.ingress.apiKey, engine: options.queries })
+        ? await handleQueryRequest(asRequest, { gate: options.ingress.gate, engine: options.queries })
         : path === DEVICES_PATH && options.registry
           ? await handleDevicesRequest(asRequest, {
-              apiKey: options.ingress.apiKey,
+              gate: options.ingress.gate,
               registry: options.registry,
             })
           : await handleIngress(asRequest, options.ingress);
@@ -122,24 +110,6 @@ function readBody(request: IncomingMessage, limit: number): Promise<Buffer | 'to
     request.on('end', () => resolve(tooLarge ? 'too_large' : Buffer.concat(chunks)));
     request.on('error', reject);
   });
-}
-
-/** A token bucket: `rate` tokens a second, at most `burst` held; true when a request may pass. */
-export function tokenBucket(
-  rate: number,
-  burst: number,
-  now: () => number = performance.now.bind(performance),
-) {
-  let tokens = burst;
-  let last = now();
-  return (): boolean => {
-    const t = now();
-    tokens = Math.min(burst, tokens + ((t - last) / 1000) * rate);
-    last = t;
-    if (tokens < 1) return false;
-    tokens -= 1;
-    return true;
-  };
 }
 
 function send(

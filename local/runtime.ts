@@ -7,7 +7,9 @@
 import { mkdir } from 'node:fs/promises';
 import { resolve } from 'node:path';
 import { DuckDBInstance } from '@duckdb/node-api';
+import { createGate, usageRecorder } from '../lambdas/core/api/gate.ts';
 import { buildDecoders } from '../lambdas/core/decoders/registry.ts';
+import { registrySources } from '../lambdas/core/estate/sources.ts';
 import { type DeviceRegistry, detectOffline, type EstateDeps } from '../lambdas/core/estate/update.ts';
 import { ingestBatch } from '../lambdas/core/ingest/batch.ts';
 import type { IngestLog, ObjectStore, TimeSeriesSink } from '../lambdas/core/ingest/ports.ts';
@@ -25,11 +27,14 @@ import {
   TIME_SERIES_TABLE,
 } from './adapters/duckdb.ts';
 import { folderStore } from './adapters/folder-store.ts';
+import { fileKeyStore } from './adapters/key-file.ts';
 import { LocalQueue, type LocalQueueOptions } from './adapters/queue.ts';
 import { type LocalBroker, startBroker } from './broker.ts';
 import { dataPaths } from './data-dir.ts';
+import { deviceCredentialsFile } from './device-credentials.ts';
 import { LOCAL_HOST } from './host.ts';
 import { type LocalHttpServer, startHttpServer } from './http-server.ts';
+import { ensureLocalKeys, type LocalKeys } from './keys.ts';
 import { StartupError } from './listen.ts';
 
 export interface LocalRuntimeOptions {
@@ -38,8 +43,11 @@ export interface LocalRuntimeOptions {
   /** 0 picks a free port. */
   readonly mqttPort: number;
   readonly httpPort: number;
-  /** The key HTTP callers present. */
-  readonly apiKey: string;
+  /**
+   * One more key with every scope, stored nowhere (`IOT_PIPELINE_API_KEY`, for scripts).
+   * The keys of `<data>/keys.json` work besides, the local ingest and read keys among them.
+   */
+  readonly apiKey?: string;
   readonly config?: PipelineConfig;
   /** Overrides of the queue's SQS-like behaviour (batching, retries); the rest comes from `config.ingest`. */
   readonly queue?: Partial<Omit<LocalQueueOptions, 'deadLetterFile'>>;
@@ -55,6 +63,13 @@ export interface LocalRuntimeOptions {
   readonly now?: () => number;
   /** Where messages for the operator go (quarantines, retries, alerts); silent when absent. */
   readonly log?: (line: string) => void;
+  /**
+   * MQTT devices must connect as themselves (client id = username = device id, with the
+   * password from `devices add`, kept in `<dataDir>/device-credentials.json`) and keep to
+   * their own topics. Off by default: any local process may publish as any device and
+   * read all telemetry.
+   */
+  readonly mqttAuth?: boolean;
 }
 
 export interface LocalRuntime {
@@ -64,6 +79,10 @@ export interface LocalRuntime {
   readonly lakeDir: string;
   readonly databaseFile: string;
   readonly deadLetterFile: string;
+  /** The local ingest and read keys (made on the first start, reused after). */
+  readonly keys: LocalKeys;
+  /** Where they are kept, as `export` lines. */
+  readonly keysFile: string;
   readonly queue: LocalQueue;
   readonly registry: DeviceRegistry;
   /** Runs an offline check now (it also runs every `offlineCheckMs`). */
@@ -85,8 +104,10 @@ export async function startLocalRuntime(options: LocalRuntimeOptions): Promise<L
   // Grammars parsed and codecs loaded in their sandboxes first: a bad one stops the start before anything opens.
   const decoders = buildDecoders(config.deviceTypes);
   const dataDir = resolve(options.dataDir);
-  const { lakeDir, databaseFile, deadLetterFile } = dataPaths(dataDir);
+  const { lakeDir, databaseFile, deadLetterFile, keysFile, keyUsageFile, localKeysFile } = dataPaths(dataDir);
   await mkdir(lakeDir, { recursive: true });
+  const keyStore = fileKeyStore(keysFile, keyUsageFile);
+  const keys = await ensureLocalKeys(keyStore, localKeysFile);
 
   const database = await openDatabase(databaseFile);
   const connection = await database.connect();
@@ -148,12 +169,32 @@ export async function startLocalRuntime(options: LocalRuntimeOptions): Promise<L
   let broker: LocalBroker | undefined;
   let http: LocalHttpServer | undefined;
   try {
-    broker = await startBroker({ host: LOCAL_HOST, port: options.mqttPort, enqueue });
+    broker = await startBroker({
+      host: LOCAL_HOST,
+      port: options.mqttPort,
+      enqueue,
+      auth: options.mqttAuth ? { credentialsFile: deviceCredentialsFile(dataDir) } : undefined,
+      log,
+    });
     http = await startHttpServer({
       host: LOCAL_HOST,
       port: options.httpPort,
-      ingress: { apiKey: options.apiKey, enqueue, maxBodyBytes: config.validation.maxPayloadBytes, config },
-      throttle: { rate: config.http.throttleRateLimit, burst: config.http.throttleBurstLimit },
+      ingress: {
+        gate: createGate({
+          // The file is read again when `keys create` or `keys revoke` changes it: no cache.
+          find: (id) => keyStore.find(id),
+          masterKey: options.apiKey,
+          limits: config.http,
+          onUse: usageRecorder(
+            (used) => keyStore.touch(used),
+            (error) => log?.(`could not note key use: ${error.message}`),
+          ),
+        }),
+        sources: registrySources(registry, { knownTtlMs: 60_000, unknownTtlMs: 0 }),
+        enqueue,
+        maxBodyBytes: config.validation.maxPayloadBytes,
+        config,
+      },
       registry,
       queries: duckdbPagedQueries(() => database.connect(), lakeDir),
       onRequest: (r) => {
@@ -186,6 +227,8 @@ export async function startLocalRuntime(options: LocalRuntimeOptions): Promise<L
     lakeDir,
     databaseFile,
     deadLetterFile,
+    keys,
+    keysFile: localKeysFile,
     queue,
     registry,
     checkOffline,

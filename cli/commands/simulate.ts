@@ -1,6 +1,6 @@
 /** `iot-pipeline simulate`: readings from a simulated fleet, over MQTT or HTTP. */
 
-import { DEFAULT_DATA_DIR, localApiKey } from '../../local/data-dir.ts';
+import { DEFAULT_DATA_DIR, localKey } from '../../local/data-dir.ts';
 import { LOCAL_HOST } from '../../local/host.ts';
 import { SIMULATED_SOURCES } from '../../tools/simulator/bodies.ts';
 import { parseDuration, parseRate } from '../../tools/simulator/fleet.ts';
@@ -44,9 +44,9 @@ Options:
   --silent <0..1>          share of devices that go silent during the run (default 0.1)
   --seed <n>               seed of the fleet's random readings (default 1)
   --mqtt-url <url>         the broker (default mqtt://${LOCAL_HOST}:1883)
-  --http-url <url>         the HTTP API (default http://${LOCAL_HOST}:3000); key from IOT_PIPELINE_API_KEY
-                           or <data>/api-key
-  --data <dir>             the local data folder, for its API key (default ${DEFAULT_DATA_DIR})
+  --http-url <url>         the HTTP API (default http://${LOCAL_HOST}:3000); key from IOT_PIPELINE_INGEST_KEY,
+                           IOT_PIPELINE_API_KEY or the local ingest key in <data>/local-keys.env
+  --data <dir>             the local data folder, for its ingest key (default ${DEFAULT_DATA_DIR})
   --id <thingName>         an exact device id, e.g. a provisioned thing (repeatable; sets --devices)
   --json                   print the result as one JSON document on stdout
   -h, --help               show this help
@@ -106,7 +106,7 @@ export async function run(args: string[]): Promise<number> {
     ...(values.id?.length ? { deviceIds: values.id } : {}),
     basicIngestRule: values['basic-ingest'],
     httpUrl: values['http-url'],
-    apiKey: localApiKey(values.data),
+    apiKey: localKey(values.data, 'ingest'),
     signal: controller.signal,
     onProgress: (p) => process.stderr.write(tty ? `\r${line(p)}\u001b[K` : `${line(p)}\n`),
   }).catch((error: unknown) => {

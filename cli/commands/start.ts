@@ -1,8 +1,9 @@
 /** `iot-pipeline start`: the whole pipeline on this machine until Ctrl-C. */
-import { randomBytes } from 'node:crypto';
+import { existsSync } from 'node:fs';
+import { join } from 'node:path';
 import { DEFAULT_CONFIG } from '../../lib/config.ts';
 import { readConfigFile } from '../../lib/config-sources.ts';
-import { DEFAULT_DATA_DIR, dataPaths, writeApiKey } from '../../local/data-dir.ts';
+import { DEFAULT_DATA_DIR, KEY_VARIABLES } from '../../local/data-dir.ts';
 import { LOCAL_HOST, startLocalRuntime } from '../../local/runtime.ts';
 import { parse, port, UsageError } from '../args.ts';
 
@@ -12,6 +13,7 @@ export const options = {
   data: { type: 'string', default: DEFAULT_DATA_DIR },
   config: { type: 'string' },
   'alert-webhook': { type: 'string' },
+  'mqtt-auth': { type: 'boolean', default: false },
 } as const;
 
 export const usage = `Usage: iot-pipeline start [options]
@@ -22,12 +24,17 @@ same ingest as on AWS, into a lake folder and DuckDB. Ctrl-C stores what is queu
 Options:
   --mqtt-port <n>          the MQTT broker's port (default 1883; 0 picks a free one)
   --http-port <n>          the HTTP API's port (default 3000; 0 picks a free one)
-  --data <dir>             the data folder: lake, DuckDB file, dead letters, API key (default ${DEFAULT_DATA_DIR})
+  --data <dir>             the data folder: lake, DuckDB file, dead letters, keys (default ${DEFAULT_DATA_DIR})
   --config <file>          the pipeline config (device types, decoders, alert rules), as for cdk synth
   --alert-webhook <url>    POST each alert there as JSON, besides printing it
+  --mqtt-auth              devices connect with client id = username = device id and the password from
+                           iot-pipeline devices add <id>, and use only their own topics. Off by default:
+                           then any local process can publish as any device and read all telemetry
   -h, --help               show this help
 
-The API key: IOT_PIPELINE_API_KEY, else one is generated, printed and kept in <data>/api-key.
+Keys: the first start makes an ingest key and a read key, prints them as export lines and
+keeps them in <data>/local-keys.env (mode 0600); later starts reuse them. Make more with
+iot-pipeline keys create. ${KEY_VARIABLES.all}, when set, is one more key with every scope.
 
 Example:
   iot-pipeline start --config config.json --http-port 3001`;
@@ -38,10 +45,7 @@ export async function run(args: string[]): Promise<number> {
   if (webhook !== undefined && !/^https?:\/\/\S+$/.test(webhook))
     throw new UsageError(`--alert-webhook "${webhook}" must be an http(s) URL`);
   const config = values.config ? readConfigFile(values.config) : DEFAULT_CONFIG;
-  const given = process.env.IOT_PIPELINE_API_KEY;
-  const apiKey = given || randomBytes(24).toString('base64url');
-  // The local CLI commands (devices, simulate over HTTP) read it from there.
-  const keyFile = given ? dataPaths(values.data).apiKeyFile : writeApiKey(values.data, apiKey);
+  const apiKey = process.env[KEY_VARIABLES.all] || undefined;
   const runtime = await startLocalRuntime({
     dataDir: values.data,
     mqttPort: port(values['mqtt-port'], 1883, '--mqtt-port'),
@@ -49,14 +53,23 @@ export async function run(args: string[]): Promise<number> {
     apiKey,
     config,
     alertWebhookUrl: webhook,
+    mqttAuth: values['mqtt-auth'],
     log: (line) => console.log(`${new Date().toISOString()} ${line}`),
   });
   console.log(
     [
       'iot-pipeline: local runtime started',
       `  MQTT     mqtt://${LOCAL_HOST}:${runtime.mqttPort}    publish JSON to dt/<deviceType>/<deviceId>`,
-      `  HTTP     http://${LOCAL_HOST}:${runtime.httpPort}    POST /v1/telemetry with "Authorization: Bearer <key>"`,
-      `  API key  ${given ? '(from IOT_PIPELINE_API_KEY)' : `${apiKey}  (generated, kept in ${keyFile}; set IOT_PIPELINE_API_KEY to choose one)`}`,
+      `  HTTP     http://${LOCAL_HOST}:${runtime.httpPort}    POST /v1/telemetry with "Authorization: Bearer <ingest key>"`,
+      `  keys     ${runtime.keys.made.length > 0 ? `made ${runtime.keys.made.join(' and ')}` : 'reused'}, kept in ${runtime.keysFile}:`,
+      `export ${KEY_VARIABLES.ingest}=${runtime.keys.ingest}`,
+      `export ${KEY_VARIABLES.read}=${runtime.keys.read}`,
+      ...(apiKey ? [`  and ${KEY_VARIABLES.all} (every scope, from the environment)`] : []),
+      ...(existsSync(join(values.data, 'api-key'))
+        ? [
+            `  note     ${join(values.data, 'api-key')} (the one key of earlier versions) is no longer read: give callers the keys above, then delete it`,
+          ]
+        : []),
       `  lake     ${runtime.lakeDir}  (raw/, readings/, quarantine/: same keys as the S3 bucket)`,
       `  DuckDB   ${runtime.databaseFile}  (table timeseries)`,
       `  dead letters ${runtime.deadLetterFile}`,

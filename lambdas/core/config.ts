@@ -12,7 +12,7 @@ import type { AlertRule } from './estate/alerts.ts';
 import { durationOf, type OfflineConfig, validateOffline, validateRules } from './estate/rules-config.ts';
 import { type HttpMapping, validateHttpMappings } from './formats/http-json.ts';
 import { validateSigfoxDownlink, validateSigfoxDownlinks } from './formats/sigfox.ts';
-import { DEVICE_TYPE_PATTERN, isObject } from './ids.ts';
+import { DEVICE_TYPE_PATTERN, isObject, setOwn } from './ids.ts';
 import { type ValidationLimits, validateLimits } from './readings/limits.ts';
 
 export interface RuntimeConfig {
@@ -99,13 +99,13 @@ function validateDeviceTypes(types: unknown): Record<string, DeviceTypeConfig> {
     ) {
       throw new ConfigError(`${key}.searchableAttributes`, searchable, 'at most 3 attribute names');
     }
-    deviceTypes[name] = {
+    setOwn(deviceTypes, name, {
       ...(description === undefined ? {} : { description }),
       ...(searchable === undefined ? {} : { searchableAttributes: searchable as string[] }),
       ...(offlineAfterMs === undefined ? {} : { offlineAfterMs }),
       ...(decoder === undefined ? {} : { decoder }),
       ...(downlink === undefined ? {} : { sigfoxDownlink: downlink }),
-    };
+    });
   }
   return deviceTypes;
 }

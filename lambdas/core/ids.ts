@@ -9,6 +9,24 @@ export function isObject(value: unknown): value is Record<string, unknown> {
   return typeof value === 'object' && value !== null && !Array.isArray(value);
 }
 
+/**
+ * What a record holds under `key` itself, never what its prototype lends: outside
+ * names (`constructor`, `toString`, `__proto__`) are plain names, found only when set.
+ */
+export function own<T>(record: Readonly<Record<string, T>>, key: string): T | undefined {
+  return Object.hasOwn(record, key) ? record[key] : undefined;
+}
+
+/**
+ * Sets `key` as the record's own property. Assignment would take `"__proto__"` as the
+ * record's prototype (and drop the value); this defines it, as `JSON.parse` does.
+ */
+export function setOwn<T>(record: Record<string, T>, key: string, value: T): void {
+  if (key === '__proto__')
+    Object.defineProperty(record, key, { value, writable: true, enumerable: true, configurable: true });
+  else record[key] = value;
+}
+
 /** Device ids reach S3 keys, Timestream dimensions and SQL: this is the only shape allowed. */
 export const DEVICE_ID_PATTERN = /^[A-Za-z0-9_.:-]{1,128}$/;
 

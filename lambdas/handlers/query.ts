@@ -1,13 +1,12 @@
 import { Logger } from '@aws-lambda-powertools/logger';
 import { AthenaClient } from '@aws-sdk/client-athena';
 import { DynamoDBClient } from '@aws-sdk/client-dynamodb';
-import { SecretsManagerClient } from '@aws-sdk/client-secrets-manager';
 import { TimestreamQueryClient } from '@aws-sdk/client-timestream-query';
 import type { APIGatewayProxyEventV2, APIGatewayProxyStructuredResultV2 } from 'aws-lambda';
 import { httpRequestOf } from '../adapters/aws/api-gateway.ts';
 import { athenaPagedQueries } from '../adapters/aws/athena.ts';
 import { dynamodbRegistry } from '../adapters/aws/dynamodb-registry.ts';
-import { cachedSecret } from '../adapters/aws/secret.ts';
+import { dynamodbGate } from '../adapters/aws/gate.ts';
 import { timestreamRecentReadings } from '../adapters/aws/timestream-query.ts';
 import { clientTracer } from '../adapters/aws/tracing.ts';
 import { DEVICES_PATH, handleDevicesRequest } from '../core/api/devices.ts';
@@ -17,8 +16,9 @@ import { ENV, requireEnv } from '../env.ts';
 // Built once per container, outside the handler; each SDK call an X-Ray subsegment.
 const logger = new Logger();
 const trace = await clientTracer();
-const apiKey = cachedSecret(trace(new SecretsManagerClient({})), requireEnv(ENV.apiKeySecretArn));
-const registry = dynamodbRegistry(trace(new DynamoDBClient({})), requireEnv(ENV.registryTable));
+const dynamodb = trace(new DynamoDBClient({}));
+const gate = dynamodbGate(dynamodb, (error) => logger.warn('could not note key use', { error }));
+const registry = dynamodbRegistry(dynamodb, requireEnv(ENV.registryTable));
 // Set by the stack only when Timestream is on: recent readings come from it.
 const database = process.env[ENV.timestreamDatabase];
 const table = process.env[ENV.timestreamTable];
@@ -38,12 +38,11 @@ const engine = athenaPagedQueries(trace(new AthenaClient({})), {
 /** GET /v1/devices and GET /v1/devices/{id}/readings|daily: reads only, never ingest. */
 export const handler = async (event: APIGatewayProxyEventV2): Promise<APIGatewayProxyStructuredResultV2> => {
   const request = httpRequestOf(event);
-  const key = await apiKey();
   const response =
     event.rawPath === DEVICES_PATH
-      ? await handleDevicesRequest(request, { apiKey: key, registry })
+      ? await handleDevicesRequest(request, { gate, registry })
       : // API Gateway gives an integration 30 s: wait 20, then hand back a token.
-        await handleQueryRequest(request, { apiKey: key, engine, recent, waitMs: 20_000 });
+        await handleQueryRequest(request, { gate, engine, recent, waitMs: 20_000 });
   logger.info('query', { path: event.rawPath, status: response.statusCode });
   return response;
 };

@@ -19,6 +19,26 @@ import type { Lake } from './lake.ts';
 /** Where UNLOAD writes: the only lake prefixes a job that writes through Athena may put or delete under. */
 const UNLOAD_PREFIXES = [LAKE_PREFIXES.curated, LAKE_PREFIXES.dailyMetrics, LAKE_PREFIXES.reports];
 
+/** Where the workgroup keeps query results, in its results bucket. */
+const RESULTS_PREFIX = 'results/';
+
+/**
+ * The lake tables the HTTP query API's SQL reads (`lambdas/core/api/query.ts`:
+ * `readingsPlan`, `dailyPlan`): what {@link Analytics.grantQuery} grants by default.
+ */
+export const QUERY_API_TABLES: readonly string[] = ['readings', 'daily_metrics'];
+
+/** What a function granted Athena queries may read. */
+export interface QueryGrantOptions {
+  /**
+   * The lake tables (names in `LAKE_TABLES`) the function's SQL reads: their Glue
+   * definitions, and the lake's objects under their prefixes, are all of the lake it may read.
+   *
+   * @default QUERY_API_TABLES (readings and daily_metrics)
+   */
+  readonly tables?: readonly string[];
+}
+
 export interface AnalyticsProps {
   /** The lake the tables read; its access-log bucket also receives the query results bucket's logs. */
   readonly lake: Lake;
@@ -145,7 +165,7 @@ export class Analytics extends Construct {
         bytesScannedCutoffPerQuery: cutoff,
         engineVersion: { selectedEngineVersion: 'Athena engine version 3' },
         resultConfiguration: {
-          outputLocation: `s3://${this.resultsBucket.bucketName}/results/`,
+          outputLocation: `s3://${this.resultsBucket.bucketName}/${RESULTS_PREFIX}`,
           encryptionConfiguration: { encryptionOption: 'SSE_S3' },
         },
       },
@@ -166,20 +186,22 @@ export class Analytics extends Construct {
   }
 
   /**
-   * Lets a function run Athena queries over the lake tables: the workgroup, the Glue
-   * catalog objects of the database, reading the lake, and the results bucket. Names the
-   * workgroup and database in its environment (`ATHENA_WORKGROUP`, `GLUE_DATABASE`).
+   * Lets a function run Athena queries over some lake tables, and nothing more: the
+   * workgroup's query calls; the Glue definitions of those tables; reading and listing
+   * the lake under their prefixes only (raw payloads and quarantine stay out of a
+   * function that does not query them); writing and reading its results under the
+   * workgroup's results prefix. Names the workgroup and database in its environment
+   * (`ATHENA_WORKGROUP`, `GLUE_DATABASE`).
+   *
+   * @example analytics.grantQuery(fn, { tables: ['readings'] })
    */
-  grantQuery(fn: lambda.Function): void {
+  grantQuery(fn: lambda.Function, options: QueryGrantOptions = {}): void {
+    const tables = lakeTables(options.tables ?? QUERY_API_TABLES);
     const stack = Stack.of(this);
     fn.addToRolePolicy(
       new iam.PolicyStatement({
-        actions: [
-          'athena:StartQueryExecution',
-          'athena:GetQueryExecution',
-          'athena:GetQueryResults',
-          'athena:StopQueryExecution',
-        ],
+        // No StopQueryExecution: no function stops a query (the workgroup's scan limit cancels runaways).
+        actions: ['athena:StartQueryExecution', 'athena:GetQueryExecution', 'athena:GetQueryResults'],
         resources: [
           Arn.format({ service: 'athena', resource: 'workgroup', resourceName: this.workGroupName }, stack),
         ],
@@ -189,61 +211,73 @@ export class Analytics extends Construct {
       Arn.format({ service: 'glue', resource, ...(name === undefined ? {} : { resourceName: name }) }, stack);
     fn.addToRolePolicy(
       new iam.PolicyStatement({
-        actions: [
-          'glue:GetDatabase',
-          'glue:GetDatabases',
-          'glue:GetTable',
-          'glue:GetTables',
-          'glue:GetPartitions',
-        ],
+        // A query reads its tables' definitions; no listing of the catalog (GetDatabases, GetTables).
+        actions: ['glue:GetDatabase', 'glue:GetTable', 'glue:GetPartitions'],
         // Athena also reads the `default` database for some operations (its guide's minimum policy).
         resources: [
           glueArn('catalog'),
           glueArn('database', this.databaseName),
           glueArn('database', 'default'),
-          glueArn('table', `${this.databaseName}/*`),
+          ...tables.map((table) => glueArn('table', `${this.databaseName}/${table.name}`)),
         ],
       }),
     );
-    this.lake.bucket.grantRead(fn);
-    this.resultsBucket.grantReadWrite(fn);
+    // Athena reads the tables with the caller's credentials: each partition folder is listed, then read.
+    const prefixes = tables.map((table) => table.prefix);
+    fn.addToRolePolicy(
+      new iam.PolicyStatement({
+        actions: ['s3:GetObject'],
+        resources: prefixes.map((prefix) => this.lake.bucket.arnForObjects(`${prefix}*`)),
+      }),
+    );
+    fn.addToRolePolicy(listUnder(this.lake.bucket, prefixes));
+    // Athena writes the results with the caller's credentials, and GetQueryResults reads them back.
+    fn.addToRolePolicy(
+      new iam.PolicyStatement({
+        actions: ['s3:PutObject', 's3:GetObject', 's3:AbortMultipartUpload', 's3:ListMultipartUploadParts'],
+        resources: [this.resultsBucket.arnForObjects(`${RESULTS_PREFIX}*`)],
+      }),
+    );
+    fn.addToRolePolicy(listUnder(this.resultsBucket, [RESULTS_PREFIX]));
+    fn.addToRolePolicy(
+      new iam.PolicyStatement({
+        actions: ['s3:GetBucketLocation'],
+        resources: [this.lake.bucket.bucketArn, this.resultsBucket.bucketArn],
+      }),
+    );
     fn.addEnvironment(ENV.athenaWorkGroup, this.workGroupName);
     fn.addEnvironment(ENV.glueDatabase, this.databaseName);
     this.acknowledge(fn, [
-      ['Action::s3:GetObject*', 'read the lake tables'],
-      ['Action::s3:GetBucket*', 'read the lake tables'],
-      ['Action::s3:List*', 'list the partitions of the lake tables'],
-      ['Action::s3:DeleteObject*', 'write query results'],
-      ['Action::s3:Abort*', 'write query results'],
+      ...tables.map((table): [string, string] => [
+        `Resource::<${this.bucketId(this.lake.bucket)}.Arn>/${table.prefix}*`,
+        `read the objects of table ${table.name} (generated keys under ${table.prefix} only)`,
+      ]),
       [
-        `Resource::<${this.bucketId(this.lake.bucket)}.Arn>/*`,
-        'read every object of the lake tables (writes are limited to the prefixes below)',
-      ],
-      [
-        `Resource::<${this.bucketId(this.resultsBucket)}.Arn>/*`,
-        'keep query results in the workgroup results bucket',
-      ],
-      [
-        `Resource::arn:<AWS::Partition>:glue:<AWS::Region>:<AWS::AccountId>:table/${this.databaseName}/*`,
-        `read the tables and views of database ${this.databaseName}`,
+        `Resource::<${this.bucketId(this.resultsBucket)}.Arn>/${RESULTS_PREFIX}*`,
+        `keep query results (named by query id) under ${RESULTS_PREFIX} in the workgroup results bucket`,
       ],
     ]);
   }
 
   /**
-   * Everything {@link grantQuery} grants, plus writing through UNLOAD: put and delete
-   * objects under `curated/readings/`, `curated/daily_metrics/` and `reports/` only (a day's generated
-   * files are replaced). Names the lake bucket in the environment too (`LAKE_BUCKET`).
+   * Everything {@link grantQuery} grants for the tables the job reads, plus writing
+   * through UNLOAD: put, get, list and delete objects under `curated/readings/`,
+   * `curated/daily_metrics/` and `reports/` only (a day's generated files are replaced,
+   * and UNLOAD writes only to an empty location). Names the lake bucket in the
+   * environment too (`LAKE_BUCKET`).
    */
-  grantUnload(fn: lambda.Function): void {
+  grantUnload(fn: lambda.Function, options: Required<QueryGrantOptions>): void {
     this.lake.addEnvironment(fn);
-    this.grantQuery(fn);
+    this.grantQuery(fn, options);
     fn.addToRolePolicy(
       new iam.PolicyStatement({
-        actions: ['s3:PutObject', 's3:DeleteObject', 's3:AbortMultipartUpload'],
+        // GetObject too, on the job's own outputs only: a writer may look for a file (HeadObject,
+        // which s3:GetObject authorizes) before it writes it.
+        actions: ['s3:PutObject', 's3:GetObject', 's3:DeleteObject', 's3:AbortMultipartUpload'],
         resources: UNLOAD_PREFIXES.map((p) => this.lake.bucket.arnForObjects(`${p}*`)),
       }),
     );
+    fn.addToRolePolicy(listUnder(this.lake.bucket, UNLOAD_PREFIXES));
     this.acknowledge(
       fn,
       UNLOAD_PREFIXES.map((prefix): [string, string] => [
@@ -266,6 +300,34 @@ export class Analytics extends Construct {
       });
     }
   }
+}
+
+/** The lake tables of these names, or an error that names the bad one and what is allowed. */
+function lakeTables(names: readonly string[]): LakeTable[] {
+  if (names.length === 0) throw new Error('Analytics: tables must name at least one lake table, got none');
+  return names.map((name) => {
+    const table = LAKE_TABLES.find((t) => t.name === name);
+    if (!table) {
+      throw new Error(
+        `Analytics: tables must be lake tables (${LAKE_TABLES.map((t) => t.name).join(', ')}), got "${name}"`,
+      );
+    }
+    return table;
+  });
+}
+
+/**
+ * s3:ListBucket on a bucket for these key prefixes only (`s3:prefix`), each with and
+ * without its trailing slash: clients list a folder either way.
+ */
+function listUnder(bucket: s3.IBucket, prefixes: readonly string[]): iam.PolicyStatement {
+  return new iam.PolicyStatement({
+    actions: ['s3:ListBucket'],
+    resources: [bucket.bucketArn],
+    conditions: {
+      StringLike: { 's3:prefix': prefixes.flatMap((prefix) => [prefix.replace(/\/$/, ''), `${prefix}*`]) },
+    },
+  });
 }
 
 /** Athena (Trino) types of the catalog's column types, for a view's definition. */

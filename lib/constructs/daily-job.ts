@@ -5,6 +5,12 @@ import { Construct } from 'constructs';
 import type { Analytics } from './analytics.ts';
 import { PipelineFunction } from './pipeline-function.ts';
 
+/**
+ * The lake tables the job's SQL reads (`lambdas/core/analytics/daily.ts`: every output is
+ * built from `readings`): all of the lake it may read.
+ */
+export const DAILY_JOB_TABLES: readonly string[] = ['readings'];
+
 export interface DailyJobProps {
   /** The tables and workgroup the job queries, and the lake (through them) it writes to. */
   readonly analytics: Analytics;
@@ -19,8 +25,8 @@ export interface DailyJobProps {
 /**
  * The daily job: EventBridge -> Lambda -> Athena. Compacts yesterday's `readings/`
  * into Parquet under `curated/`, writes the daily aggregates (Parquet and CSV for
- * QuickSight with its manifest) and keeps the views current. Its role reads the lake
- * and writes only `curated/` and `reports/`.
+ * QuickSight with its manifest) and keeps the views current. Its role reads only
+ * `readings/` and writes only `curated/` and `reports/`.
  */
 export class DailyJob extends Construct {
   readonly function: PipelineFunction;
@@ -34,7 +40,7 @@ export class DailyJob extends Construct {
       // Athena does the work; the function waits for up to three UNLOADs and some DDL.
       timeout: Duration.minutes(15),
     });
-    props.analytics.grantUnload(this.function);
+    props.analytics.grantUnload(this.function, { tables: DAILY_JOB_TABLES });
     new events.Rule(this, 'Schedule', {
       description: 'Runs the daily analytics job for the day before',
       schedule: props.schedule ?? events.Schedule.cron({ minute: '15', hour: '1' }),

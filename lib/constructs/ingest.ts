@@ -1,8 +1,7 @@
-import { Aws, Duration } from 'aws-cdk-lib';
+import { Arn, Aws, Duration, Names, Stack } from 'aws-cdk-lib';
 import * as iam from 'aws-cdk-lib/aws-iam';
 import * as iot from 'aws-cdk-lib/aws-iot';
 import type * as lambda from 'aws-cdk-lib/aws-lambda';
-import { SqsEventSource } from 'aws-cdk-lib/aws-lambda-event-sources';
 import * as sqs from 'aws-cdk-lib/aws-sqs';
 import { Construct } from 'constructs';
 import { telemetryRuleSql } from '../../lambdas/core/formats/mqtt-topic.ts';
@@ -153,14 +152,23 @@ export class Ingest extends Construct {
       runtimeConfig: props.runtimeConfig,
       codecSandbox: props.codecSandbox ?? false,
     });
-    this.function.addEventSource(
-      new SqsEventSource(this.queue, {
-        batchSize,
-        maxBatchingWindow: window > 0 ? Duration.seconds(window) : undefined,
-        reportBatchItemFailures: true,
-        maxConcurrency,
-      }),
-    );
+    // The mapping SqsEventSource would make (same id, so the deployed mapping stays), without
+    // its grant: the poller needs to receive, delete and read the queue's attributes, not
+    // ChangeMessageVisibility or GetQueueUrl.
+    this.function.addEventSourceMapping(`SqsEventSource:${Names.nodeUniqueId(this.queue.node)}`, {
+      eventSourceArn: this.queue.queueArn,
+      batchSize,
+      maxBatchingWindow: window > 0 ? Duration.seconds(window) : undefined,
+      reportBatchItemFailures: true,
+      maxConcurrency,
+    });
+    iam.Grant.addToPrincipal({
+      grantee: this.function,
+      actions: ['sqs:ReceiveMessage', 'sqs:DeleteMessage', 'sqs:GetQueueAttributes'],
+      resourceArns: [this.queue.queueArn],
+    });
+    // A queue under a customer managed key needs it to read messages (SSE-SQS needs nothing).
+    this.queue.encryptionMasterKey?.grant(this.function, 'kms:Decrypt');
     // Each sink grants the function exactly its access and names itself in the environment.
     props.lake.grantWrite(this.function, [
       LAKE_PREFIXES.raw,
@@ -174,12 +182,21 @@ export class Ingest extends Construct {
 
     this.ruleName = telemetryRuleName(props.stage);
     const ruleRole = new iam.Role(this, 'RuleRole', {
+      // Only this account's telemetry rule may assume it (IoT's confused deputy guidance).
       assumedBy: new iam.ServicePrincipal('iot.amazonaws.com', {
-        conditions: { StringEquals: { 'aws:SourceAccount': Aws.ACCOUNT_ID } },
+        conditions: {
+          StringEquals: { 'aws:SourceAccount': Aws.ACCOUNT_ID },
+          ArnLike: {
+            'aws:SourceArn': Arn.format(
+              { service: 'iot', resource: 'rule', resourceName: this.ruleName },
+              Stack.of(this),
+            ),
+          },
+        },
       }),
       description: 'Lets the telemetry rule enqueue messages and record failed ones',
     });
-    this.queue.grantSendMessages(ruleRole);
+    this.grantSend(ruleRole);
     props.lake.grantWritePrefixes(ruleRole, [LAKE_PREFIXES.ruleErrors]);
 
     this.rule = new iot.CfnTopicRule(this, 'TelemetryRule', {
@@ -208,7 +225,18 @@ export class Ingest extends Construct {
    * queue in its environment (`INGEST_QUEUE_URL`).
    */
   grantEnqueue(fn: lambda.Function): void {
-    this.queue.grantSendMessages(fn);
+    this.grantSend(fn);
     fn.addEnvironment(ENV.ingestQueueUrl, this.queue.queueUrl);
+  }
+
+  /**
+   * sqs:SendMessage on the ingest queue, and nothing else: senders have its URL (no
+   * GetQueueUrl) and never read its attributes (no GetQueueAttributes, which
+   * `queue.grantSendMessages` would add).
+   */
+  private grantSend(grantee: iam.IGrantable): void {
+    iam.Grant.addToPrincipal({ grantee, actions: ['sqs:SendMessage'], resourceArns: [this.queue.queueArn] });
+    // A queue under a customer managed key needs it to encrypt messages (SSE-SQS needs nothing).
+    this.queue.encryptionMasterKey?.grant(grantee, 'kms:GenerateDataKey', 'kms:Decrypt');
   }
 }

@@ -73,6 +73,11 @@ export class Registry extends Construct {
     this.grant(fn, 'dynamodb:BatchGetItem', 'dynamodb:PutItem');
   }
 
+  /** Reads records by device id (the HTTP edge: which way in each device is known from). */
+  grantRead(fn: lambda.Function): void {
+    this.grant(fn, 'dynamodb:BatchGetItem');
+  }
+
   /** What listings need (GET /v1/devices). */
   grantList(fn: lambda.Function): void {
     this.grant(fn, 'dynamodb:Scan');

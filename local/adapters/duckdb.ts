@@ -7,6 +7,12 @@ import { existsSync, mkdirSync, readdirSync } from 'node:fs';
 import { join } from 'node:path';
 import type { DuckDBConnection, DuckDBValue } from '@duckdb/node-api';
 import { type QueryEngine, VIEWS } from '../../lambdas/core/analytics/daily.ts';
+import {
+  decodePageToken,
+  encodePageToken,
+  NOT_A_TOKEN,
+  planDigest,
+} from '../../lambdas/core/api/page-token.ts';
 import { InvalidTokenError, type PagedQueries } from '../../lambdas/core/api/query.ts';
 import type { DeviceRecord } from '../../lambdas/core/estate/alerts.ts';
 import type { DeviceRegistry } from '../../lambdas/core/estate/update.ts';
@@ -305,14 +311,16 @@ function sqlString(text: string): string {
 
 /**
  * The query API's engine locally: each page runs the plan again over the lake views
- * with LIMIT/OFFSET; the token is the offset.
+ * with LIMIT/OFFSET; the token is the offset, bound to the plan it pages through (a
+ * token of another device's query, range or metric is refused).
  */
 export function duckdbPagedQueries(connect: () => Promise<DuckDBConnection>, lakeDir: string): PagedQueries {
   return {
     async page(plan, token, { pageSize }) {
-      const offset = token === undefined ? 0 : Number(token);
-      if (!Number.isSafeInteger(offset) || offset < 0)
-        throw new InvalidTokenError('next must be the token of the previous page');
+      const digest = planDigest(plan);
+      const offset = token === undefined ? 0 : decodePageToken(token, digest).o;
+      if (typeof offset !== 'number' || !Number.isSafeInteger(offset) || offset < 0)
+        throw new InvalidTokenError(NOT_A_TOKEN);
       const connection = await connect();
       try {
         await createLakeViews(connection, lakeDir);
@@ -332,7 +340,7 @@ export function duckdbPagedQueries(connect: () => Promise<DuckDBConnection>, lak
         const rows = reader.getRowObjectsJson();
         return {
           rows: rows.slice(0, pageSize),
-          ...(rows.length > pageSize ? { next: String(offset + pageSize) } : {}),
+          ...(rows.length > pageSize ? { next: encodePageToken(digest, { o: offset + pageSize }) } : {}),
         };
       } finally {
         connection.closeSync();

@@ -13,11 +13,6 @@ import {
   ListThingPrincipalsCommand,
 } from '@aws-sdk/client-iot';
 import { CreateBucketCommand, S3Client } from '@aws-sdk/client-s3';
-import {
-  CreateSecretCommand,
-  PutSecretValueCommand,
-  SecretsManagerClient,
-} from '@aws-sdk/client-secrets-manager';
 import { CreateTopicCommand, SNSClient, SubscribeCommand } from '@aws-sdk/client-sns';
 import {
   CreateQueueCommand,
@@ -34,13 +29,16 @@ import {
 import { afterAll, beforeAll, beforeEach, describe, expect, it } from 'vitest';
 import { ATHENA_MAX_RESULTS, athenaEngine, athenaPagedQueries } from '../../lambdas/adapters/aws/athena.ts';
 import { dynamodbClaims } from '../../lambdas/adapters/aws/dynamodb-claims.ts';
+import { dynamodbKeyStore } from '../../lambdas/adapters/aws/dynamodb-keys.ts';
 import { dynamodbRegistry } from '../../lambdas/adapters/aws/dynamodb-registry.ts';
+import { dynamodbGate } from '../../lambdas/adapters/aws/gate.ts';
 import { sqsEnqueue } from '../../lambdas/adapters/aws/queue.ts';
 import { s3Store } from '../../lambdas/adapters/aws/s3-store.ts';
-import { cachedSecret } from '../../lambdas/adapters/aws/secret.ts';
 import { snsAlerts } from '../../lambdas/adapters/aws/sns-alerts.ts';
 import { timestreamRecentReadings } from '../../lambdas/adapters/aws/timestream-query.ts';
 import { timestreamSink } from '../../lambdas/adapters/aws/timestream-sink.ts';
+import { createKey, KeySpecError } from '../../lambdas/core/access/keys.ts';
+import { isResponse } from '../../lambdas/core/api/gate.ts';
 import { readingsPlan } from '../../lambdas/core/api/query.ts';
 import type { DeviceRecord } from '../../lambdas/core/estate/alerts.ts';
 import type { Reading } from '../../lambdas/core/reading.ts';
@@ -178,16 +176,58 @@ describe.skipIf(skipWithout('moto_server', 'botocore'))('AWS adapters against mo
     for (let i = 0; i < readings.length; i += sink.maxRecordsPerWrite) {
       expect(await sink.write(readings.slice(i, i + sink.maxRecordsPerWrite))).toEqual([]);
     }
-    // moto answers queries with no rows (it runs no SQL): the request is what is checked here.
+    // moto runs no SQL: it answers each exact query string with the results it is given, in
+    // order. So the query strings are what is checked here, and the pages made of the answers.
     const recent = timestreamRecentReadings(new TimestreamQueryClient(moto.clientConfig), {
       database: 'iot',
       table: 'readings',
       windowMs: 86_400_000,
     });
-    const page = await recent.page({ deviceId: 'd-1', from: 0, to: Date.now() }, undefined, {
-      pageSize: 1000,
+    const from = Date.parse('2026-11-25T05:00:00Z');
+    const to = Date.parse('2026-11-25T07:00:00Z');
+    const at = Date.parse('2026-11-25T06:00:00Z');
+    const queryFrom = (start: number, limit: number) =>
+      `SELECT * FROM "iot"."readings" WHERE device_id = 'd-1' AND measure_name = 'telemetry' AND time >= from_milliseconds(${start}) AND time < from_milliseconds(${to}) ORDER BY time, device_type, source LIMIT ${limit}`;
+    const columnInfo = ['device_id', 'device_type', 'source', 'measure_name', 'time', 'temp'].map((name) => ({
+      Name: name,
+      Type: { ScalarType: name === 'temp' ? 'DOUBLE' : name === 'time' ? 'TIMESTAMP' : 'VARCHAR' },
+    }));
+    const record = (time: string, source: string, temp: number) => ({
+      Data: ['d-1', 'thermo', source, 'telemetry', `${time}.000000000`, String(temp)].map((v) => ({
+        ScalarValue: v,
+      })),
     });
-    expect(page.rows).toEqual([]);
+    // Two records at 06:00:00 (two ways in), one a second later.
+    const records = [
+      record('2026-11-25 06:00:00', 'mqtt', 20),
+      record('2026-11-25 06:00:00', 'sigfox', 21),
+      record('2026-11-25 06:00:01', 'mqtt', 22),
+    ];
+    await moto.api('/moto-api/static/timestream/query-results', {
+      region: 'us-east-1',
+      results: {
+        // Page 1 (2 records and 1 to know more follow): first an empty part with a NextToken.
+        [queryFrom(from, 3)]: [
+          { QueryId: 'q1', ColumnInfo: columnInfo, Rows: [], NextToken: 'part-2' },
+          { QueryId: 'q1', ColumnInfo: columnInfo, Rows: records },
+        ],
+        // Page 2 starts again at the last time, skipping the 2 records there.
+        [queryFrom(at, 5)]: [{ QueryId: 'q2', ColumnInfo: columnInfo, Rows: records }],
+      },
+    });
+    const first = await recent.page({ deviceId: 'd-1', from, to }, undefined, { pageSize: 2 });
+    expect(first.rows.map((r) => r.value)).toEqual([20, 21]);
+    expect(JSON.parse(Buffer.from((first.next as string).slice(3), 'base64url').toString())).toEqual({
+      q: expect.any(String),
+      at,
+      skip: 2,
+    });
+    const second = await recent.page({ deviceId: 'd-1', from, to }, first.next, { pageSize: 2 });
+    expect(second).toEqual({
+      rows: [
+        { time: '2026-11-25 06:00:01.000', metric: 'temp', value: 22, value_str: null, value_bool: null },
+      ],
+    });
   });
 
   it('Athena: runs a query, pages its results, and pages the query API at its largest page', async () => {
@@ -231,13 +271,49 @@ describe.skipIf(skipWithout('moto_server', 'botocore'))('AWS adapters against mo
     expect(page.rows).toHaveLength(5);
   });
 
-  it('Secrets Manager: reads the API key once per container (a new value reaches the next cold start)', async () => {
-    const secrets = new SecretsManagerClient(moto.clientConfig);
-    const { ARN } = await secrets.send(new CreateSecretCommand({ Name: 'api-key', SecretString: 'first' }));
-    const key = cachedSecret(secrets, ARN as string);
-    expect(await key()).toBe('first');
-    await secrets.send(new PutSecretValueCommand({ SecretId: ARN, SecretString: 'second' }));
-    expect(await key()).toBe('first');
+  it('DynamoDB keys: adds, finds, lists, revokes and notes use; names are unique among live keys; the gate checks scopes', async () => {
+    const dynamodb = new DynamoDBClient(moto.clientConfig);
+    await createTable(dynamodb, 'keys', 'id');
+    const store = dynamodbKeyStore(dynamodb, 'keys');
+    const sigfox = createKey({ name: 'sigfox', scopes: ['ingest:sigfox'], devices: ['sf-*'] }, 1000);
+    const reader = createKey({ name: 'reader', scopes: ['read'], rateLimit: 5 }, 2000);
+    await store.add(sigfox.record);
+    await store.add(reader.record);
+    await expect(store.add(createKey({ name: 'sigfox', scopes: ['read'] }, 3000).record)).rejects.toThrow(
+      KeySpecError,
+    );
+    expect(await store.find(sigfox.record.id)).toEqual(sigfox.record);
+    expect(await store.find('0000000000000000')).toBeUndefined();
+    await store.touch(new Map([[reader.record.id, 5000]]));
+    expect((await store.list()).map((k) => [k.name, k.lastUsedAt])).toEqual([
+      ['sigfox', undefined],
+      ['reader', 5000],
+    ]);
+    const gate = dynamodbGate(
+      dynamodb,
+      (error) => {
+        throw error;
+      },
+      { KEYS_TABLE: 'keys' },
+    );
+    const admitted = await gate.admit(
+      { headers: { authorization: `Bearer ${sigfox.key}` } },
+      'ingest:sigfox',
+    );
+    expect(isResponse(admitted) ? admitted.statusCode : admitted.name).toBe('sigfox');
+    const wrongRoute = await gate.admit({ headers: { 'x-api-key': sigfox.key } }, 'ingest:ttn');
+    expect(isResponse(wrongRoute) && wrongRoute.statusCode).toBe(403);
+    expect(await store.revoke('sigfox', 6000)).toBe(true);
+    expect(await store.revoke('sigfox', 7000)).toBe(false);
+    expect((await store.find(sigfox.record.id))?.revokedAt).toBe(6000);
+    // Revoked: the name is free again, and a fresh gate (a new container) refuses the key.
+    await store.add(createKey({ name: 'sigfox', scopes: ['ingest:sigfox'] }, 8000).record);
+    const fresh = dynamodbGate(dynamodb, () => undefined, { KEYS_TABLE: 'keys' });
+    const refused = await fresh.admit(
+      { headers: { authorization: `Bearer ${sigfox.key}` } },
+      'ingest:sigfox',
+    );
+    expect(isResponse(refused) && refused.statusCode).toBe(401);
   });
 
   it('IoT Core: provisions a device of its stage type with its certificate and policy, and deprovisions it', async () => {

@@ -1,6 +1,7 @@
 /**
  * The CLI's AWS commands as a user runs them (child processes), against moto's IoT
- * Core: `provision`, bulk `provision --csv`, `deprovision`. Each child checks its own
+ * Core: `provision`, bulk `provision --csv`, `deprovision`; and `keys` against a stage's
+ * keys table, found from its stack's outputs in moto's CloudFormation. Each child checks its own
  * requests against AWS's models (`test/support/child-aws-checks.ts`) and leaves what it
  * found in a file the test reads.
  */
@@ -10,8 +11,12 @@ import { mkdtemp, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { promisify } from 'node:util';
+import { CloudFormationClient, CreateStackCommand } from '@aws-sdk/client-cloudformation';
+import { DynamoDBClient, ListTablesCommand } from '@aws-sdk/client-dynamodb';
 import { IoTClient, ListThingsCommand } from '@aws-sdk/client-iot';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { dynamodbGate } from '../../lambdas/adapters/aws/gate.ts';
+import { isResponse } from '../../lambdas/core/api/gate.ts';
 import { skipWithout } from '../support/aws-tools.ts';
 import { createIotStage, type Moto, startMoto } from '../support/moto.ts';
 
@@ -82,5 +87,62 @@ describe.skipIf(skipWithout('moto_server', 'botocore'))(
       expect((await new IoTClient(moto.clientConfig).send(new ListThingsCommand({}))).things).toHaveLength(2);
       expect(existsSync(violations) ? readFileSync(violations, 'utf8') : '').toBe('');
     });
+
+    it('keys --stage: creates, lists and revokes keys in the table its stack names, and the gate honours them', async () => {
+      // A stack as `cdk deploy` leaves it, as far as `keys` reads it: the keys table and its output.
+      await new CloudFormationClient(moto.clientConfig).send(
+        new CreateStackCommand({
+          StackName: 'IotPipeline-qa',
+          TemplateBody: JSON.stringify({
+            Resources: {
+              KeysTable: {
+                Type: 'AWS::DynamoDB::Table',
+                Properties: {
+                  KeySchema: [{ AttributeName: 'id', KeyType: 'HASH' }],
+                  AttributeDefinitions: [{ AttributeName: 'id', AttributeType: 'S' }],
+                  BillingMode: 'PAY_PER_REQUEST',
+                },
+              },
+            },
+            Outputs: { KeysTableName: { Value: { Ref: 'KeysTable' } } },
+          }),
+        }),
+      );
+      const made = JSON.parse(
+        (
+          await cli(
+            'keys',
+            'create',
+            '--stage',
+            'qa',
+            '--name',
+            'sigfox',
+            '--scope',
+            'ingest:sigfox',
+            '--json',
+          )
+        ).stdout,
+      ) as { name: string; key: string };
+      expect(made.name).toBe('sigfox');
+      const listed = JSON.parse((await cli('keys', 'list', '--stage', 'qa', '--json')).stdout) as {
+        keys: { name: string; scopes: string[] }[];
+      };
+      expect(listed.keys).toEqual([expect.objectContaining({ name: 'sigfox', scopes: ['ingest:sigfox'] })]);
+      expect(JSON.stringify(listed)).not.toContain(made.key);
+      const dynamodb = new DynamoDBClient(moto.clientConfig);
+      const [table] = (await dynamodb.send(new ListTablesCommand({}))).TableNames ?? [];
+      const admit = () =>
+        dynamodbGate(dynamodb, () => undefined, { KEYS_TABLE: String(table) }).admit(
+          { headers: { authorization: made.key } },
+          'ingest:sigfox',
+        );
+      expect(isResponse(await admit())).toBe(false);
+      await cli('keys', 'revoke', 'sigfox', '--stage', 'qa');
+      const refused = await admit();
+      expect(isResponse(refused) && refused.statusCode).toBe(401);
+      const missing = await cli('keys', 'list', '--stage', 'nope').catch((e: { stderr: string }) => e);
+      expect(missing.stderr).toMatch(/cannot read stack IotPipeline-nope: .*check --stage and --region/);
+      expect(existsSync(violations) ? readFileSync(violations, 'utf8') : '').toBe('');
+    }, 120_000);
   },
 );

@@ -9,7 +9,6 @@
 import { AthenaClient, GetQueryExecutionCommand, ListQueryExecutionsCommand } from '@aws-sdk/client-athena';
 import { DynamoDBClient, ScanCommand } from '@aws-sdk/client-dynamodb';
 import { CreateBucketCommand, ListObjectsV2Command, S3Client } from '@aws-sdk/client-s3';
-import { CreateSecretCommand, SecretsManagerClient } from '@aws-sdk/client-secrets-manager';
 import { CreateTopicCommand, SNSClient, SubscribeCommand } from '@aws-sdk/client-sns';
 import {
   CreateQueueCommand,
@@ -24,19 +23,38 @@ import type {
   SQSEvent,
 } from 'aws-lambda';
 import { afterAll, beforeAll, describe, expect, it, vi } from 'vitest';
+import { dynamodbKeyStore } from '../../lambdas/adapters/aws/dynamodb-keys.ts';
 import { dynamodbRegistry } from '../../lambdas/adapters/aws/dynamodb-registry.ts';
+import { createKey, type KeySpec } from '../../lambdas/core/access/keys.ts';
 import { skipWithout } from '../support/aws-tools.ts';
 import { mqttMessage, sqsEvent } from '../support/fakes.ts';
 import { createTable, type Moto, startMoto } from '../support/moto.ts';
+import {
+  EXPECTED,
+  MATRIX_KEYS,
+  type MatrixKey,
+  matrixStatus,
+  ROUTES,
+  type Route,
+  rowTitle,
+  UNKNOWN_KEY,
+} from '../support/permission-matrix.ts';
 
-const KEY = 'k'.repeat(40);
+/** The keys of the permission matrix, each made in the keys table before the functions start. */
+const SPECS: Record<MatrixKey, KeySpec> = MATRIX_KEYS;
+const MADE = Object.fromEntries(Object.entries(SPECS).map(([k, spec]) => [k, createKey(spec, Date.now())]));
+const KEYS = Object.fromEntries(Object.entries(MADE).map(([k, made]) => [k, made.key])) as Record<
+  keyof typeof SPECS,
+  string
+>;
+const KEY = KEYS.both as string;
 const context = { functionName: 'ingest', awsRequestId: 'req-1' } as Context;
 
-function api(method: string, path: string, body = '', query = ''): APIGatewayProxyEventV2 {
+function api(method: string, path: string, body = '', query = '', key = KEY): APIGatewayProxyEventV2 {
   return {
     rawPath: path,
     rawQueryString: query,
-    headers: { 'content-type': 'application/json', authorization: `Bearer ${KEY}` },
+    headers: { 'content-type': 'application/json', authorization: `Bearer ${key}` },
     body,
     isBase64Encoded: false,
     requestContext: { http: { method }, requestId: `req-${Math.random()}`, timeEpoch: Date.now() },
@@ -64,6 +82,10 @@ describe.skipIf(skipWithout('moto_server', 'botocore'))('Lambda handlers against
     const dynamodb = new DynamoDBClient(config);
     await createTable(dynamodb, 'registry', 'deviceId');
     await createTable(dynamodb, 'claims', 'pk');
+    await createTable(dynamodb, 'keys', 'id');
+    const keys = dynamodbKeyStore(dynamodb, 'keys');
+    for (const made of Object.values(MADE)) await keys.add(made.record);
+    await keys.revoke('revoked', Date.now());
     sqs = new SQSClient(config);
     queueUrl = (await sqs.send(new CreateQueueCommand({ QueueName: 'ingest' }))).QueueUrl as string;
     inboxUrl = (await sqs.send(new CreateQueueCommand({ QueueName: 'inbox' }))).QueueUrl as string;
@@ -73,8 +95,6 @@ describe.skipIf(skipWithout('moto_server', 'botocore'))('Lambda handlers against
       new GetQueueAttributesCommand({ QueueUrl: inboxUrl, AttributeNames: ['QueueArn'] }),
     );
     await sns.send(new SubscribeCommand({ TopicArn, Protocol: 'sqs', Endpoint: Attributes?.QueueArn }));
-    const secrets = new SecretsManagerClient(config);
-    const { ARN } = await secrets.send(new CreateSecretCommand({ Name: 'api-key', SecretString: KEY }));
 
     for (const [name, value] of Object.entries({
       ...moto.env,
@@ -83,7 +103,7 @@ describe.skipIf(skipWithout('moto_server', 'botocore'))('Lambda handlers against
       CLAIMS_TABLE: 'claims',
       ALERT_TOPIC_ARN: TopicArn as string,
       INGEST_QUEUE_URL: queueUrl,
-      API_KEY_SECRET_ARN: ARN as string,
+      KEYS_TABLE: 'keys',
       ATHENA_WORKGROUP: 'primary',
       GLUE_DATABASE: 'iot_pipeline_dev',
       PIPELINE_RUNTIME_CONFIG: JSON.stringify({
@@ -148,6 +168,33 @@ describe.skipIf(skipWithout('moto_server', 'botocore'))('Lambda handlers against
     // moto ran no SQL: no rows, and no next page.
     expect(JSON.parse(String(readings.body))).toMatchObject({ rows: [] });
     expect(JSON.parse(String(readings.body)).next).toBeUndefined();
+  });
+
+  describe('the permission matrix: every route by every key, through the functions', () => {
+    for (const [key, row] of Object.entries(EXPECTED)) {
+      it(rowTitle(key, row), async () => {
+        for (const [route, status] of Object.entries(row)) {
+          const [method, path, body] = ROUTES[route as Route];
+          const presented = key === 'unknown' ? UNKNOWN_KEY : (KEYS[key as MatrixKey] as string);
+          const response = await (method === 'POST' ? http : query)(api(method, path, body, '', presented));
+          expect([route, matrixStatus(response.statusCode ?? 0)]).toEqual([route, status]);
+          if (status !== 2) expect(JSON.parse(String(response.body)).message).toEqual(expect.any(String));
+        }
+      });
+    }
+
+    it('refuses a write as a device the registry knows from MQTT (403 with the reason), and lists only its own devices to a device key', async () => {
+      const impersonated = await http(
+        api('POST', '/v1/telemetry', JSON.stringify({ $id: 'mq-1', temp: 20 })),
+      );
+      expect(impersonated.statusCode).toBe(403);
+      expect(JSON.parse(String(impersonated.body))).toMatchObject({
+        error: 'foreign_device',
+        message: expect.stringContaining('known from mqtt'),
+      });
+      const own = await query(api('GET', '/v1/devices', '', '', KEYS.otherDevices));
+      expect(JSON.parse(String(own.body))).toMatchObject({ count: 0, devices: [] });
+    });
   });
 
   it('runs the offline check over the registry and the daily job on Athena, writing the manifest', async () => {

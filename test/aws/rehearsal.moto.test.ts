@@ -14,7 +14,6 @@ import {
 } from '@aws-sdk/client-cloudformation';
 import { DynamoDBClient, ScanCommand } from '@aws-sdk/client-dynamodb';
 import { CreateBucketCommand, ListObjectsV2Command, PutObjectCommand, S3Client } from '@aws-sdk/client-s3';
-import { CreateSecretCommand, SecretsManagerClient } from '@aws-sdk/client-secrets-manager';
 import { ReceiveMessageCommand, SQSClient } from '@aws-sdk/client-sqs';
 import type {
   APIGatewayProxyEventV2,
@@ -23,6 +22,8 @@ import type {
   SQSEvent,
 } from 'aws-lambda';
 import { afterAll, beforeAll, describe, expect, it, vi } from 'vitest';
+import { dynamodbKeyStore } from '../../lambdas/adapters/aws/dynamodb-keys.ts';
+import { createKey } from '../../lambdas/core/access/keys.ts';
 import { synthPipeline } from '../lib/synth.ts';
 import { skipWithout } from '../support/aws-tools.ts';
 import { mqttMessage, sqsEvent } from '../support/fakes.ts';
@@ -176,16 +177,15 @@ describe.skipIf(skipWithout('moto_server', 'botocore'))('deployment rehearsal in
       'AWS::S3::BucketPolicy',
       'AWS::SNS::TopicPolicy',
       'AWS::SQS::QueuePolicy',
-      'AWS::SecretsManager::Secret',
       'Custom::S3AutoDeleteObjects',
     ]);
   });
 
   it("takes an HTTP post and an MQTT envelope through the handlers into the stack's lake and registry", async () => {
-    // The API key secret is not a type moto's CloudFormation creates: made here, as the stack would.
-    const secrets = new SecretsManagerClient(moto.clientConfig);
-    const key = 'k'.repeat(40);
-    const { ARN } = await secrets.send(new CreateSecretCommand({ Name: 'HttpApiKey', SecretString: key }));
+    // A key made in the stack's keys table, as `keys create --stage` does.
+    const keysTable = find('KeysTable', 'AWS::DynamoDB::Table');
+    const { key, record } = createKey({ name: 'rehearsal', scopes: ['ingest:telemetry'] }, Date.now());
+    await dynamodbKeyStore(new DynamoDBClient(moto.clientConfig), keysTable).add(record);
     const lake = find('LakeBucket', 'AWS::S3::Bucket');
     const registry = find('RegistryTable', 'AWS::DynamoDB::Table');
     // moto names the queue with AWS's own URL; the SDK would send to its host: keep it on moto.
@@ -197,7 +197,7 @@ describe.skipIf(skipWithout('moto_server', 'botocore'))('deployment rehearsal in
       CLAIMS_TABLE: find('ClaimsTable', 'AWS::DynamoDB::Table'),
       ALERT_TOPIC_ARN: find('AlertsTopic', 'AWS::SNS::Topic'),
       INGEST_QUEUE_URL: queueUrl,
-      API_KEY_SECRET_ARN: ARN as string,
+      KEYS_TABLE: keysTable,
       POWERTOOLS_LOG_LEVEL: 'SILENT',
       POWERTOOLS_DEV: 'true',
     })) {

@@ -17,7 +17,7 @@ const cli = (args: string[]) =>
   });
 
 describe('iot-pipeline CLI', () => {
-  it('starts the runtime, keeps the generated key for the other commands, and stops cleanly on Ctrl-C', async () => {
+  it('starts the runtime, prints its ingest and read keys as export lines kept for the other commands, and stops cleanly on Ctrl-C', async () => {
     const dataDir = await mkdtemp(join(tmpdir(), 'iot-start-'));
     const env = { ...process.env };
     delete env.IOT_PIPELINE_API_KEY;
@@ -36,8 +36,10 @@ describe('iot-pipeline CLI', () => {
       timeout: 20_000,
     });
     const httpPort = /HTTP\s+http:\/\/127\.0\.0\.1:(\d+)/.exec(out)?.[1];
-    expect(out).toMatch(/API key {2}\S+ {2}\(generated, kept in .*api-key/);
-    expect((await stat(join(dataDir, 'api-key'))).mode & 0o777).toBe(0o600);
+    expect(out).toMatch(/keys {5}made ingest and read, kept in .*local-keys\.env/);
+    expect(out).toMatch(/^export IOT_PIPELINE_INGEST_KEY=iotp_[0-9a-f]{16}_\S{43}$/m);
+    expect(out).toMatch(/^export IOT_PIPELINE_READ_KEY=iotp_[0-9a-f]{16}_\S{43}$/m);
+    expect((await stat(join(dataDir, 'local-keys.env'))).mode & 0o777).toBe(0o600);
     const listed = await run(
       process.execPath,
       [

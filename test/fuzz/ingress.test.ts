@@ -13,7 +13,7 @@ import { compileCodec } from '../../lambdas/core/decoders/codec.ts';
 import type { Envelope } from '../../lambdas/core/formats/format.ts';
 import { decodeMessages } from '../../lambdas/core/ingest/decode.ts';
 import type { MessageOutcome } from '../../lambdas/core/ingest/records.ts';
-import { closeTestDecoders, ingestOf, NOW } from '../support/fakes.ts';
+import { closeTestDecoders, ingestOf, masterGate, NO_SOURCES, NOW } from '../support/fakes.ts';
 
 const RUNS = Number(process.env.FUZZ_RUNS ?? 300);
 const config = validateRuntimeConfig({
@@ -132,6 +132,7 @@ describe(`fuzz (${RUNS} runs each)`, () => {
       sigfoxish.map((v) => JSON.stringify(v)),
       ttnish.map((v) => JSON.stringify(v)),
     );
+    const gate = masterGate('key');
     await fc.assert(
       fc.asyncProperty(route, body, fc.boolean(), async (path, text, authorized) => {
         const queued: Envelope[] = [];
@@ -146,7 +147,13 @@ describe(`fuzz (${RUNS} runs each)`, () => {
             requestId: 'r',
             receivedAt: NOW,
           },
-          { apiKey: 'key', maxBodyBytes: 4096, config, enqueue: async (e) => String(queued.push(e)) },
+          {
+            gate,
+            sources: NO_SOURCES,
+            maxBodyBytes: 4096,
+            config,
+            enqueue: async (e) => String(queued.push(e)),
+          },
         );
         expect(response.statusCode).toBeLessThan(500);
         expect(queued.length).toBe(response.statusCode < 300 ? 1 : 0);

@@ -1,17 +1,25 @@
 import { readFileSync } from 'node:fs';
-import { GetSecretValueCommand, SecretsManagerClient } from '@aws-sdk/client-secrets-manager';
+import {
+  BatchGetItemCommand,
+  DynamoDBClient,
+  GetItemCommand,
+  UpdateItemCommand,
+} from '@aws-sdk/client-dynamodb';
 import { SendMessageCommand, SQSClient } from '@aws-sdk/client-sqs';
 import type { APIGatewayProxyEventV2, APIGatewayProxyStructuredResultV2 } from 'aws-lambda';
 import { mockClient } from 'aws-sdk-client-mock';
 import { beforeAll, beforeEach, describe, expect, it, vi } from 'vitest';
+import { keyItem } from '../../lambdas/adapters/aws/dynamodb-keys.ts';
+import { createKey } from '../../lambdas/core/access/keys.ts';
 import { validateRuntimeConfig } from '../../lambdas/core/config.ts';
 import { decodeMessage } from '../../lambdas/core/ingest/decode.ts';
 import { DEFAULT_VALIDATION } from '../../lambdas/core/readings/limits.ts';
 import { ingestOf } from '../support/fakes.ts';
 
 const sqs = mockClient(SQSClient);
-const secrets = mockClient(SecretsManagerClient);
-const KEY = 'k'.repeat(40);
+const dynamodb = mockClient(DynamoDBClient);
+const made = createKey({ name: 'callbacks', scopes: ['ingest'] }, 0);
+const KEY = made.key;
 let handler: (event: APIGatewayProxyEventV2) => Promise<APIGatewayProxyStructuredResultV2>;
 
 function request(
@@ -33,7 +41,8 @@ function request(
 describe('http handler', () => {
   beforeAll(async () => {
     vi.stubEnv('INGEST_QUEUE_URL', 'https://sqs.us-east-1.amazonaws.com/123456789012/ingest');
-    vi.stubEnv('API_KEY_SECRET_ARN', 'arn:aws:secretsmanager:us-east-1:123456789012:secret:key');
+    vi.stubEnv('KEYS_TABLE', 'keys');
+    vi.stubEnv('REGISTRY_TABLE', 'registry');
     vi.stubEnv('POWERTOOLS_LOG_LEVEL', 'SILENT');
     vi.stubEnv(
       'PIPELINE_RUNTIME_CONFIG',
@@ -43,9 +52,11 @@ describe('http handler', () => {
   });
   beforeEach(() => {
     sqs.reset();
-    secrets.reset();
+    dynamodb.reset();
     sqs.on(SendMessageCommand).resolves({ MessageId: 'sqs-1' });
-    secrets.on(GetSecretValueCommand).resolves({ SecretString: KEY });
+    dynamodb.on(GetItemCommand).resolves({ Item: keyItem(made.record) });
+    dynamodb.on(UpdateItemCommand).resolves({});
+    dynamodb.on(BatchGetItemCommand).resolves({ Responses: { registry: [] } });
   });
 
   it('enqueues an authenticated reading as an envelope the ingest path decodes, then answers 202', async () => {
@@ -59,11 +70,11 @@ describe('http handler', () => {
     expect(outcome.readings[0]).toMatchObject({ deviceId: 'dev-1', source: 'http', metrics: { temp: 21 } });
   });
 
-  it('accepts the key as x-api-key and reads the secret once per container', async () => {
+  it('accepts the key as x-api-key and reads its record once per 30 s per container', async () => {
     const response = await handler(request('{"$id":"a","t":1}', { authorization: '', 'x-api-key': KEY }));
     expect(response.statusCode).toBe(202);
     await handler(request('{"$id":"a","t":1}'));
-    expect(secrets.commandCalls(GetSecretValueCommand).length).toBeLessThanOrEqual(1);
+    expect(dynamodb.commandCalls(GetItemCommand).length).toBeLessThanOrEqual(1);
   });
 
   it.each([

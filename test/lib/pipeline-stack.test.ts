@@ -84,18 +84,16 @@ describe('PipelineStack (defaults)', () => {
   });
 
   it('lets the IoT rule role only enqueue and record rule errors', () => {
-    expect(actionsOf(statementsOf(synth, 'IngestRuleRole'))).toEqual([
-      's3:PutObject',
-      'sqs:GetQueueAttributes',
-      'sqs:GetQueueUrl',
-      'sqs:SendMessage',
-    ]);
+    expect(actionsOf(statementsOf(synth, 'IngestRuleRole'))).toEqual(['s3:PutObject', 'sqs:SendMessage']);
     synth.template.hasResourceProperties('AWS::IAM::Role', {
       AssumeRolePolicyDocument: {
         Statement: [
           Match.objectLike({
             Principal: { Service: 'iot.amazonaws.com' },
-            Condition: { StringEquals: { 'aws:SourceAccount': { Ref: 'AWS::AccountId' } } },
+            Condition: {
+              StringEquals: { 'aws:SourceAccount': { Ref: 'AWS::AccountId' } },
+              ArnLike: { 'aws:SourceArn': Match.anyValue() },
+            },
           }),
         ],
       },
@@ -155,11 +153,7 @@ describe('PipelineStack (defaults)', () => {
     // The read side has its own function: reads the registry and runs Athena; it writes only query results.
     const statements = statementsOf(synth, 'HttpQueryFunction');
     expect(actionsOf(statements)).toEqual(
-      expect.arrayContaining([
-        'dynamodb:Scan',
-        'athena:StartQueryExecution',
-        'secretsmanager:GetSecretValue',
-      ]),
+      expect.arrayContaining(['dynamodb:Scan', 'athena:StartQueryExecution', 'dynamodb:GetItem']),
     );
     const writes = statements.filter((s) =>
       [s.Action]
@@ -167,7 +161,11 @@ describe('PipelineStack (defaults)', () => {
         .some((action) => !action.startsWith('xray:') && /Put|Delete|Create|Update|SendMessage/.test(action)),
     );
     expect(writes.length).toBeGreaterThan(0);
-    for (const write of writes) expect(JSON.stringify(write.Resource)).toMatch(/AnalyticsQueryResults/);
+    // Query results, and the keys' last use (dynamodb:UpdateItem on the keys table): nothing else.
+    for (const write of writes)
+      expect(JSON.stringify(write.Resource)).toMatch(
+        [write.Action].flat().includes('dynamodb:UpdateItem') ? /KeysTable/ : /AnalyticsQueryResults/,
+      );
     const withTimestreamStatements = statementsOf(withTimestream, 'HttpQueryFunction');
     const select = withTimestreamStatements.find((s) => s.Action === 'timestream:Select');
     expect(select?.Resource).toEqual({ 'Fn::GetAtt': [expect.stringMatching(/^TimeSeriesTable/), 'Arn'] });
@@ -181,7 +179,7 @@ describe('PipelineStack (defaults)', () => {
       'Fn::GetAtt': [expect.stringMatching(/^DailyFunction/), 'Arn'],
     });
     const statements = statementsOf(synth, 'DailyFunction');
-    const writes = statements.find((s) => [s.Action].flat().includes('s3:AbortMultipartUpload'));
+    const writes = statements.find((s) => [s.Action].flat().includes('s3:DeleteObject'));
     expect(JSON.stringify(writes?.Resource)).toMatch(
       /curated\/readings\/\*.*curated\/daily_metrics\/\*.*reports\/\*/,
     );
@@ -260,12 +258,11 @@ describe('PipelineStack (defaults)', () => {
     });
   });
 
-  it('lets the HTTP function only enqueue and read its API key', () => {
+  it('lets the HTTP function only enqueue, check keys and read which way in devices are known from', () => {
     expect(actionsOf(statementsOf(synth, 'HttpFunction'))).toEqual([
-      'secretsmanager:DescribeSecret',
-      'secretsmanager:GetSecretValue',
-      'sqs:GetQueueAttributes',
-      'sqs:GetQueueUrl',
+      'dynamodb:BatchGetItem',
+      'dynamodb:GetItem',
+      'dynamodb:UpdateItem',
       'sqs:SendMessage',
       'xray:PutTelemetryRecords',
       'xray:PutTraceSegments',
@@ -371,13 +368,22 @@ describe('PipelineStack (defaults)', () => {
     }
   });
 
-  it('generates the API key in Secrets Manager, never in the template', () => {
-    synth.template.hasResourceProperties('AWS::SecretsManager::Secret', {
-      GenerateSecretString: Match.objectLike({ PasswordLength: 40 }),
+  it('keeps the API keys in a retained table of hashes that the functions may read by id but never list', () => {
+    const tables = synth.template.findResources('AWS::DynamoDB::Table');
+    const [id, keys] = Object.entries(tables).find(([name]) => name.startsWith('KeysTable')) ?? [];
+    expect(keys?.DeletionPolicy).toBe('Retain');
+    expect(keys?.Properties).toMatchObject({
+      KeySchema: [{ AttributeName: 'id', KeyType: 'HASH' }],
+      BillingMode: 'PAY_PER_REQUEST',
+      PointInTimeRecoverySpecification: { PointInTimeRecoveryEnabled: true },
+      SSESpecification: { SSEEnabled: true },
     });
-    const secrets = Object.values(synth.template.findResources('AWS::SecretsManager::Secret'));
-    expect(secrets).toHaveLength(1);
-    for (const secret of secrets) expect(secret.Properties).not.toHaveProperty('SecretString');
+    expect(synth.template.findResources('AWS::SecretsManager::Secret')).toEqual({});
+    for (const fn of ['HttpFunction', 'HttpQueryFunction']) {
+      const onKeys = statementsOf(synth, fn).filter((s) => JSON.stringify(s.Resource).includes(String(id)));
+      expect(actionsOf(onKeys), fn).toEqual(['dynamodb:GetItem', 'dynamodb:UpdateItem']);
+    }
+    synth.template.hasOutput('KeysTableName', { Value: { Ref: id } });
   });
 
   it('encrypts the alert topic with a rotated key CloudWatch may use, and has no email subscription by default', () => {
@@ -485,6 +491,7 @@ describe('PipelineStack across deployments', () => {
       .sort();
     expect(retained).toEqual([
       'AWS::DynamoDB::Table',
+      'AWS::DynamoDB::Table',
       'AWS::S3::Bucket',
       'AWS::S3::Bucket',
       'AWS::Timestream::Database',
@@ -528,12 +535,10 @@ describe('PipelineStack across deployments', () => {
     const statements = statementsOf(synth, 'DailyFunction');
     expect(actionsOf(statements).filter((a) => a.startsWith('glue:'))).toEqual([
       'glue:GetDatabase',
-      'glue:GetDatabases',
       'glue:GetPartitions',
       'glue:GetTable',
-      'glue:GetTables',
     ]);
-    const glue = statements.find((s) => [s.Action].flat().includes('glue:GetDatabases'));
+    const glue = statements.find((s) => [s.Action].flat().includes('glue:GetDatabase'));
     expect(JSON.stringify(glue?.Resource)).toContain(':database/default');
   });
 });

@@ -364,26 +364,6 @@ describe('local runtime, network callbacks over real HTTP', () => {
   });
 });
 
-describe('local runtime, throttling', () => {
-  it('answers 429 with a JSON reason past the configured rate and burst', async () => {
-    const rt = await runtime({
-      config: validateConfig({ http: { throttleRateLimit: 1, throttleBurstLimit: 2 } }),
-    });
-    try {
-      const statuses: number[] = [];
-      for (let i = 0; i < 4; i++) statuses.push((await post(rt, JSON.stringify({ $id: 'd', t: i }))).status);
-      expect(statuses).toEqual([202, 202, 429, 429]);
-      const response = await post(rt, '{}');
-      expect(await response.json()).toEqual({
-        error: 'too_many_requests',
-        message: expect.stringContaining('raise http.throttleRateLimit'),
-      });
-    } finally {
-      await rt.close();
-    }
-  });
-});
-
 describe('local runtime, alerts and the device estate', () => {
   it('raises and clears a threshold alert and an offline alert exactly once each, printed and posted to the webhook', async () => {
     const received: {

@@ -1,10 +1,14 @@
 import { gunzipSync } from 'node:zlib';
 import type { SQSEvent, SQSRecord } from 'aws-lambda';
+import { createGate, type Gate } from '../../lambdas/core/api/gate.ts';
+import type { HttpResponse } from '../../lambdas/core/api/http.ts';
+import { handleIngress } from '../../lambdas/core/api/ingress.ts';
 import type { RuntimeConfig } from '../../lambdas/core/config.ts';
 import type { Decoders } from '../../lambdas/core/decoders/decoder.ts';
 import { buildDecoders } from '../../lambdas/core/decoders/registry.ts';
 import type { DeviceRecord } from '../../lambdas/core/estate/alerts.ts';
 import type { DeviceRegistry } from '../../lambdas/core/estate/update.ts';
+import type { Envelope, FormatConfig } from '../../lambdas/core/formats/format.ts';
 import type { IngestContext } from '../../lambdas/core/ingest/decode.ts';
 import type { ObjectStore, RejectedRecord, TimeSeriesSink } from '../../lambdas/core/ingest/ports.ts';
 import { type Reading, type TimeSeriesRecord, toTimeSeriesRecord } from '../../lambdas/core/reading.ts';
@@ -122,4 +126,60 @@ export async function closeTestDecoders(): Promise<void> {
   const all = [...builtDecoders.values()];
   builtDecoders.clear();
   await Promise.all(all.map((d) => d.close()));
+}
+
+/** Limits no test reaches unless it means to. */
+export const UNLIMITED = {
+  keyRateLimit: 1e9,
+  keyBurstLimit: 1e9,
+  anonymousRateLimit: 1e9,
+  anonymousBurstLimit: 1e9,
+} as const;
+
+/** A gate that lets `key` do everything (as IOT_PIPELINE_API_KEY does) and knows no stored key. */
+export function masterGate(key: string): Gate {
+  return createGate({ find: async () => undefined, masterKey: key, limits: UNLIMITED });
+}
+
+/** A registry that knows no device's way in. */
+export const NO_SOURCES = async (): Promise<ReadonlyMap<string, string>> => new Map();
+
+/** The key {@link postToEdge} presents, with every scope. */
+export const EDGE_KEY = 'secret-key';
+
+/**
+ * POSTs through the HTTP edge's core (`handleIngress`), as both HTTP servers do, with
+ * {@link EDGE_KEY} as the bare `Authorization` value (as Sigfox sends it); returns the
+ * response and what was queued.
+ */
+export async function postToEdge(
+  config: FormatConfig,
+  path: string,
+  body: string,
+  headers: Record<string, string> = {},
+): Promise<{ response: HttpResponse; queued: Envelope[] }> {
+  const queued: Envelope[] = [];
+  const [pathname = path, query] = path.split('?');
+  const response = await handleIngress(
+    {
+      method: 'POST',
+      path: pathname,
+      query,
+      headers: { authorization: EDGE_KEY, 'content-type': 'application/json', ...headers },
+      body: Buffer.from(body),
+      requestId: 'r1',
+      receivedAt: NOW,
+    },
+    {
+      gate: masterGate(EDGE_KEY),
+      sources: NO_SOURCES,
+      maxBodyBytes: 64 * 1024,
+      config,
+      enqueue: async (envelope) => {
+        queued.push(envelope);
+        return `m${queued.length}`;
+      },
+    },
+  );
+  return { response, queued };
 }

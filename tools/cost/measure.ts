@@ -10,14 +10,19 @@
  */
 import { Logger } from '@aws-lambda-powertools/logger';
 import type { SQSEvent, SQSRecord } from 'aws-lambda';
+import { dynamodbKeyStore } from '../../lambdas/adapters/aws/dynamodb-keys.ts';
 import { dynamodbRegistry } from '../../lambdas/adapters/aws/dynamodb-registry.ts';
+import { KEY_CACHE_MS } from '../../lambdas/adapters/aws/gate.ts';
 import { awsIngestDeps, sqsIngestHandler } from '../../lambdas/adapters/aws/ingest-lambda.ts';
 import { sqsEnqueue } from '../../lambdas/adapters/aws/queue.ts';
 import { snsAlerts } from '../../lambdas/adapters/aws/sns-alerts.ts';
+import { createKey } from '../../lambdas/core/access/keys.ts';
+import { cachedKeys, createGate, usageRecorder } from '../../lambdas/core/api/gate.ts';
 import { handleIngress } from '../../lambdas/core/api/ingress.ts';
 import { compileCodec } from '../../lambdas/core/decoders/codec.ts';
 import type { Decoders } from '../../lambdas/core/decoders/decoder.ts';
 import { buildDecoders, type DecoderConfig } from '../../lambdas/core/decoders/registry.ts';
+import { registrySources } from '../../lambdas/core/estate/sources.ts';
 import { detectOffline } from '../../lambdas/core/estate/update.ts';
 import { formatOf } from '../../lambdas/core/formats/index.ts';
 import { applyTelemetryRule } from '../../lambdas/core/formats/mqtt-topic.ts';
@@ -141,8 +146,12 @@ export interface CostReport {
   readonly ratioToFloor: number;
 }
 
-/** Table names for the run; their key attributes (`pk`, `deviceId`) are those of lib/constructs/claims.ts and registry.ts. */
-const TABLES = { claims: 'iot-pipeline-claims', registry: 'iot-pipeline-registry' };
+/** Table names for the run; their key attributes (`pk`, `deviceId`, `id`) are those of lib/constructs/claims.ts, registry.ts and api-keys.ts. */
+const TABLES = {
+  claims: 'iot-pipeline-claims',
+  registry: 'iot-pipeline-registry',
+  keys: 'iot-pipeline-keys',
+};
 const ALERT_TOPIC_ARN = 'arn:aws:sns:us-east-1:123456789012:iot-pipeline-alerts';
 /** The ingest function's environment as the stack sets it (names from `lambdas/env.ts`). */
 const RESOURCES = {
@@ -154,7 +163,6 @@ const RESOURCES = {
 /** A certificate id as IoT Core's `principal()` gives it: 64 hex characters. */
 const PRINCIPAL = 'c'.repeat(64);
 const SQS_BATCH_CALL = 10;
-const API_KEY = 'cost-model';
 /** The http function's memory (lib/constructs/http-api.ts). */
 const HTTP_MEMORY_MB = 256;
 /** The offline check function's memory (PipelineFunction's default). */
@@ -189,9 +197,37 @@ async function meteredRun(options: CostRunOptions, decoders: Decoders): Promise<
   const meter = meteredClients(
     usage,
     prices,
-    { [TABLES.claims]: 'pk', [TABLES.registry]: 'deviceId' },
+    { [TABLES.claims]: 'pk', [TABLES.registry]: 'deviceId', [TABLES.keys]: 'id' },
     latency,
   );
+  // The key the callbacks hold, stored before the run (its two calls are not the messages' cost).
+  const keys = dynamodbKeyStore(meter.clients.dynamodb, TABLES.keys);
+  const made = createKey({ name: 'cost-model', scopes: ['ingest'] }, 0);
+  await keys.add(made.record);
+  Object.assign(usage, emptyUsage());
+  meter.calls.clear();
+  // The http function's caches run on the fleet's clock: a key read per 30 s, a device's way in per 5 min.
+  let clock = 0;
+  const gate = createGate({
+    find: cachedKeys(
+      (id) => keys.find(id),
+      KEY_CACHE_MS,
+      () => clock,
+    ),
+    // What AWS bills is the question here, not who is throttled.
+    limits: { keyRateLimit: 1e9, keyBurstLimit: 1e9, anonymousRateLimit: 1, anonymousBurstLimit: 1 },
+    onUse: usageRecorder(
+      (used) => keys.touch(used),
+      (error) => {
+        throw error;
+      },
+    ),
+    now: () => clock,
+    clock: () => clock,
+  });
+  const sources = registrySources(dynamodbRegistry(meter.clients.dynamodb, TABLES.registry), {
+    now: () => clock,
+  });
   const logger = new Logger({ logLevel: 'SILENT' });
   const timestream = config.timestream.enabled;
   const handler = sqsIngestHandler(
@@ -277,19 +313,21 @@ async function meteredRun(options: CostRunOptions, decoders: Decoders): Promise<
     payloadBytes += requestBody.length;
     usage.apiRequests += meteredUnits(requestBody.length, prices.apiGatewayHttpApi.requestMeteringBytes);
     let queued: { id: string; body: string } | undefined;
+    clock = message.time;
     const started = performance.now();
     const response = await handleIngress(
       {
         method: 'POST',
         path: formatOf(source)?.route?.path ?? '',
         query: source === 'http' ? '' : `type=${COST_DEVICE_TYPE}`,
-        headers: { authorization: `Bearer ${API_KEY}`, 'content-type': 'application/json' },
+        headers: { authorization: `Bearer ${made.key}`, 'content-type': 'application/json' },
         body: requestBody,
         requestId: `req-${message.index}`,
         receivedAt: message.time,
       },
       {
-        apiKey: API_KEY,
+        gate,
+        sources,
         enqueue: async (envelope) => {
           const id = await sendToQueue(envelope);
           queued = { id, body: JSON.stringify(envelope) };

@@ -176,7 +176,7 @@ type Item = Record<string, DynamoValue>;
 
 /**
  * An in-memory DynamoDB for the calls the registry and the claims make: PutItem with
- * the conditions they use, BatchGetItem, Scan. Metering follows DynamoDB on-demand: a
+ * the conditions they use, BatchGetItem, GetItem, UpdateItem (the keys table), Scan. Metering follows DynamoDB on-demand: a
  * put costs the larger of the old and new item per 1 KB, failed or not; a read 4 KB
  * units, halved when eventually consistent.
  */
@@ -197,26 +197,23 @@ function memoryDynamo(
     if (typeof value?.S !== 'string') throw new Error(`item without its string key ${key}`);
     return value.S;
   };
+  /** A put or update: metered on the larger of the old and new item, failed or not; then its condition. */
+  const write = (items: Map<string, Item>, id: string, item: Item, input: Record<string, unknown>) => {
+    const old = items.get(id);
+    usage.dynamodbWriteUnits += dynamodbWriteUnits(dynamodbItemBytes(item), old ? dynamodbItemBytes(old) : 0);
+    const condition = input.ConditionExpression as string | undefined;
+    if (condition && !holds(condition, old, (input.ExpressionAttributeValues ?? {}) as Item)) {
+      throw new ConditionalCheckFailedException({ message: 'The conditional request failed', $metadata: {} });
+    }
+    items.set(id, item);
+    return {};
+  };
   return (command, input) => {
     if (command === 'PutItem') {
       const { key, items } = table(String(input.TableName));
       const item = input.Item as Item;
       const id = keyOf(item, key);
-      const old = items.get(id);
-      usage.dynamodbWriteUnits += dynamodbWriteUnits(
-        dynamodbItemBytes(item),
-        old ? dynamodbItemBytes(old) : 0,
-      );
-      const condition = input.ConditionExpression as string | undefined;
-      const values = (input.ExpressionAttributeValues ?? {}) as Item;
-      if (condition && !holds(condition, old, values)) {
-        throw new ConditionalCheckFailedException({
-          message: 'The conditional request failed',
-          $metadata: {},
-        });
-      }
-      items.set(id, item);
-      return {};
+      return write(items, id, item, input);
     }
     if (command === 'BatchGetItem') {
       const requests = input.RequestItems as Record<string, { Keys: Item[]; ConsistentRead?: boolean }>;
@@ -235,6 +232,30 @@ function memoryDynamo(
       }
       return { Responses: responses, UnprocessedKeys: {} };
     }
+    if (command === 'GetItem') {
+      const { key, items } = table(String(input.TableName));
+      const found = items.get(keyOf(input.Key as Item, key));
+      usage.dynamodbReadUnits += dynamodbReadUnits(
+        found ? dynamodbItemBytes(found) : 0,
+        input.ConsistentRead === true,
+      );
+      return found ? { Item: found } : {};
+    }
+    if (command === 'UpdateItem') {
+      // The keys table's form: `SET a = :v`, on an item that exists.
+      const { key, items } = table(String(input.TableName));
+      const id = keyOf(input.Key as Item, key);
+      const old = items.get(id);
+      const values = (input.ExpressionAttributeValues ?? {}) as Item;
+      const set = /^SET (\w+) = (:\w+)$/.exec(String(input.UpdateExpression));
+      if (!set?.[1] || !set[2]) throw new Error(`the cost model does not apply "${input.UpdateExpression}"`);
+      return write(
+        items,
+        id,
+        { ...(old ?? { [key]: { S: id } }), [set[1]]: values[set[2]] as DynamoValue },
+        input,
+      );
+    }
     if (command === 'Scan') {
       const { items } = table(String(input.TableName));
       const all = [...items.values()];
@@ -246,9 +267,13 @@ function memoryDynamo(
   };
 }
 
-/** The condition forms the adapters write: `attribute_not_exists(a)`, `a = :v`, joined by OR. */
+/** The condition forms the adapters write: `attribute_(not_)exists(a)`, `a = :v`, joined by OR or AND. */
 function holds(condition: string, item: Item | undefined, values: Item): boolean {
+  if (/\s+AND\s+/.test(condition))
+    return condition.split(/\s+AND\s+/).every((term) => holds(term, item, values));
   return condition.split(/\s+OR\s+/).some((term) => {
+    const exists = /^attribute_exists\((\w+)\)$/.exec(term.trim());
+    if (exists?.[1]) return item?.[exists[1]] !== undefined;
     const notExists = /^attribute_not_exists\((\w+)\)$/.exec(term.trim());
     if (notExists?.[1]) return item?.[notExists[1]] === undefined;
     const equals = /^(\w+)\s*=\s*(:\w+)$/.exec(term.trim());

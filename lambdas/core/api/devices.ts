@@ -1,19 +1,22 @@
 /**
  * `GET /v1/devices`: the device estate, filtered (`?type=`, `?tag=key=value`,
- * `?status=online|offline`, `?silentFor=1h`), for the CLI and dashboards. Same key as
- * the ingest routes; 400 with the reason for a filter it cannot read.
+ * `?status=online|offline`, `?silentFor=1h`), for the CLI and dashboards. Needs a key
+ * with the `read` scope; a key made for some devices sees only those. 400 with the
+ * reason for a filter it cannot read.
  */
 
+import { coversDevice, READ_SCOPE } from '../access/keys.ts';
 import { parseDuration } from '../duration.ts';
 import { type DeviceFilter, type DeviceRegistry, filterDevices } from '../estate/update.ts';
 import { DEVICE_TYPE_PATTERN } from '../ids.ts';
-import { authenticated, type HttpRequest, type HttpResponse, json } from './ingress.ts';
+import { type Gate, isResponse } from './gate.ts';
+import { type HttpRequest, type HttpResponse, json } from './http.ts';
 
 export const DEVICES_PATH = '/v1/devices';
 
 export async function handleDevicesRequest(
   request: HttpRequest,
-  deps: { readonly apiKey: string; readonly registry: DeviceRegistry; readonly now?: () => number },
+  deps: { readonly gate: Gate; readonly registry: DeviceRegistry; readonly now?: () => number },
 ): Promise<HttpResponse> {
   if (request.method !== 'GET')
     return json(
@@ -21,15 +24,12 @@ export async function handleDevicesRequest(
       { error: 'method_not_allowed', message: `Use GET on ${DEVICES_PATH}` },
       { allow: 'GET' },
     );
-  if (!authenticated(request.headers, deps.apiKey)) {
-    return json(401, {
-      error: 'unauthorized',
-      message: 'Send the API key as "Authorization: Bearer <key>" or "x-api-key: <key>"',
-    });
-  }
+  const caller = await deps.gate.admit(request, READ_SCOPE);
+  if (isResponse(caller)) return caller;
   const parsed = parseFilter(new URLSearchParams(request.query ?? ''));
   if ('error' in parsed) return json(400, { error: 'invalid_filter', message: parsed.error });
-  const devices = filterDevices(await deps.registry.list(), parsed, (deps.now ?? Date.now)());
+  const visible = (await deps.registry.list()).filter((d) => coversDevice(caller.devices, d.deviceId));
+  const devices = filterDevices(visible, parsed, (deps.now ?? Date.now)());
   return json(200, { count: devices.length, devices });
 }
 

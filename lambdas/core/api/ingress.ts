@@ -1,9 +1,11 @@
 /**
- * The HTTP way in, without AWS: route, authenticate, check the body with the route's
- * format, and enqueue an {@link Envelope}. Decoding happens later, in the ingest path; here a caller learns
- * at once, with a 4xx and a JSON reason, what it must fix. Never a 500 for bad input.
+ * The HTTP way in, without AWS: route, authenticate and authorize (the key's scope, its
+ * devices, and who else the registry knows each device from), check the body with the
+ * route's format, and enqueue an {@link Envelope}. Decoding happens later, in the ingest
+ * path; here a caller learns at once, with a 4xx and a JSON reason, what it must fix.
+ * Never a 500 for bad input.
  */
-import { createHash, timingSafeEqual } from 'node:crypto';
+import { coversDevice, namesDevice, routeScope } from '../access/keys.ts';
 import { NO_DECODERS } from '../decoders/decoder.ts';
 import { jsonDecoder } from '../decoders/json.ts';
 import {
@@ -13,31 +15,25 @@ import {
   InboundMessage,
   isRefusal,
   readParams,
+  type Uplink,
 } from '../formats/format.ts';
 import { HTTP_FORMATS } from '../formats/index.ts';
+import { isObject } from '../ids.ts';
 import { DEFAULT_VALIDATION } from '../readings/limits.ts';
+import { type Caller, type Gate, isResponse } from './gate.ts';
+import { type HttpRequest, type HttpResponse, json } from './http.ts';
 
-export interface HttpRequest {
-  readonly method: string;
-  readonly path: string;
-  /** The query string without `?` (API Gateway's `rawQueryString`). */
-  readonly query?: string;
-  /** Header names in lower case. */
-  readonly headers: Readonly<Record<string, string | undefined>>;
-  readonly body: Buffer;
-  readonly requestId: string;
-  readonly receivedAt: number;
-}
-
-export interface HttpResponse {
-  readonly statusCode: number;
-  readonly headers: Record<string, string>;
-  readonly body: string;
-}
+/** The way in the registry first knew each device from (devices it does not know are left out). */
+export type DeviceSources = (deviceIds: readonly string[]) => Promise<ReadonlyMap<string, string>>;
 
 export interface HttpIngressDeps {
-  /** The key callers must present. */
-  readonly apiKey: string;
+  /** Authenticates, throttles and checks the scope of every request. */
+  readonly gate: Gate;
+  /**
+   * Where each device was first seen: a write for a device known from another way in is
+   * refused (403) unless the key was created for that device.
+   */
+  readonly sources: DeviceSources;
   /** Puts the envelope on the ingest queue; resolves once it is durably queued. */
   readonly enqueue: (envelope: Envelope) => Promise<string>;
   /** Largest body accepted, in bytes. */
@@ -63,12 +59,8 @@ export async function handleIngress(request: HttpRequest, deps: HttpIngressDeps)
       { error: 'method_not_allowed', message: `Use POST on ${route.path}` },
       { allow: 'POST' },
     );
-  if (!authenticated(request.headers, deps.apiKey)) {
-    return json(401, {
-      error: 'unauthorized',
-      message: 'Send the API key as "Authorization: Bearer <key>" or "x-api-key: <key>"',
-    });
-  }
+  const caller = await deps.gate.admit(request, routeScope(route.path));
+  if (isResponse(caller)) return caller;
   const contentType = (request.headers['content-type'] ?? '').split(';')[0]?.trim().toLowerCase();
   if (contentType !== 'application/json') {
     return json(415, {
@@ -98,6 +90,13 @@ export async function handleIngress(request: HttpRequest, deps: HttpIngressDeps)
   };
   const uplink = format.read(inbound, context);
   if (isRefusal(uplink)) return json(400, { error: uplink.error ?? route.refusal, message: uplink.reason });
+  const refused = await mayWrite(
+    caller,
+    format.source,
+    devicesWritten(uplink, body.value, idFieldOf(params.mapping, context.config)),
+    deps,
+  );
+  if (refused) return refused;
   let messageId: string;
   try {
     messageId = await deps.enqueue({
@@ -133,22 +132,50 @@ const NO_CONFIG: FormatConfig = {
 const EDGE_JSON = jsonDecoder(DEFAULT_VALIDATION);
 
 /**
- * True when the request carries the key, compared in constant time (hashing both
- * sides first makes the lengths equal, so the comparison leaks neither content nor length).
+ * The device ids a message writes: the one the network names, else each reading's `$id`
+ * (or its mapping's id field). Ids that are not strings are the ingest path's to quarantine.
  */
-export function authenticated(headers: HttpRequest['headers'], apiKey: string): boolean {
-  const authorization = headers.authorization?.trim();
-  // Sigfox lets users set the Authorization header's whole value: accept a bare key too.
-  const presented = headers['x-api-key']?.trim() ?? authorization?.replace(/^Bearer\s+/i, '');
-  if (!presented || !apiKey) return false;
-  const digest = (text: string) => createHash('sha256').update(text, 'utf8').digest();
-  return timingSafeEqual(digest(presented), digest(apiKey));
+function devicesWritten(uplink: Uplink, body: unknown, idField: string): string[] {
+  if (uplink.deviceId !== undefined) return [uplink.deviceId];
+  const ids = new Set<string>();
+  for (const item of Array.isArray(body) ? body : [body]) {
+    const id = isObject(item) && Object.hasOwn(item, idField) ? item[idField] : undefined;
+    if (typeof id === 'string') ids.add(id);
+  }
+  return [...ids];
 }
 
-export function json(statusCode: number, body: unknown, headers: Record<string, string> = {}): HttpResponse {
-  return {
-    statusCode,
-    headers: { 'content-type': 'application/json', ...headers },
-    body: JSON.stringify(body),
-  };
+/** The field naming each reading's device: `$id`, or the mapping's (the format refused unknown mappings). */
+function idFieldOf(mapping: string | undefined, config: FormatConfig): string {
+  if (mapping === undefined || !Object.hasOwn(config.httpMappings, mapping)) return '$id';
+  return config.httpMappings[mapping]?.id ?? '$id';
 }
+
+/** A 403 when the key may not write one of the devices, or the device belongs to another way in. */
+async function mayWrite(
+  caller: Caller,
+  source: string,
+  deviceIds: readonly string[],
+  deps: HttpIngressDeps,
+): Promise<HttpResponse | undefined> {
+  for (const id of deviceIds) {
+    if (!coversDevice(caller.devices, id))
+      return json(403, {
+        error: 'forbidden_device',
+        message: `Key "${caller.name}" may not write device "${id}": it was created for ${caller.devices?.join(', ')}`,
+      });
+  }
+  if (deviceIds.length === 0) return undefined;
+  const known = await deps.sources(deviceIds);
+  for (const id of deviceIds) {
+    const first = known.get(id);
+    if (first !== undefined && first !== source && !namesDevice(caller.devices, id))
+      return json(403, {
+        error: 'foreign_device',
+        message: `Device "${id}" is known from ${first}, not ${source}: only a key created for it (keys create --devices ${id}) may write it here`,
+      });
+  }
+  return undefined;
+}
+
+export { type HttpRequest, type HttpResponse, json };

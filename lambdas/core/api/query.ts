@@ -6,9 +6,11 @@
  * token to come back with; a long result comes in pages, with a token for the next.
  */
 
+import { coversDevice, READ_SCOPE } from '../access/keys.ts';
 import { DEVICE_ID_PATTERN } from '../ids.ts';
 import { lakeTimestamp } from '../lake/tables.ts';
-import { authenticated, type HttpRequest, type HttpResponse, json } from './ingress.ts';
+import { type Gate, isResponse } from './gate.ts';
+import { type HttpRequest, type HttpResponse, json, pathSegment } from './http.ts';
 
 /** A parameter of a planned query: its SQL type and value. */
 export interface QueryParam {
@@ -133,7 +135,8 @@ export interface RecentReadings {
 }
 
 export interface QueryApiDeps {
-  readonly apiKey: string;
+  /** Authenticates and throttles; the routes need the `read` scope. */
+  readonly gate: Gate;
   readonly engine: PagedQueries;
   /** When Timestream is on: recent ranges of readings are answered from it. */
   readonly recent?: RecentReadings;
@@ -147,27 +150,32 @@ export async function handleQueryRequest(request: HttpRequest, deps: QueryApiDep
   if (!match) return json(404, { error: 'not_found', message: `No route ${request.path}` });
   if (request.method !== 'GET')
     return json(405, { error: 'method_not_allowed', message: 'Use GET' }, { allow: 'GET' });
-  if (!authenticated(request.headers, deps.apiKey)) {
-    return json(401, {
-      error: 'unauthorized',
-      message: 'Send the API key as "Authorization: Bearer <key>" or "x-api-key: <key>"',
-    });
-  }
-  const deviceId = decodeURIComponent(match[1] ?? '');
-  if (!DEVICE_ID_PATTERN.test(deviceId)) {
+  const caller = await deps.gate.admit(request, READ_SCOPE);
+  if (isResponse(caller)) return caller;
+  const deviceId = pathSegment(match[1] ?? '');
+  if (deviceId === undefined || !DEVICE_ID_PATTERN.test(deviceId)) {
     return json(400, {
       error: 'invalid_device_id',
-      message: `The device id must match ${DEVICE_ID_PATTERN}`,
+      message: `The device id must match ${DEVICE_ID_PATTERN}${deviceId === undefined ? ' (its %-escapes are malformed)' : ''}`,
     });
   }
+  if (!coversDevice(caller.devices, deviceId))
+    return json(403, {
+      error: 'forbidden_device',
+      message: `Key "${caller.name}" may not read device "${deviceId}": it was created for ${caller.devices?.join(', ')}`,
+    });
   const params = new URLSearchParams(request.query ?? '');
   const now = (deps.now ?? Date.now)();
   const from = parseTime(params.get('from'), 'from');
   const to = parseTime(params.get('to'), 'to');
   if (typeof from === 'object') return json(400, { error: 'invalid_parameter', message: from.error });
   if (typeof to === 'object') return json(400, { error: 'invalid_parameter', message: to.error });
-  const end = to ?? now;
-  const start = from ?? end - (match[2] === 'daily' ? 7 * DAY_MS : DAY_MS);
+  // A `next` carries the range its first page resolved (`to` defaults to now, which moves on).
+  const resumed = readApiToken(params.get('next') ?? undefined);
+  if (resumed instanceof InvalidTokenError)
+    return json(400, { error: 'invalid_token', message: resumed.message });
+  const end = to ?? resumed?.to ?? now;
+  const start = from ?? resumed?.from ?? end - (match[2] === 'daily' ? 7 * DAY_MS : DAY_MS);
   if (start >= end) return json(400, { error: 'invalid_parameter', message: 'from must be before to' });
   if (end - start > MAX_RANGE_DAYS * DAY_MS) {
     return json(400, {
@@ -187,13 +195,13 @@ export async function handleQueryRequest(request: HttpRequest, deps: QueryApiDep
       message: 'metric must be 1-256 characters without control characters',
     });
   }
-  const token = params.get('next') ?? undefined;
+  const token = resumed?.inner;
   const recent = deps.recent;
+  const range = { from: start, to: end };
   if (
     match[2] === 'readings' &&
     recent &&
-    start >= now - recent.windowMs &&
-    (token === undefined || token.startsWith('ts.'))
+    (token === undefined ? start >= now - recent.windowMs : token.startsWith('ts.'))
   ) {
     try {
       const page = await recent.page({ deviceId, from: start, to: end, metric }, token, { pageSize });
@@ -202,7 +210,7 @@ export async function handleQueryRequest(request: HttpRequest, deps: QueryApiDep
         from: new Date(start).toISOString(),
         to: new Date(end).toISOString(),
         source: 'timeseries',
-        ...page,
+        ...withApiToken(page, range),
       });
     } catch (error) {
       if (error instanceof InvalidTokenError)
@@ -230,9 +238,27 @@ export async function handleQueryRequest(request: HttpRequest, deps: QueryApiDep
     from: new Date(start).toISOString(),
     to: new Date(end).toISOString(),
     source: 'lake',
-    ...page,
+    ...withApiToken(page, range),
   };
   return json(page.running ? 202 : 200, body);
+}
+
+/**
+ * The API's `next`: `<from>~<to>~<engine token>`, the range in epoch ms, so that a caller
+ * who follows `next` without repeating `from` and `to` pages through the same query. The
+ * engine's token is bound to its query (page-token.ts, Athena's execution check).
+ */
+function withApiToken(page: QueryPage, range: { from: number; to: number }): QueryPage {
+  return page.next === undefined ? page : { ...page, next: `${range.from}~${range.to}~${page.next}` };
+}
+
+function readApiToken(
+  text: string | undefined,
+): { from: number; to: number; inner: string } | InvalidTokenError | undefined {
+  if (text === undefined) return undefined;
+  const match = /^(\d{1,15})~(\d{1,15})~([A-Za-z0-9_.=-]{1,8192})$/.exec(text);
+  if (!match) return new InvalidTokenError('next is not a token this API gave');
+  return { from: Number(match[1]), to: Number(match[2]), inner: match[3] as string };
 }
 
 /** A continuation token that does not belong to this query. */

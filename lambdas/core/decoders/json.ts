@@ -56,9 +56,14 @@ export function jsonDecoder(
 
 function mapped(item: unknown, mapping: FieldMapping): unknown {
   if (typeof item !== 'object' || item === null || Array.isArray(item)) return item;
-  const { [mapping.id]: id, ...rest } = item as Record<string, unknown>;
-  const out: Record<string, unknown> = { ...rest, $id: id };
-  if (mapping.time !== undefined && mapping.time in rest) {
+  // Own fields only: a mapped field named `constructor` or `__proto__` is absent unless sent.
+  const record = item as Record<string, unknown>;
+  const { [mapping.id]: _, ...rest } = record;
+  const out: Record<string, unknown> = {
+    ...rest,
+    $id: Object.hasOwn(record, mapping.id) ? record[mapping.id] : undefined,
+  };
+  if (mapping.time !== undefined && Object.hasOwn(rest, mapping.time)) {
     out.$ts = rest[mapping.time];
     delete out[mapping.time];
   }

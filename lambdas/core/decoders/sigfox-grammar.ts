@@ -20,6 +20,7 @@
  *
  * Pure: no AWS import. A grammar is parsed once (at synth, at start, at cold start).
  */
+import { setOwn } from '../ids.ts';
 import { MAX_STRING_BYTES } from '../readings/limits.ts';
 
 export interface SigfoxField {
@@ -210,11 +211,11 @@ export function decodeSigfox(grammar: SigfoxGrammar, frame: Uint8Array): SigfoxD
   for (const field of grammar.fields) {
     switch (field.type) {
       case 'bool':
-        values[field.name] = (((frame[field.byte] ?? 0) >> field.bit) & 1) === 1;
+        setOwn(values, field.name, (((frame[field.byte] ?? 0) >> field.bit) & 1) === 1);
         break;
       case 'char': {
         const text = Buffer.from(frame.subarray(field.byte, field.byte + field.length)).toString('utf8');
-        values[field.name] = trimNulPadding(text).slice(0, MAX_STRING_BYTES);
+        setOwn(values, field.name, trimNulPadding(text).slice(0, MAX_STRING_BYTES));
         break;
       }
       case 'float': {
@@ -223,7 +224,7 @@ export function decodeSigfox(grammar: SigfoxGrammar, frame: Uint8Array): SigfoxD
           field.length === 32
             ? view.getFloat32(0, field.littleEndian)
             : view.getFloat64(0, field.littleEndian);
-        values[field.name] = applyScale(value, field);
+        setOwn(values, field.name, applyScale(value, field));
         break;
       }
       default: {
@@ -231,16 +232,16 @@ export function decodeSigfox(grammar: SigfoxGrammar, frame: Uint8Array): SigfoxD
           // Up to 32 bits: plain numbers, no BigInt.
           let raw = readSmall(frame, field);
           if (field.type === 'int' && raw >= 2 ** (field.length - 1)) raw -= 2 ** field.length;
-          values[field.name] = applyScale(raw, field);
+          setOwn(values, field.name, applyScale(raw, field));
           break;
         }
         let raw = readBits(frame, field);
         if (field.type === 'int' && raw >> BigInt(field.length - 1) === 1n) raw -= 1n << BigInt(field.length);
         if (raw > BigInt(Number.MAX_SAFE_INTEGER) || raw < BigInt(Number.MIN_SAFE_INTEGER)) {
-          values[field.name] = raw.toString();
+          setOwn(values, field.name, raw.toString());
           warnings.push(`${field.name}: ${raw} does not fit a JSON number exactly; kept as a decimal string`);
         } else {
-          values[field.name] = applyScale(Number(raw), field);
+          setOwn(values, field.name, applyScale(Number(raw), field));
         }
       }
     }

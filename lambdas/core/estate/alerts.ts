@@ -4,7 +4,10 @@
  * sequence-number gaps. An alert is raised once when its condition starts and cleared
  * once when it ends; the state that makes this so lives in the device's record.
  */
+
+import type { Source } from '../formats/index.ts';
 import { formatOf } from '../formats/index.ts';
+import { own, setOwn } from '../ids.ts';
 import type { Reading } from '../reading.ts';
 
 export type Comparison = '>' | '>=' | '<' | '<=' | '==' | '!=';
@@ -45,6 +48,8 @@ export interface AlertState {
 export interface DeviceRecord {
   readonly deviceId: string;
   readonly deviceType: string;
+  /** The way in the device was first seen on (`mqtt`, `sigfox`...): others may not write as it. */
+  readonly source?: Source;
   readonly attributes: Readonly<Record<string, string>>;
   readonly firstSeen: number;
   readonly lastSeen: number;
@@ -130,7 +135,7 @@ function inScope(rule: AlertRule, record: Pick<DeviceRecord, 'deviceType' | 'att
   const scope = rule.scope;
   if (!scope) return true;
   if (scope.deviceType !== undefined && scope.deviceType !== record.deviceType) return false;
-  if (scope.attribute && record.attributes[scope.attribute.key] !== scope.attribute.value) return false;
+  if (scope.attribute && own(record.attributes, scope.attribute.key) !== scope.attribute.value) return false;
   return true;
 }
 
@@ -169,6 +174,7 @@ export function applyReadings(
   let record: DeviceRecord = previous ?? {
     deviceId: first.deviceId,
     deviceType: first.deviceType,
+    source: first.source,
     attributes: {},
     firstSeen: first.time,
     lastSeen: first.time,
@@ -205,10 +211,11 @@ export function applyReadings(
     if (seq !== undefined) values[LOST_MESSAGES] = lost;
     for (const rule of rules) {
       if (!inScope(rule, { deviceType: reading.deviceType, attributes: record.attributes })) continue;
-      const value = values[rule.metric];
+      // Metric and rule names are plain names: `constructor` is found only when the reading has it.
+      const value = own(values, rule.metric);
       if (typeof value !== 'number') continue;
-      const next = evaluateRule(rule, alerts[rule.name], value, reading.time);
-      if (next.state) alerts[rule.name] = next.state;
+      const next = evaluateRule(rule, own(alerts, rule.name), value, reading.time);
+      if (next.state) setOwn(alerts, rule.name, next.state);
       else delete alerts[rule.name];
       if (next.event) {
         events.push({
@@ -225,7 +232,8 @@ export function applyReadings(
         });
       }
     }
-    Object.assign(lastValues, reading.metrics);
+    // Not Object.assign: it would take a metric named `__proto__` as the record's prototype.
+    for (const [name, value] of Object.entries(reading.metrics)) setOwn(lastValues, name, value);
     lastSeen = Math.max(lastSeen, reading.time);
   }
   firstSeen = Math.min(firstSeen, first.time);
@@ -233,6 +241,8 @@ export function applyReadings(
   record = {
     ...record,
     deviceType: last.deviceType,
+    // Records older than sources take the way in of the first reading that finds them.
+    source: record.source ?? first.source,
     firstSeen,
     lastSeen,
     lastValues,

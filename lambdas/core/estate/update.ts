@@ -7,6 +7,7 @@
  */
 
 import type { RuntimeConfig } from '../config.ts';
+import { own } from '../ids.ts';
 import type { Reading } from '../reading.ts';
 import {
   type AlertEvent,
@@ -93,7 +94,7 @@ export async function updateEstate(
 
 /** The offline timeout of a device: its type's, else the default; none means never offline. */
 export function offlineTimeout(config: EstateDeps['config'], deviceType: string): number | undefined {
-  return config.deviceTypes[deviceType]?.offlineAfterMs ?? config.offline.afterMs;
+  return own(config.deviceTypes, deviceType)?.offlineAfterMs ?? config.offline.afterMs;
 }
 
 /**
@@ -147,7 +148,7 @@ export function filterDevices(
 ): DeviceSummary[] {
   return records
     .filter((r) => filter.type === undefined || r.deviceType === filter.type)
-    .filter((r) => !filter.tag || r.attributes[filter.tag.key] === filter.tag.value)
+    .filter((r) => !filter.tag || own(r.attributes, filter.tag.key) === filter.tag.value)
     .filter((r) => filter.status === undefined || (filter.status === 'online') === isOnline(r))
     .filter((r) => filter.silentForMs === undefined || now - r.lastSeen >= filter.silentForMs)
     .sort((a, b) => a.deviceId.localeCompare(b.deviceId))

@@ -6,7 +6,7 @@
  */
 import { ConfigError } from '../config-error.ts';
 import { jsonDecoder } from '../decoders/json.ts';
-import { DEVICE_TYPE_PATTERN, isObject, truncate } from '../ids.ts';
+import { DEVICE_TYPE_PATTERN, isObject, own, setOwn, truncate } from '../ids.ts';
 import { type Format, refuse, type Uplink } from './format.ts';
 
 export interface HttpMapping {
@@ -40,7 +40,11 @@ export function validateHttpMappings(value: unknown): Record<string, HttpMapping
       throw new ConfigError(`${key}.time`, time, 'the name of the field holding the time');
     if (type !== undefined && (typeof type !== 'string' || !DEVICE_TYPE_PATTERN.test(type)))
       throw new ConfigError(`${key}.type`, type, `a device type matching ${DEVICE_TYPE_PATTERN}`);
-    mappings[name] = { id, ...(time === undefined ? {} : { time }), ...(type === undefined ? {} : { type }) };
+    setOwn(mappings, name, {
+      id,
+      ...(time === undefined ? {} : { time }),
+      ...(type === undefined ? {} : { type }),
+    });
   }
   return mappings;
 }
@@ -52,7 +56,7 @@ export const httpJson: Format<Uplink, 'http'> = {
   resends: false,
   read(message, { config, json }) {
     const name = message.params.mapping;
-    const mapping = name === undefined ? undefined : config.httpMappings[name];
+    const mapping = name === undefined ? undefined : own(config.httpMappings, name);
     if (name !== undefined && !mapping) {
       const known = Object.keys(config.httpMappings);
       return refuse(

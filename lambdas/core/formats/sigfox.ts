@@ -13,7 +13,7 @@
  */
 import { ConfigError } from '../config-error.ts';
 import { parseHex } from '../decoders/hex.ts';
-import { DEVICE_ID_PATTERN, isObject, kind } from '../ids.ts';
+import { DEVICE_ID_PATTERN, isObject, kind, own, setOwn } from '../ids.ts';
 import { type Format, isRefusal, type Payload, readBody, type Uplink } from './format.ts';
 import { flag, number, show } from './values.ts';
 
@@ -84,10 +84,10 @@ export function parseSigfoxCallback(value: unknown): SigfoxCallback | { error: s
     const name = key.slice('customData#'.length);
     if (name === '') continue;
     const n = number(raw);
-    if (n !== undefined) customData[name] = n;
+    if (n !== undefined) setOwn(customData, name, n);
     else if (raw === true || raw === false || raw === 'true' || raw === 'false')
-      customData[name] = raw === true || raw === 'true';
-    else if (typeof raw === 'string') customData[name] = raw;
+      setOwn(customData, name, raw === true || raw === 'true');
+    else if (typeof raw === 'string') setOwn(customData, name, raw);
   }
   const deviceTypeId = typeof value.deviceTypeId === 'string' ? value.deviceTypeId : undefined;
   return {
@@ -115,7 +115,7 @@ export function validateSigfoxDownlinks(value: unknown): Record<string, string> 
     if (typeof data !== 'string' || !DOWNLINK_PATTERN.test(data)) {
       throw new ConfigError(`sigfoxDownlinks.${device}`, data, '8 bytes as 16 hex digits');
     }
-    downlinks[device] = data.toLowerCase();
+    setOwn(downlinks, device, data.toLowerCase());
   }
   return downlinks;
 }
@@ -171,8 +171,10 @@ export const sigfox: Format<SigfoxUplink, 'sigfox'> = {
   },
   answer(uplink, { config }) {
     // Sigfox reads a downlink from a 200 with the device id as key; 204 means none.
+    // Configured entries only: a device called `__proto__` or `constructor` has none unless set.
     const downlink = uplink.ack
-      ? (config.sigfoxDownlinks[uplink.deviceId] ?? config.deviceTypes[uplink.deviceType]?.sigfoxDownlink)
+      ? (own(config.sigfoxDownlinks, uplink.deviceId) ??
+        own(config.deviceTypes, uplink.deviceType)?.sigfoxDownlink)
       : undefined;
     return downlink
       ? { statusCode: 200, body: { [uplink.deviceId]: { downlinkData: downlink } } }

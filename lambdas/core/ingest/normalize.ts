@@ -10,7 +10,7 @@
  */
 
 import type { Source } from '../formats/index.ts';
-import { DEVICE_ID_PATTERN, isObject, truncate } from '../ids.ts';
+import { DEVICE_ID_PATTERN, isObject, setOwn, truncate } from '../ids.ts';
 import { type MetricValue, RESERVED_METRIC_NAMES, type Reading } from '../reading.ts';
 import { MAX_STRING_BYTES, type ValidationLimits } from '../readings/limits.ts';
 import { RejectError, type Rejection, type RejectionCode } from '../readings/rejection.ts';
@@ -38,8 +38,6 @@ export interface NormalizeResult {
 }
 
 const MAX_METRIC_NAME_BYTES = 256;
-/** Keys that would reach an object's prototype if anything downstream assigned them naively. */
-const FORBIDDEN_KEYS = new Set(['__proto__', 'constructor', 'prototype']);
 
 /**
  * Readings from decoded data (one object of metrics or an array of them). `bytes` is
@@ -100,12 +98,13 @@ function toReading(item: unknown, index: number, many: boolean, context: Normali
         ? undefined
         : withinWindow(context.time, context, "the network's time");
   const seq = item.$seq !== undefined ? readSequence(item.$seq) : many ? undefined : context.seq;
-  // Plain object: __proto__, constructor and prototype are refused before any assignment.
+  // Metric names are plain names: `__proto__`, `constructor` and `toString` are own
+  // properties like any other (setOwn), never the object's prototype or its methods.
   const metrics: Record<string, MetricValue> = {};
   let seeded = 0;
   if (context.metrics) {
     for (const name in context.metrics) {
-      metrics[name] = context.metrics[name] as MetricValue;
+      setOwn(metrics, name, context.metrics[name] as MetricValue);
       seeded++;
     }
   }
@@ -152,7 +151,6 @@ function flatten(
   let total = count;
   for (const key in object) {
     if (depth === 1 && key.charCodeAt(0) === 36 /* $ */) continue; // $id, $ts, $seq and future envelope keys
-    if (FORBIDDEN_KEYS.has(key)) throw new RejectError('forbidden_key', `key "${key}" is not allowed`);
     const value = object[key];
     const name = prefix ? `${prefix}.${key}` : key;
     if (value === null) continue;
@@ -162,8 +160,8 @@ function flatten(
     }
     checkMetricName(name);
     // A message metric the reading sets again is counted once.
-    const known = seeded && name in metrics;
-    metrics[name] = readValue(name, value);
+    const known = seeded && Object.hasOwn(metrics, name);
+    setOwn(metrics, name, readValue(name, value));
     if (!known && ++total > limits.maxMetrics) {
       throw new RejectError('too_many_metrics', `more than ${limits.maxMetrics} metrics in one reading`);
     }

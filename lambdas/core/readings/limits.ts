@@ -42,7 +42,7 @@ export function validateLimits(limits: unknown): ValidationLimits {
   if (!isObject(limits)) throw new ConfigError('validation', limits, 'an object');
   const validation = { ...DEFAULT_VALIDATION };
   for (const [key, value] of Object.entries(limits)) {
-    const range = BOUNDS[key as keyof ValidationLimits];
+    const range = Object.hasOwn(BOUNDS, key) ? BOUNDS[key as keyof ValidationLimits] : undefined;
     if (!range) throw new ConfigError(`validation.${key}`, value, `one of ${Object.keys(BOUNDS).join(', ')}`);
     if (typeof value !== 'number' || !Number.isInteger(value) || value < range[0] || value > range[1]) {
       throw new ConfigError(`validation.${key}`, value, `an integer from ${range[0]} to ${range[1]}`);

@@ -19,6 +19,7 @@ export type RejectionCode =
   | 'invalid_metric'
   | 'too_many_metrics'
   | 'too_deep'
+  /** No longer raised (prototype names are plain metric names); kept for older quarantine records. */
   | 'forbidden_key'
   | 'no_metrics'
   | 'decode_failed'

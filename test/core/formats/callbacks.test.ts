@@ -1,17 +1,15 @@
 import { readFileSync } from 'node:fs';
 import fc from 'fast-check';
 import { describe, expect, it } from 'vitest';
-import { type HttpIngressDeps, handleIngress } from '../../../lambdas/core/api/ingress.ts';
 import { validateRuntimeConfig } from '../../../lambdas/core/config.ts';
 import type { Envelope } from '../../../lambdas/core/formats/format.ts';
 import { decodeMessage } from '../../../lambdas/core/ingest/decode.ts';
 import type { ReadingClaims } from '../../../lambdas/core/ingest/ports.ts';
 import { writeBatch } from '../../../lambdas/core/ingest/write.ts';
 import { memoryClaims } from '../../../tools/redecode/redecode.ts';
-import { ingestOf, MemoryStore, NOW } from '../../support/fakes.ts';
+import { ingestOf, MemoryStore, NOW, postToEdge } from '../../support/fakes.ts';
 
 const fixture = (name: string) => readFileSync(new URL(`../../fixtures/${name}`, import.meta.url), 'utf8');
-const KEY = 'secret-key';
 const config = validateRuntimeConfig({
   deviceTypes: {
     tracker: {
@@ -24,33 +22,9 @@ const config = validateRuntimeConfig({
   sigfoxDownlinks: { '1A2B3C': '0102030405060708' },
 });
 
-/** POSTs through the same core as both HTTP servers; returns the response and what was queued. */
-async function post(path: string, body: string, headers: Record<string, string> = {}) {
-  const queued: Envelope[] = [];
-  const deps: HttpIngressDeps = {
-    apiKey: KEY,
-    maxBodyBytes: 64 * 1024,
-    config,
-    enqueue: async (envelope) => {
-      queued.push(envelope);
-      return `m${queued.length}`;
-    },
-  };
-  const [pathname, query] = path.split('?');
-  const response = await handleIngress(
-    {
-      method: 'POST',
-      path: pathname ?? path,
-      query,
-      headers: { authorization: KEY, 'content-type': 'application/json', ...headers },
-      body: Buffer.from(body),
-      requestId: 'r1',
-      receivedAt: NOW,
-    },
-    deps,
-  );
-  return { response, queued };
-}
+/** POSTs through the HTTP edge's core, as both HTTP servers do. */
+const post = (path: string, body: string, headers: Record<string, string> = {}) =>
+  postToEdge(config, path, body, headers);
 
 const decoded = (envelope: Envelope | undefined, messageId = 'm1') =>
   decodeMessage(
