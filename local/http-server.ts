@@ -30,10 +30,15 @@ export async function startHttpServer(options: {
 }): Promise<LocalHttpServer> {
   const server = createServer((request, response) => {
     void serve(request, response, options).catch((error: Error) => {
-      // Only the queue can fail here; the client may retry, as with a 5xx from API Gateway.
+      // A store behind the request failed (the keys file, the registry, the query engine; the
+      // queue's own refusal is ingress's 503): the client may retry, as with a 5xx from API Gateway.
       send(
         response,
-        json(503, { error: 'unavailable', message: `Could not queue the message: ${error.message}` }),
+        json(
+          503,
+          { error: 'unavailable', message: `The request could not be answered: ${error.message}` },
+          { 'retry-after': '5' },
+        ),
       );
     });
   });

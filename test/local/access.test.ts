@@ -4,7 +4,7 @@
  * HTTP key may not write as; per-key and keyless throttles; the local keys kept across
  * starts; the page token bound to its query; malformed input answered 400.
  */
-import { mkdtemp, stat } from 'node:fs/promises';
+import { mkdtemp, readFile, stat, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import mqtt from 'mqtt';
@@ -254,6 +254,30 @@ describe('local runtime: keys, scopes, devices, throttles', () => {
 });
 
 describe('local runtime: its own keys', () => {
+  it('answers 503 with Retry-After and the reason when the keys file is damaged while it runs, and serves again once it is mended', async () => {
+    const dataDir = await mkdtemp(join(tmpdir(), 'iot-keys-damaged-'));
+    const rt = await startLocalRuntime({ dataDir, mqttPort: 0, httpPort: 0 });
+    const devices = () =>
+      fetch(`http://127.0.0.1:${rt.httpPort}/v1/devices`, {
+        headers: { authorization: `Bearer ${rt.keys.read}` },
+      });
+    try {
+      const { keysFile } = dataPaths(dataDir);
+      const whole = await readFile(keysFile, 'utf8');
+      await writeFile(keysFile, '{"keys": [');
+      const refused = await devices();
+      expect([refused.status, refused.headers.get('retry-after')]).toEqual([503, '5']);
+      expect(await refused.json()).toEqual({
+        error: 'unavailable',
+        message: expect.stringContaining('keys.json is not JSON'),
+      });
+      await writeFile(keysFile, whole);
+      expect((await devices()).status).toBe(200);
+    } finally {
+      await rt.close();
+    }
+  }, 60_000);
+
   it('makes an ingest and a read key on the first start (mode 0600), reuses them after, and replaces a revoked one', async () => {
     const dataDir = await mkdtemp(join(tmpdir(), 'iot-keys-'));
     const paths = dataPaths(dataDir);
@@ -264,7 +288,6 @@ describe('local runtime: its own keys', () => {
     expect((await stat(paths.keysFile)).mode & 0o777).toBe(0o600);
     expect(readLocalKeys(paths.localKeysFile)).toEqual({ ingest: first.keys.ingest, read: first.keys.read });
     // Only hashes are stored.
-    const { readFile } = await import('node:fs/promises');
     expect(await readFile(paths.keysFile, 'utf8')).not.toContain(first.keys.ingest);
 
     const second = await startLocalRuntime({ dataDir, mqttPort: 0, httpPort: 0 });

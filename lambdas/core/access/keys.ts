@@ -127,7 +127,7 @@ export function hashKey(key: string): string {
 /** True when `presented` is the key of `record`, compared in constant time. */
 export function keyMatches(record: Pick<KeyRecord, 'hash'>, presented: string): boolean {
   const stored = Buffer.from(record.hash, 'hex');
-  const given = createHash('sha256').update(presented, 'utf8').digest();
+  const given = Buffer.from(hashKey(presented), 'hex');
   return stored.length === given.length && timingSafeEqual(stored, given);
 }
 
