@@ -26,8 +26,16 @@ export interface DataPaths {
   readonly databaseFile: string;
   /** Messages the local queue gave up on, one JSON line each (the dead-letter queue). */
   readonly deadLetterFile: string;
+  /** The local queue's journal: every acknowledged message until it is settled (`00000001.log`, …). */
+  readonly journalDir: string;
   /** Device passwords for `start --mqtt-auth` (`devices add`; hashes only, mode 0600). */
   readonly deviceCredentialsFile: string;
+  /**
+   * The running runtime's tables as Parquet (`timeseries.parquet`, …, `snapshot.json`),
+   * refreshed every few seconds and on stop: what `query` and `devices` read while the
+   * runtime holds the DuckDB file.
+   */
+  readonly snapshotDir: string;
 }
 
 /** Where each thing lives under `dataDir` (joined, not resolved: relative in, relative out). */
@@ -40,7 +48,9 @@ export function dataPaths(dataDir: string): DataPaths {
     lakeDir: join(dataDir, 'lake'),
     databaseFile: join(dataDir, 'pipeline.duckdb'),
     deadLetterFile: join(dataDir, 'dead-letter.ndjson'),
+    journalDir: join(dataDir, 'journal'),
     deviceCredentialsFile: join(dataDir, 'device-credentials.json'),
+    snapshotDir: join(dataDir, 'snapshot'),
   };
 }
 

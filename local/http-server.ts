@@ -3,20 +3,67 @@
  * Gateway HTTP API, answered by the same core (`handleIngress`) the http Lambda calls,
  * behind the same gate (keys, scopes, per-key and keyless throttles). Like API Gateway,
  * it stops reading a body that is too large and answers 413.
+ *
+ * Sockets that do nothing cannot keep real clients out ({@link HttpLimits}): headers
+ * must be complete within 5 s and the whole request within 10 s (else 408 and the
+ * socket is closed), idle keep-alive sockets close after 1 s, and at 1,000 open
+ * connections a new one closes the oldest that has no request being answered.
  */
 import { randomUUID } from 'node:crypto';
 import { createServer, type IncomingMessage, type ServerResponse } from 'node:http';
+import type { Socket } from 'node:net';
 import { DEVICES_PATH, handleDevicesRequest } from '../lambdas/core/api/devices.ts';
 import { type HttpRequest, json } from '../lambdas/core/api/http.ts';
 import { type HttpIngressDeps, handleIngress } from '../lambdas/core/api/ingress.ts';
 import { handleQueryRequest, isQueryPath, type PagedQueries } from '../lambdas/core/api/query.ts';
 import type { DeviceRegistry } from '../lambdas/core/estate/update.ts';
+import { HEALTH_PATH, type Health, handleHealthRequest } from './health.ts';
+import { connectionCap, floodLog } from './limits.ts';
 import { listen } from './listen.ts';
 
 export interface LocalHttpServer {
   readonly port: number;
   close(): Promise<void>;
 }
+
+/** How long a client may take and how many may be connected: enough for any local client, short for a stuck one. */
+export interface HttpLimits {
+  /**
+   * Open connections at most. At the cap a new connection closes the oldest one with no
+   * request being answered (idle keep-alive, headers or body unfinished); when every one
+   * is being answered, the new one is closed.
+   *
+   * @default 1000
+   */
+  readonly maxConnections: number;
+  /**
+   * Time from the connection (or the end of the last response) to complete headers; then
+   * 408 and close. Node's default is 60 s.
+   *
+   * @default 5000
+   */
+  readonly headersTimeoutMs: number;
+  /**
+   * Time to receive the whole request, body included (a body at most
+   * `validation.maxPayloadBytes` long); then 408 and close. Node's default is 300 s.
+   *
+   * @default 10000
+   */
+  readonly requestTimeoutMs: number;
+  /**
+   * Time an idle keep-alive connection stays open after a response.
+   *
+   * @default 1000
+   */
+  readonly keepAliveTimeoutMs: number;
+}
+
+export const HTTP_LIMITS: HttpLimits = {
+  maxConnections: 1000,
+  headersTimeoutMs: 5000,
+  requestTimeoutMs: 10_000,
+  keepAliveTimeoutMs: 1000,
+};
 
 export async function startHttpServer(options: {
   readonly host: string;
@@ -26,24 +73,57 @@ export async function startHttpServer(options: {
   readonly registry?: DeviceRegistry;
   /** Answers GET /v1/devices/{id}/readings|daily. */
   readonly queries?: PagedQueries;
+  /** Answers GET /healthz (read scope). */
+  readonly health?: () => Promise<Health>;
+  /** {@link HTTP_LIMITS} where absent. */
+  readonly limits?: Partial<HttpLimits>;
+  /** Said when the connection cap closes or refuses connections; silent when absent. */
+  readonly log?: (line: string) => void;
   readonly onRequest?: (line: { method: string; path: string; status: number; bytes: number }) => void;
 }): Promise<LocalHttpServer> {
-  const server = createServer((request, response) => {
-    void serve(request, response, options).catch((error: Error) => {
-      // A store behind the request failed (the keys file, the registry, the query engine; the
-      // queue's own refusal is ingress's 503): the client may retry, as with a 5xx from API Gateway.
-      send(
-        response,
-        json(
-          503,
-          { error: 'unavailable', message: `The request could not be answered: ${error.message}` },
-          { 'retry-after': '5' },
-        ),
-      );
-    });
+  const limits: HttpLimits = { ...HTTP_LIMITS, ...options.limits };
+  // Sockets with a whole request being answered: never closed to make room.
+  const answering = new Set<Socket>();
+  const server = createServer(
+    {
+      headersTimeout: limits.headersTimeoutMs,
+      requestTimeout: limits.requestTimeoutMs,
+      // Node looks for expired headers and requests every 30 s by default: a 5 s timeout would take up to 35.
+      connectionsCheckingInterval: Math.min(1000, limits.headersTimeoutMs),
+    },
+    (request, response) => {
+      void serve(request, response, options, answering).catch((error: Error) => {
+        // A store behind the request failed (the keys file, the registry, the query engine; the
+        // queue's own refusal is ingress's 503): the client may retry, as with a 5xx from API Gateway.
+        send(
+          response,
+          json(
+            503,
+            { error: 'unavailable', message: `The request could not be answered: ${error.message}` },
+            { 'retry-after': '5' },
+          ),
+        );
+      });
+    },
+  );
+  server.keepAliveTimeout = limits.keepAliveTimeoutMs;
+  // One flood log each: a burst of evictions must not hide that requests were refused.
+  const capLog = {
+    evicted: floodLog(options.log ?? (() => {})),
+    refused: floodLog(options.log ?? (() => {})),
+  };
+  const cap = connectionCap({
+    max: limits.maxConnections,
+    inUse: (socket) => answering.has(socket),
+    onFull: (what, open) =>
+      capLog[what](
+        what === 'evicted'
+          ? `HTTP: ${open + 1} connections, the cap (${limits.maxConnections}): closed the oldest one with no request being answered, to take a new one`
+          : `HTTP: refused a connection: ${open} requests are being answered, the cap (${limits.maxConnections})`,
+      ),
   });
-  // Keep-alive connections would hold close() open.
-  server.keepAliveTimeout = 1000;
+  // After Node's own connection listener: a socket closed here is one Node has set up.
+  server.on('connection', (socket: Socket) => cap.admit(socket));
   await listen(server, options.port, options.host, 'HTTP', '--http-port');
   const address = server.address();
   return {
@@ -60,11 +140,20 @@ async function serve(
   request: IncomingMessage,
   response: ServerResponse,
   options: Parameters<typeof startHttpServer>[0],
+  answering: Set<Socket>,
 ): Promise<void> {
   const receivedAt = Date.now();
   const url = new URL(request.url ?? '/', 'http://localhost');
   const path = url.pathname;
   const body = await readBody(request, options.ingress.maxBodyBytes);
+  if (body === 'incomplete') {
+    // The client went away, or Node's requestTimeout answered 408 and closed the socket.
+    options.onRequest?.({ method: request.method ?? '', path, status: 408, bytes: -1 });
+    return;
+  }
+  const socket = request.socket;
+  answering.add(socket);
+  response.once('close', () => answering.delete(socket));
   const headers: Record<string, string> = {};
   for (const [name, value] of Object.entries(request.headers)) {
     if (value !== undefined) headers[name] = Array.isArray(value) ? value.join(',') : value;
@@ -84,14 +173,16 @@ async function serve(
           error: 'payload_too_large',
           message: `The body is larger than ${options.ingress.maxBodyBytes} bytes`,
         })
-      : isQueryPath(path) && options.queries
-        ? await handleQueryRequest(asRequest, { gate: options.ingress.gate, engine: options.queries })
-        : path === DEVICES_PATH && options.registry
-          ? await handleDevicesRequest(asRequest, {
-              gate: options.ingress.gate,
-              registry: options.registry,
-            })
-          : await handleIngress(asRequest, options.ingress);
+      : path === HEALTH_PATH && options.health
+        ? await handleHealthRequest(asRequest, { gate: options.ingress.gate, health: options.health })
+        : isQueryPath(path) && options.queries
+          ? await handleQueryRequest(asRequest, { gate: options.ingress.gate, engine: options.queries })
+          : path === DEVICES_PATH && options.registry
+            ? await handleDevicesRequest(asRequest, {
+                gate: options.ingress.gate,
+                registry: options.registry,
+              })
+            : await handleIngress(asRequest, options.ingress);
   send(response, result);
   options.onRequest?.({
     method: request.method ?? '',
@@ -101,9 +192,12 @@ async function serve(
   });
 }
 
-/** The body, or 'too_large' once it passes the limit (the rest is not buffered). */
-function readBody(request: IncomingMessage, limit: number): Promise<Buffer | 'too_large'> {
-  return new Promise((resolve, reject) => {
+/**
+ * The body; 'too_large' once it passes the limit (the rest is read, not buffered);
+ * 'incomplete' when the connection ends first (Node's requestTimeout closes it).
+ */
+function readBody(request: IncomingMessage, limit: number): Promise<Buffer | 'too_large' | 'incomplete'> {
+  return new Promise((resolve) => {
     const chunks: Buffer[] = [];
     let size = 0;
     let tooLarge = false;
@@ -113,7 +207,9 @@ function readBody(request: IncomingMessage, limit: number): Promise<Buffer | 'to
       else chunks.push(chunk);
     });
     request.on('end', () => resolve(tooLarge ? 'too_large' : Buffer.concat(chunks)));
-    request.on('error', reject);
+    // An aborted request errors (ECONNRESET) and closes without 'end'; resolve settles once.
+    request.on('error', () => resolve('incomplete'));
+    request.on('close', () => resolve('incomplete'));
   });
 }
 

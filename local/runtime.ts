@@ -29,13 +29,16 @@ import {
 import { folderStore } from './adapters/folder-store.ts';
 import { fileKeyStore } from './adapters/key-file.ts';
 import { LocalQueue, type LocalQueueOptions } from './adapters/queue.ts';
-import { type LocalBroker, startBroker } from './broker.ts';
+import { type LocalBroker, type MqttLimits, startBroker } from './broker.ts';
 import { dataPaths } from './data-dir.ts';
+import { checkDatabase, isLockError, openFailure, verifyBlocks } from './database-check.ts';
 import { deviceCredentialsFile } from './device-credentials.ts';
+import { type Health, readHealth } from './health.ts';
 import { LOCAL_HOST } from './host.ts';
-import { type LocalHttpServer, startHttpServer } from './http-server.ts';
+import { type HttpLimits, type LocalHttpServer, startHttpServer } from './http-server.ts';
 import { ensureLocalKeys, type LocalKeys } from './keys.ts';
 import { StartupError } from './listen.ts';
+import { startSnapshots } from './snapshot.ts';
 
 export interface LocalRuntimeOptions {
   /** Folder for the lake, the DuckDB file and the dead-letter file. */
@@ -61,6 +64,8 @@ export interface LocalRuntimeOptions {
   readonly offlineCheckMs?: number;
   /** Clock for offline checks (tests). */
   readonly now?: () => number;
+  /** How often the tables' snapshot for the CLI (`<dataDir>/snapshot/`) is refreshed while they change; default every 5 s. */
+  readonly snapshotEveryMs?: number;
   /** Where messages for the operator go (quarantines, retries, alerts); silent when absent. */
   readonly log?: (line: string) => void;
   /**
@@ -70,6 +75,11 @@ export interface LocalRuntimeOptions {
    * read all telemetry.
    */
   readonly mqttAuth?: boolean;
+  /** Overrides of the servers' connection limits and timeouts (tests); MQTT's payload limit is `validation.maxPayloadBytes`. */
+  readonly limits?: {
+    readonly http?: Partial<HttpLimits>;
+    readonly mqtt?: Partial<Omit<MqttLimits, 'maxPayloadBytes'>>;
+  };
 }
 
 export interface LocalRuntime {
@@ -87,6 +97,8 @@ export interface LocalRuntime {
   readonly registry: DeviceRegistry;
   /** Runs an offline check now (it also runs every `offlineCheckMs`). */
   checkOffline(): Promise<void>;
+  /** The figures `GET /healthz` answers and `start` prints: queued, stored, quarantined, disk free, ok. */
+  health(): Promise<Health>;
   /** Runs SQL over the lake views (`readings`, `raw`, `quarantine`, ...) and the `timeseries` table. */
   query(sql: string): Promise<QueryResult>;
   /** Stops taking messages, stores what is queued (retries included), and closes everything. */
@@ -104,7 +116,16 @@ export async function startLocalRuntime(options: LocalRuntimeOptions): Promise<L
   // Grammars parsed and codecs loaded in their sandboxes first: a bad one stops the start before anything opens.
   const decoders = buildDecoders(config.deviceTypes);
   const dataDir = resolve(options.dataDir);
-  const { lakeDir, databaseFile, deadLetterFile, keysFile, keyUsageFile, localKeysFile } = dataPaths(dataDir);
+  const {
+    lakeDir,
+    databaseFile,
+    deadLetterFile,
+    journalDir,
+    keysFile,
+    keyUsageFile,
+    localKeysFile,
+    snapshotDir,
+  } = dataPaths(dataDir);
   await mkdir(lakeDir, { recursive: true });
   const keyStore = fileKeyStore(keysFile, keyUsageFile);
   const keys = await ensureLocalKeys(keyStore, localKeysFile);
@@ -112,11 +133,14 @@ export async function startLocalRuntime(options: LocalRuntimeOptions): Promise<L
   const database = await openDatabase(databaseFile);
   const connection = await database.connect();
   const log = options.log;
+  let quarantined = 0;
   const ingestLog: IngestLog = {
-    quarantined: (q) =>
+    quarantined: (q) => {
+      quarantined++;
       log?.(
         `quarantined ${q.message_id} (${q.source}, device ${q.device_id ?? '?'}): ${q.reason_code}: ${q.reason}`,
-      ),
+      );
+    },
     retrying: (messageId, error) => log?.(`will retry ${messageId}: ${error.message}`),
   };
   const lake = folderStore(lakeDir);
@@ -149,7 +173,8 @@ export async function startLocalRuntime(options: LocalRuntimeOptions): Promise<L
     estate,
     log: ingestLog,
   };
-  const queue = new LocalQueue({
+  // Durable: a message is journalled before it is acknowledged; what was not settled at the last stop comes first.
+  const queue = await LocalQueue.open({
     // On AWS up to maxConcurrency Lambdas take a batch each; here one consumer owns the
     // DuckDB connection and does their work, and a DuckDB round costs about 30 ms however
     // small the batch: when messages wait, it takes up to LOCAL_BATCH_SIZE at once.
@@ -159,12 +184,20 @@ export async function startLocalRuntime(options: LocalRuntimeOptions): Promise<L
     maxReceiveCount: config.ingest.maxReceiveCount,
     retryDelayMs: 1000,
     maxConcurrency: 1,
+    durable: true,
+    journalDir,
+    log,
     ...options.queue,
     deadLetterFile,
+  }).catch((error: Error) => {
+    connection.closeSync();
+    database.closeSync();
+    throw error;
   });
   // The ingest Lambda's own function, batch by batch.
   queue.consume((batch) => ingestBatch(batch, deps));
   const enqueue = (envelope: object) => queue.send(JSON.stringify(envelope));
+  const health = () => readHealth(queue.stats(), quarantined, dataDir);
 
   let broker: LocalBroker | undefined;
   let http: LocalHttpServer | undefined;
@@ -174,6 +207,7 @@ export async function startLocalRuntime(options: LocalRuntimeOptions): Promise<L
       port: options.mqttPort,
       enqueue,
       auth: options.mqttAuth ? { credentialsFile: deviceCredentialsFile(dataDir) } : undefined,
+      limits: { ...options.limits?.mqtt, maxPayloadBytes: config.validation.maxPayloadBytes },
       log,
     });
     http = await startHttpServer({
@@ -197,12 +231,16 @@ export async function startLocalRuntime(options: LocalRuntimeOptions): Promise<L
       },
       registry,
       queries: duckdbPagedQueries(() => database.connect(), lakeDir),
+      health,
+      limits: options.limits?.http,
+      log,
       onRequest: (r) => {
         if (r.status >= 400) log?.(`HTTP ${r.method} ${r.path} -> ${r.status}`);
       },
     });
   } catch (error) {
     await broker?.close();
+    await queue.close();
     connection.closeSync();
     database.closeSync();
     throw error;
@@ -219,6 +257,13 @@ export async function startLocalRuntime(options: LocalRuntimeOptions): Promise<L
   };
   const offlineTimer = setInterval(checkOffline, options.offlineCheckMs ?? 30_000);
   offlineTimer.unref();
+  // The tables as Parquet for the CLI, which cannot open the file while this holds it.
+  const snapshots = startSnapshots({
+    connect: () => database.connect(),
+    dir: snapshotDir,
+    everyMs: options.snapshotEveryMs ?? 5000,
+    log,
+  });
   let closing: Promise<void> | undefined;
   return {
     mqttPort: broker.port,
@@ -232,6 +277,7 @@ export async function startLocalRuntime(options: LocalRuntimeOptions): Promise<L
     queue,
     registry,
     checkOffline,
+    health,
     async query(sql) {
       // Its own connection: ingest writes go on while a query runs.
       const reader = await database.connect();
@@ -248,6 +294,8 @@ export async function startLocalRuntime(options: LocalRuntimeOptions): Promise<L
         await Promise.all([started.broker.close(), started.http.close()]);
         await checking;
         await queue.drain();
+        await queue.close();
+        await snapshots.close();
         connection.closeSync();
         database.closeSync();
         await decoders.close();
@@ -258,17 +306,24 @@ export async function startLocalRuntime(options: LocalRuntimeOptions): Promise<L
 }
 
 async function openDatabase(file: string): Promise<DuckDBInstance> {
+  // Its blocks read before DuckDB locks the file (see verifyBlocks), checked once it is open.
+  const blocks = verifyBlocks(file);
+  let database: DuckDBInstance;
   try {
-    return await DuckDBInstance.create(file);
+    database = await DuckDBInstance.create(file);
   } catch (error) {
     const message = (error as Error).message;
-    if (/lock/i.test(message)) {
+    // Not /lock/: DuckDB's words for a damaged block say "block".
+    if (isLockError(message)) {
       throw new StartupError(
         `${file} is open in another process (an earlier \`npm start\`?). Stop it, or pass --data <dir> to use another folder.`,
       );
     }
-    throw error;
+    throw openFailure(file, error);
   }
+  // A damaged file stops the start, rather than failing batch after batch.
+  await checkDatabase(database, file, blocks);
+  return database;
 }
 
 export { TIME_SERIES_TABLE };

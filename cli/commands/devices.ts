@@ -34,7 +34,8 @@ export const usage = `Usage: iot-pipeline devices [filters] [options]
        iot-pipeline devices remove <deviceId> [--data <dir>]
 
 List the device estate: from a running pipeline's HTTP API (GET ${DEVICES_PATH}), or, when no
-local runtime answers, from the local DuckDB file directly.
+local runtime answers, from the local data folder: its DuckDB file (read only) when start is not
+running, else the snapshot start refreshes every 5 s (say so on stderr, with its age).
 
 add creates a password for a device to connect to the local broker started with
 start --mqtt-auth (client id = username = device id): 32 random bytes, printed once on
@@ -84,14 +85,20 @@ export async function run(args: string[]): Promise<number> {
       throw new CliError(
         `cannot list devices from ${url}: ${reason(error)}: check --url (the HttpApiUrl stack output)`,
       );
-    // No local runtime running: read its registry file.
-    const { registryFromFile } = await import('../duckdb.ts');
-    const records = await registryFromFile(paths.databaseFile);
-    if (!records)
+    // No local runtime answered: read the data folder (its snapshot, when a runtime holds the file).
+    const { registryFromDataFolder } = await import('../duckdb.ts');
+    const found = await registryFromDataFolder(paths);
+    if (!found)
       throw new UsageError(
         `No local runtime answered and ${paths.databaseFile} does not exist: start one with npm start, or pass --url`,
       );
-    list = filterDevices(records, filter, Date.now());
+    if (found.pipeline.from === 'snapshot') {
+      const age = Math.max(0, Math.round((Date.now() - Date.parse(found.pipeline.info.currentAt)) / 1000));
+      process.stderr.write(
+        `devices: ${url} did not answer (${reason(error)}), but a runtime holds ${paths.databaseFile}: listing its snapshot, current as of ${found.pipeline.info.currentAt} (${age} s ago); pass its --http-port for the live list\n`,
+      );
+    }
+    list = filterDevices(found.records, filter, Date.now());
   }
   if (values.json) {
     process.stdout.write(`${JSON.stringify(list)}\n`);

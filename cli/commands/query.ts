@@ -18,8 +18,10 @@ export const options = {
 export const usage = `Usage: iot-pipeline query "<SQL>" [options]
 
 Run SQL on the local lake with DuckDB, or on Athena over the deployed lake.
-Tables: readings, raw, quarantine, curated_readings, daily_metrics (and, locally, timeseries
-when start is not running).
+Tables: readings, raw, quarantine, curated_readings, daily_metrics; locally also the
+runtime's timeseries, devices (the registry, a JSON record per device) and claims: from
+<data>/pipeline.duckdb (read only) when start is not running, else from the snapshot
+start refreshes every 5 s in <data>/snapshot/ (the age is printed on stderr).
 
 Options:
   --data <dir>             the local data folder (default ${DEFAULT_DATA_DIR})
@@ -48,6 +50,16 @@ export async function run(args: string[]): Promise<number> {
   }
   const { queryLocalLake } = await import('../duckdb.ts');
   const result = await queryLocalLake(dataPaths(values.data), sql);
+  const { pipeline } = result;
+  if (
+    pipeline.from === 'snapshot' &&
+    [...pipeline.tables].some((t) => new RegExp(`\\b${t}\\b`, 'i').test(sql))
+  ) {
+    const age = Math.max(0, Math.round((Date.now() - Date.parse(pipeline.info.currentAt)) / 1000));
+    process.stderr.write(
+      `(${[...pipeline.tables].join(', ')}: the running runtime's snapshot, current as of ${pipeline.info.currentAt} (${age} s ago; checked every ${pipeline.info.everyMs / 1000} s))\n`,
+    );
+  }
   print(result, output);
   if (output === 'table')
     process.stderr.write(`(${result.rows.length} row${result.rows.length === 1 ? '' : 's'})\n`);

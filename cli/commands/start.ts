@@ -3,7 +3,10 @@ import { existsSync } from 'node:fs';
 import { join } from 'node:path';
 import { DEFAULT_CONFIG } from '../../lib/config.ts';
 import { readConfigFile } from '../../lib/config-sources.ts';
-import { DEFAULT_DATA_DIR, KEY_VARIABLES } from '../../local/data-dir.ts';
+import { repairJournal } from '../../local/adapters/journal.ts';
+import { DEFAULT_DATA_DIR, dataPaths, KEY_VARIABLES } from '../../local/data-dir.ts';
+import { healthLine } from '../../local/health.ts';
+import { repairDatabase } from '../../local/repair.ts';
 import { LOCAL_HOST, startLocalRuntime } from '../../local/runtime.ts';
 import { parse, port, UsageError } from '../args.ts';
 
@@ -14,6 +17,7 @@ export const options = {
   config: { type: 'string' },
   'alert-webhook': { type: 'string' },
   'mqtt-auth': { type: 'boolean', default: false },
+  repair: { type: 'boolean', default: false },
 } as const;
 
 export const usage = `Usage: iot-pipeline start [options]
@@ -30,6 +34,12 @@ Options:
   --mqtt-auth              devices connect with client id = username = device id and the password from
                            iot-pipeline devices add <id>, and use only their own topics. Off by default:
                            then any local process can publish as any device and read all telemetry
+  --repair                 first keep a damaged journal's intact records (the damaged segment moved aside),
+                           then rebuild <data>/pipeline.duckdb from the lake (the source of truth):
+                           timeseries, the device registry (alert states replayed, none sent again) and
+                           the last two days' claims of network resends; the old file is kept as
+                           pipeline.duckdb.damaged-<time> (replaced-<time> when it was whole: this also
+                           rebuilds after an edit of the lake). Without it, a damaged file stops the start
   -h, --help               show this help
 
 Keys: the first start makes an ingest key and a read key, prints them as export lines and
@@ -46,6 +56,23 @@ export async function run(args: string[]): Promise<number> {
     throw new UsageError(`--alert-webhook "${webhook}" must be an http(s) URL`);
   const config = values.config ? readConfigFile(values.config) : DEFAULT_CONFIG;
   const apiKey = process.env[KEY_VARIABLES.all] || undefined;
+  const log = (line: string) => console.log(`${new Date().toISOString()} ${line}`);
+  if (values.repair) {
+    const journal = await repairJournal(dataPaths(values.data).journalDir);
+    log(
+      `journal: ${journal.segments} segments read, ${journal.kept} records kept, ${journal.unsettled} messages to deliver` +
+        journal.damaged
+          .map(
+            (d) =>
+              `; ${d.file} damaged at byte ${d.offset}: ${d.keptRecords} records kept, moved to ${d.movedTo}`,
+          )
+          .join('') +
+        (journal.truncated
+          ? `; a torn tail of ${journal.truncated.bytes} bytes cut from ${journal.truncated.file}`
+          : ''),
+    );
+    await repairDatabase(values.data, config, log);
+  }
   const runtime = await startLocalRuntime({
     dataDir: values.data,
     mqttPort: port(values['mqtt-port'], 1883, '--mqtt-port'),
@@ -78,12 +105,11 @@ export async function run(args: string[]): Promise<number> {
       'Ctrl-C stores what is queued and stops.',
     ].join('\n'),
   );
-  const report = setInterval(() => {
-    const s = runtime.queue.stats();
-    if (s.sent > 0)
-      console.log(
-        `${new Date().toISOString()} messages: ${s.sent} in, ${s.done} done, ${s.pending} pending, ${s.retried} retried, ${s.deadLettered} dead-lettered`,
-      );
+  const report = setInterval(async () => {
+    // The figures GET /healthz answers, once anything came in or something is wrong.
+    const health = await runtime.health();
+    if (runtime.queue.stats().sent > 0 || !health.ok)
+      console.log(`${new Date().toISOString()} status: ${healthLine(health)}`);
   }, 10_000);
   report.unref();
   await new Promise<void>((resolve) => {

@@ -31,6 +31,14 @@ const DUCKDB_TYPES: Record<ColumnType, string> = {
 
 /** The time-series table: one row per device, time and metric, like `readings`. */
 export const TIME_SERIES_TABLE = 'timeseries';
+/** The device registry's table: one row per device, its record as JSON. */
+export const DEVICES_TABLE = 'devices';
+/** The claims' table (duplicate suppression of network resends). */
+export const CLAIMS_TABLE = 'claims';
+/** The runtime's own tables in its DuckDB file, besides the lake views. */
+export const PIPELINE_TABLES = [TIME_SERIES_TABLE, DEVICES_TABLE, CLAIMS_TABLE] as const;
+/** How long a claim is kept, as DynamoDB's TTL does: two days. */
+export const CLAIM_TTL_MS = 2 * 86_400_000;
 
 /**
  * The time-series port over a DuckDB table. A reading written twice is stored once
@@ -105,7 +113,7 @@ export async function duckdbClaims(
   now: () => number = Date.now,
 ): Promise<ReadingClaims> {
   await connection.run(
-    'CREATE TABLE IF NOT EXISTS claims (pk VARCHAR PRIMARY KEY, message_id VARCHAR NOT NULL, expires_at BIGINT NOT NULL)',
+    `CREATE TABLE IF NOT EXISTS ${CLAIMS_TABLE} (pk VARCHAR PRIMARY KEY, message_id VARCHAR NOT NULL, expires_at BIGINT NOT NULL)`,
   );
   return {
     async claim(claims) {
@@ -127,7 +135,7 @@ export async function duckdbClaims(
       if (fresh.size > 0) {
         const values: DuckDBValue[] = [];
         const rows = [...fresh].map(([key, messageId], i) => {
-          values.push(key, messageId, at + 2 * 86_400_000);
+          values.push(key, messageId, at + CLAIM_TTL_MS);
           return `($${i * 3 + 1}, $${i * 3 + 2}, $${i * 3 + 3})`;
         });
         await connection.run(`INSERT INTO claims VALUES ${rows.join(', ')} ON CONFLICT DO NOTHING`, values);
@@ -140,12 +148,9 @@ export async function duckdbClaims(
 /** The device registry in a DuckDB table: the record as JSON, versioned like DynamoDB's. */
 export async function duckdbRegistry(connection: DuckDBConnection): Promise<DeviceRegistry> {
   await connection.run(
-    'CREATE TABLE IF NOT EXISTS devices (device_id VARCHAR PRIMARY KEY, device_type VARCHAR, last_seen TIMESTAMP, version BIGINT, record JSON)',
+    `CREATE TABLE IF NOT EXISTS ${DEVICES_TABLE} (device_id VARCHAR PRIMARY KEY, device_type VARCHAR, last_seen TIMESTAMP, version BIGINT, record JSON)`,
   );
-  const rows = async (sql: string, values: DuckDBValue[] = []) =>
-    (await connection.runAndReadAll(sql, values))
-      .getRowObjectsJson()
-      .map((r) => JSON.parse(String(r.record)) as DeviceRecord);
+  const rows = (sql: string, values: DuckDBValue[] = []) => deviceRecords(connection, sql, values);
   // The estate writes every device of a batch at once. Those puts go together: staged
   // through an appender, applied by two set-based statements (each row still conditional
   // on its version) in one transaction, then read back to tell each put whether it won.
@@ -235,8 +240,26 @@ export async function duckdbRegistry(connection: DuckDBConnection): Promise<Devi
         schedule();
       });
     },
-    list: () => rows('SELECT record FROM devices ORDER BY device_id'),
+    list: () => listDevices(connection, DEVICES_TABLE),
   };
+}
+
+/**
+ * Every device record of a registry table, by device id, reading only: `table` may name
+ * another catalog's (`pipeline.devices`, a read-only attach) or a snapshot of it.
+ */
+export function listDevices(connection: DuckDBConnection, table: string): Promise<DeviceRecord[]> {
+  return deviceRecords(connection, `SELECT record FROM ${table} ORDER BY device_id`);
+}
+
+async function deviceRecords(
+  connection: DuckDBConnection,
+  sql: string,
+  values: DuckDBValue[] = [],
+): Promise<DeviceRecord[]> {
+  return (await connection.runAndReadAll(sql, values))
+    .getRowObjectsJson()
+    .map((r) => JSON.parse(String(r.record)) as DeviceRecord);
 }
 
 /**

@@ -16,7 +16,8 @@ export function claimKey(reading: Reading): string {
   return `${reading.source}#${reading.deviceId}#${reading.key}@${reading.time}`;
 }
 
-function claimable(reading: Reading): boolean {
+/** Whether a reading is claimed: it has a sequence number and its network resends. */
+export function claimable(reading: Reading): boolean {
   return reading.seq !== undefined && formatOf(reading.source)?.resends === true;
 }
 
