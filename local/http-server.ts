@@ -70,7 +70,7 @@ export async function startHttpServer(options: {
   readonly port: number;
   readonly ingress: HttpIngressDeps;
   /** Answers GET /v1/devices from the registry. */
-  readonly registry?: DeviceRegistry;
+  readonly registry?: Pick<DeviceRegistry, 'list'>;
   /** Answers GET /v1/devices/{id}/readings|daily. */
   readonly queries?: PagedQueries;
   /** Answers GET /healthz (read scope). */

@@ -21,6 +21,7 @@ import {
   duckdbClaims,
   duckdbPagedQueries,
   duckdbRegistry,
+  duckdbRegistryReads,
   duckdbTimeSeries,
   type QueryResult,
   runQuery,
@@ -94,7 +95,8 @@ export interface LocalRuntime {
   /** Where they are kept, as `export` lines. */
   readonly keysFile: string;
   readonly queue: LocalQueue;
-  readonly registry: DeviceRegistry;
+  /** The registry's reads, each on a connection of its own (ingest owns the other). */
+  readonly registry: Pick<DeviceRegistry, 'get' | 'list'>;
   /** Runs an offline check now (it also runs every `offlineCheckMs`). */
   checkOffline(): Promise<void>;
   /** The figures `GET /healthz` answers and `start` prints: queued, stored, quarantined, disk free, ok. */
@@ -145,6 +147,8 @@ export async function startLocalRuntime(options: LocalRuntimeOptions): Promise<L
   };
   const lake = folderStore(lakeDir);
   const registry = await duckdbRegistry(connection);
+  // Requests read the registry beside ingest, which holds `connection` between statements.
+  const reads = duckdbRegistryReads(() => database.connect());
   const estate: EstateDeps = {
     registry,
     config,
@@ -224,12 +228,12 @@ export async function startLocalRuntime(options: LocalRuntimeOptions): Promise<L
             (error) => log?.(`could not note key use: ${error.message}`),
           ),
         }),
-        sources: registrySources(registry, { knownTtlMs: 60_000, unknownTtlMs: 0 }),
+        sources: registrySources(reads, { knownTtlMs: 60_000, unknownTtlMs: 0 }),
         enqueue,
         maxBodyBytes: config.validation.maxPayloadBytes,
         config,
       },
-      registry,
+      registry: reads,
       queries: duckdbPagedQueries(() => database.connect(), lakeDir),
       health,
       limits: options.limits?.http,
@@ -275,7 +279,7 @@ export async function startLocalRuntime(options: LocalRuntimeOptions): Promise<L
     keys,
     keysFile: localKeysFile,
     queue,
-    registry,
+    registry: reads,
     checkOffline,
     health,
     async query(sql) {

@@ -150,7 +150,6 @@ export async function duckdbRegistry(connection: DuckDBConnection): Promise<Devi
   await connection.run(
     `CREATE TABLE IF NOT EXISTS ${DEVICES_TABLE} (device_id VARCHAR PRIMARY KEY, device_type VARCHAR, last_seen TIMESTAMP, version BIGINT, record JSON)`,
   );
-  const rows = (sql: string, values: DuckDBValue[] = []) => deviceRecords(connection, sql, values);
   // The estate writes every device of a batch at once. Those puts go together: staged
   // through an appender, applied by two set-based statements (each row still conditional
   // on its version) in one transaction, then read back to tell each put whether it won.
@@ -182,6 +181,9 @@ export async function duckdbRegistry(connection: DuckDBConnection): Promise<Devi
     }
     pending = later;
     if (later.length > 0) schedule();
+    // Told only once the staging table is empty again: a caller's next statement on the
+    // connection must not run beside this round's last one.
+    let settle: () => void;
     try {
       for (const { record, json, expected } of group) {
         appender.appendVarchar(record.deviceId);
@@ -208,14 +210,18 @@ export async function duckdbRegistry(connection: DuckDBConnection): Promise<Devi
       );
       await connection.run('COMMIT');
       const won = new Set(stored.getRowObjectsJson().map((r) => String(r.device_id)));
-      for (const put of group) put.done(won.has(put.record.deviceId));
+      settle = () => {
+        for (const put of group) put.done(won.has(put.record.deviceId));
+      };
     } catch (error) {
       appender.clear();
       await connection.run('ROLLBACK').catch(() => undefined);
-      for (const put of group) put.fail(error as Error);
-    } finally {
-      await connection.run('DELETE FROM devices_staging').catch(() => undefined);
+      settle = () => {
+        for (const put of group) put.fail(error as Error);
+      };
     }
+    await connection.run('DELETE FROM devices_staging').catch(() => undefined);
+    settle();
   };
   const schedule = () => {
     if (scheduled) return;
@@ -226,14 +232,7 @@ export async function duckdbRegistry(connection: DuckDBConnection): Promise<Devi
     });
   };
   return {
-    async get(ids) {
-      if (ids.length === 0) return new Map();
-      const found = await rows(
-        `SELECT record FROM devices WHERE device_id IN (${ids.map((_, i) => `$${i + 1}`).join(', ')})`,
-        [...ids],
-      );
-      return new Map(found.map((r) => [r.deviceId, r]));
-    },
+    get: (ids) => recordsOf(connection, ids),
     put(record, expected) {
       return new Promise<boolean>((done, fail) => {
         pending.push({ record, json: JSON.stringify(record), expected, done, fail });
@@ -245,11 +244,49 @@ export async function duckdbRegistry(connection: DuckDBConnection): Promise<Devi
 }
 
 /**
+ * The registry read by callers that come at any time (HTTP requests, the CLI's runtime
+ * handle): each read on a connection of its own, closed after it. A DuckDB connection
+ * runs one statement at a time, and the one `duckdbRegistry` was given belongs to ingest,
+ * which holds it between statements (its staging tables, its transactions).
+ */
+export function duckdbRegistryReads(
+  connect: () => Promise<DuckDBConnection>,
+): Pick<DeviceRegistry, 'get' | 'list'> {
+  const read = async <T>(work: (connection: DuckDBConnection) => Promise<T>): Promise<T> => {
+    const connection = await connect();
+    try {
+      return await work(connection);
+    } finally {
+      connection.closeSync();
+    }
+  };
+  return {
+    get: (ids) =>
+      ids.length === 0 ? Promise.resolve(new Map()) : read((connection) => recordsOf(connection, ids)),
+    list: () => read((connection) => listDevices(connection, DEVICES_TABLE)),
+  };
+}
+
+/**
  * Every device record of a registry table, by device id, reading only: `table` may name
  * another catalog's (`pipeline.devices`, a read-only attach) or a snapshot of it.
  */
 export function listDevices(connection: DuckDBConnection, table: string): Promise<DeviceRecord[]> {
   return deviceRecords(connection, `SELECT record FROM ${table} ORDER BY device_id`);
+}
+
+/** The records of these devices (those the table has). */
+async function recordsOf(
+  connection: DuckDBConnection,
+  ids: readonly string[],
+): Promise<Map<string, DeviceRecord>> {
+  if (ids.length === 0) return new Map();
+  const found = await deviceRecords(
+    connection,
+    `SELECT record FROM ${DEVICES_TABLE} WHERE device_id IN (${ids.map((_, i) => `$${i + 1}`).join(', ')})`,
+    [...ids],
+  );
+  return new Map(found.map((r) => [r.deviceId, r]));
 }
 
 async function deviceRecords(

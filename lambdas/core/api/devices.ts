@@ -16,7 +16,7 @@ export const DEVICES_PATH = '/v1/devices';
 
 export async function handleDevicesRequest(
   request: HttpRequest,
-  deps: { readonly gate: Gate; readonly registry: DeviceRegistry; readonly now?: () => number },
+  deps: { readonly gate: Gate; readonly registry: Pick<DeviceRegistry, 'list'>; readonly now?: () => number },
 ): Promise<HttpResponse> {
   if (request.method !== 'GET')
     return json(
