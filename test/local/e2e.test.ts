@@ -442,13 +442,16 @@ describe('local runtime, alerts and the device estate', () => {
         message: { deviceId: 'dev-hot', metric: 'temp', value: 31, threshold: 30 },
       });
       expect(lines.filter((l) => l.startsWith('ALERT'))).toHaveLength(4);
-      const devices = await fetch(`http://127.0.0.1:${rt.httpPort}/v1/devices?type=thermo&status=online`, {
-        headers: { authorization: `Bearer ${API_KEY}` },
-      });
-      expect(await devices.json()).toMatchObject({
-        count: 1,
-        devices: [{ deviceId: 'dev-hot', status: 'online', lastValues: { temp: 22 }, openAlerts: [] }],
-      });
+      // An alert goes out before its record is written (twice rather than never): the record follows.
+      await vi.waitFor(async () => {
+        const devices = await fetch(`http://127.0.0.1:${rt.httpPort}/v1/devices?type=thermo&status=online`, {
+          headers: { authorization: `Bearer ${API_KEY}` },
+        });
+        expect(await devices.json()).toMatchObject({
+          count: 1,
+          devices: [{ deviceId: 'dev-hot', status: 'online', lastValues: { temp: 22 }, openAlerts: [] }],
+        });
+      }, WAIT);
     } finally {
       await rt.close();
       webhook.close();

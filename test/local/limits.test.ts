@@ -412,7 +412,12 @@ describe('local runtime limits', () => {
       // The largest-payload test quarantined two messages (their long strings).
       expect(body.quarantined).toBeGreaterThanOrEqual(2);
       expect(body.diskFree).toBeGreaterThan(0);
-      expect(await rt.health()).toEqual(body);
+      // Settle records are written a moment after the batch, and the disk is shared: those two may move.
+      expect(await rt.health()).toEqual({
+        ...body,
+        journalled: expect.any(Number),
+        diskFree: expect.any(Number),
+      });
       const line = healthLine(body);
       expect(line).toMatch(
         /^0 queued, \d+ journalled, \d+ stored, \d+ quarantined, 0 dead-lettered, disk \d+ MB free$/,
