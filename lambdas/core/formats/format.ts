@@ -57,7 +57,13 @@ export type Payload =
   /** Data the network decoded already (Sigfox `customData#`, The Things Stack `decoded_payload`). */
   | { readonly data: unknown }
   /** Nothing can be decoded, and why (no decoder configured; a time that cannot be read). */
-  | { readonly refused: Refusal };
+  | { readonly refused: Refusal }
+  /**
+   * A message that carries no reading by nature (a join, an ack, a status or error
+   * report with nothing to measure), and what it is: kept in the raw archive, neither
+   * readings nor quarantine.
+   */
+  | { readonly kept: string };
 
 /** One message, read: who sent it, what to decode, and what the message says besides. */
 export interface Uplink {
@@ -71,6 +77,11 @@ export interface Uplink {
   readonly seq?: number;
   /** Metrics of the message itself (radio), under each reading's own. */
   readonly metrics?: Readonly<Record<string, number | string>>;
+  /**
+   * What the message could not wholly give, though it was stored (bytes past a Sigfox
+   * grammar's fields, a field refused): kept with the message's raw record.
+   */
+  readonly warnings?: readonly string[];
 }
 
 /** A refusal, with the `error` name of the 400 the HTTP edge answers (else the route's). */

@@ -152,6 +152,7 @@ function finish(read: Read, predecoded: Decoded | undefined): MessageOutcome {
   const { payload, bytes, context } = read;
   let data: unknown;
   if ('refused' in payload) return outcome(read, [rejection(read, payload.refused)]);
+  if ('kept' in payload) return outcome(read, []);
   if ('data' in payload) data = payload.data;
   else {
     const decoded =
