@@ -2,6 +2,7 @@ import { readFileSync } from 'node:fs';
 import { type RuntimeConfig, validateRuntimeConfig } from '../lambdas/core/config.ts';
 import { ConfigError } from '../lambdas/core/config-error.ts';
 import type { Severity } from '../lambdas/core/estate/alerts.ts';
+import { DEFAULT_IOT_LORAWAN } from '../lambdas/core/formats/iot-lorawan.ts';
 import { isObject, setOwn } from '../lambdas/core/ids.ts';
 import { DEFAULT_VALIDATION } from '../lambdas/core/readings/limits.ts';
 
@@ -150,6 +151,7 @@ export const DEFAULT_CONFIG: PipelineConfig = {
   alertRules: [],
   offline: { severity: 'warning' },
   validation: DEFAULT_VALIDATION,
+  iotLorawan: DEFAULT_IOT_LORAWAN,
 };
 
 /**
@@ -267,6 +269,7 @@ export function validateConfig(input: unknown): PipelineConfig {
     sigfoxDownlinks: input.sigfoxDownlinks,
     alertRules: input.alertRules,
     offline: input.offline,
+    iotLorawan: input.iotLorawan,
   });
 
   return {
@@ -380,6 +383,7 @@ export function runtimeConfigJson(config: PipelineConfig, options: { decoders: b
     sigfoxDownlinks: config.sigfoxDownlinks,
     alertRules: config.alertRules,
     offline: config.offline,
+    iotLorawan: config.iotLorawan,
   };
   return JSON.stringify(runtime);
 }

@@ -118,7 +118,7 @@ export class PipelineStack extends Stack {
         Daily: daily.function,
         ...(http.queryFunction && { Query: http.queryFunction }),
       },
-      topicRuleNames: [ingest.ruleName],
+      topicRuleNames: [ingest.ruleName, ingest.lorawanRuleName],
     });
 
     acknowledgeStackFindings(this);
@@ -135,6 +135,16 @@ export class PipelineStack extends Stack {
       value: ingest.ruleName,
       description:
         'Publish to dt/<type>/<id>, or $aws/rules/<this>/dt/<type>/<id> to skip the messaging charge',
+    });
+    new CfnOutput(this, 'LorawanRuleName', {
+      value: ingest.lorawanRuleName,
+      description:
+        'aws iotwireless create-destination --name <name> --expression-type RuleName --expression <this> --role-arn <LorawanDestinationRoleArn>',
+    });
+    new CfnOutput(this, 'LorawanDestinationRoleArn', {
+      value: ingest.lorawanDestinationRole.roleArn,
+      description:
+        'The --role-arn of an IoT Core for LoRaWAN destination: it may publish to the LoRaWAN rule only',
     });
     new CfnOutput(this, 'DevicePolicyName', {
       value: devices.policyName,

@@ -1,7 +1,9 @@
 /**
  * The local MQTT broker (aedes, in-process): devices connect as they would to IoT
  * Core, and each publish on a telemetry topic goes through the same rule definition
- * as the IoT rule (`applyTelemetryRule`) onto the ingest queue. A QoS 1 publish is
+ * as the IoT rule (`applyTelemetryRule`) onto the ingest queue, and each publish on
+ * `$aws/rules/iot_pipeline_<stage>_lorawan` (what an IoT Core for LoRaWAN destination
+ * sends) through the LoRaWAN rule (`applyLorawanRule`). A QoS 1 publish is
  * acknowledged after its envelope is queued (journalled, by the runtime's queue); when it
  * cannot be, the client is disconnected without a PUBACK and sends it again.
  *
@@ -17,14 +19,19 @@
  * id therefore needs that device's password); publish only to its own telemetry topic
  * (`dt/<type>/<id>`, or through Basic Ingest), else it is disconnected, as IoT Core
  * does; subscribe only to its own command topic (`cmd/<type>/<id>`, `+` for the type),
- * else the SUBACK refuses that filter (0x80). Without `auth` any local process may
- * connect as any device, publish as it, and subscribe to `#`.
+ * else the SUBACK refuses that filter (0x80). No device may publish to the LoRaWAN
+ * rule (on AWS only the destination's role may): the one client that may is the one
+ * whose id is the rule's name (`devices add iot_pipeline_<stage>_lorawan`), the local
+ * stand-in for IoT Core for LoRaWAN, and it may publish nowhere else. Without `auth` any
+ * local process may connect as any device, publish as it, and subscribe to `#`.
  */
 import { createServer, type Server, type Socket } from 'node:net';
 import { Aedes, type AedesOptions, type AuthenticateError, type Client } from 'aedes';
 import type { Envelope } from '../lambdas/core/formats/format.ts';
+import { applyLorawanRule, reachesLorawanRule } from '../lambdas/core/formats/iot-lorawan.ts';
 import { applyTelemetryRule, parseTelemetryTopic } from '../lambdas/core/formats/mqtt-topic.ts';
 import { DEVICE_ID_PATTERN, DEVICE_TYPE_PATTERN, truncate } from '../lambdas/core/ids.ts';
+import { lorawanRuleName } from '../lambdas/core/iot-names.ts';
 import { DEFAULT_VALIDATION } from '../lambdas/core/readings/limits.ts';
 import { type CredentialChecker, credentialChecker } from './device-credentials.ts';
 import { connectionCap, floodLog } from './limits.ts';
@@ -93,6 +100,13 @@ export async function startBroker(options: {
   readonly host: string;
   readonly port: number;
   readonly enqueue: (envelope: Envelope) => Promise<unknown>;
+  /**
+   * The stage whose LoRaWAN rule (`iot_pipeline_<stage>_lorawan`) the broker applies, as
+   * IoT Core does for the stack of that stage.
+   *
+   * @default 'dev'
+   */
+  readonly stage?: string;
   readonly onError?: (error: Error) => void;
   /** Devices must authenticate and keep to their own topics; off when absent. */
   readonly auth?: BrokerAuthOptions;
@@ -103,7 +117,8 @@ export async function startBroker(options: {
 }): Promise<LocalBroker> {
   const limits: MqttLimits = { ...MQTT_LIMITS, ...options.limits };
   const log = options.log ?? (() => {});
-  const guard = options.auth ? await deviceGuard(options.auth, log) : undefined;
+  const lorawanRule = lorawanRuleName(options.stage ?? 'dev');
+  const guard = options.auth ? await deviceGuard(options.auth, log, lorawanRule) : undefined;
   const retain = retainedBound(limits, floodLog(log));
   const broker = await Aedes.createBroker({
     // Device ids are up to 128 characters; MQTT 3.1's 23 is too short.
@@ -119,12 +134,14 @@ export async function startBroker(options: {
         // No client: a will aedes publishes itself, never queued.
         if (error || !client) return callback(error);
         retain(client, packet);
-        const envelope = applyTelemetryRule({
+        const publish = {
           topic: packet.topic,
           payload: Buffer.isBuffer(packet.payload) ? packet.payload : Buffer.from(packet.payload),
           clientId: client.id,
           timestamp: Date.now(),
-        });
+        };
+        // Basic Ingest names its rule: the LoRaWAN rule's topic is never the telemetry rule's.
+        const envelope = applyLorawanRule(lorawanRule, publish) ?? applyTelemetryRule(publish);
         if (!envelope) return callback(null);
         options.enqueue(envelope).then(
           () => callback(null),
@@ -360,10 +377,16 @@ function refusal(returnCode: 2 | 4, message: string): AuthenticateError {
   return Object.assign(new Error(message), { returnCode }) as AuthenticateError;
 }
 
-/** True when a device may publish to `topic`: its own telemetry topic, directly or through Basic Ingest. */
-export function mayPublish(deviceId: string, topic: string): boolean {
+/**
+ * True when a client may publish to `topic`: a device, to its own telemetry topic,
+ * directly or through Basic Ingest (never to `lorawanRule`); the client whose id is
+ * `lorawanRule` (the local IoT Core for LoRaWAN), to that rule only.
+ */
+export function mayPublish(clientId: string, topic: string, lorawanRule = lorawanRuleName('dev')): boolean {
+  if (clientId === lorawanRule) return reachesLorawanRule(lorawanRule, topic);
+  if (reachesLorawanRule(lorawanRule, topic)) return false;
   const parsed = parseTelemetryTopic(topic);
-  return !('error' in parsed) && parsed.deviceId === deviceId;
+  return !('error' in parsed) && parsed.deviceId === clientId;
 }
 
 /** True when a device may subscribe to `filter`: its own command topic, `cmd/<type>/<id>` or `cmd/+/<id>`. */
@@ -381,7 +404,7 @@ export function maySubscribe(deviceId: string, filter: string): boolean {
  * The aedes handlers that hold devices to their credentials and topics, and a timer
  * that disconnects a device whose credentials were removed or replaced since it connected.
  */
-async function deviceGuard(auth: BrokerAuthOptions, log: (line: string) => void) {
+async function deviceGuard(auth: BrokerAuthOptions, log: (line: string) => void, lorawanRule: string) {
   const credentials: CredentialChecker = credentialChecker(auth.credentialsFile);
   try {
     await credentials.refresh();
@@ -430,9 +453,11 @@ async function deviceGuard(auth: BrokerAuthOptions, log: (line: string) => void)
       // No client: a will aedes publishes itself; never enqueued (see startBroker) and
       // nobody may subscribe to a telemetry topic.
       if (!client) return callback(null);
-      if (mayPublish(client.id, packet.topic)) return callback(null);
+      if (mayPublish(client.id, packet.topic, lorawanRule)) return callback(null);
       log(
-        `MQTT: disconnected ${client.id}: it may publish only to dt/<type>/${client.id}, not ${truncate(packet.topic)}`,
+        client.id === lorawanRule
+          ? `MQTT: disconnected ${client.id}: it may publish only to $aws/rules/${lorawanRule}, not ${truncate(packet.topic)}`
+          : `MQTT: disconnected ${client.id}: it may publish only to dt/<type>/${client.id}, not ${truncate(packet.topic)}`,
       );
       // aedes closes the connection: IoT Core does the same for a publish the policy denies.
       callback(new Error(`${client.id} may not publish to ${packet.topic}`));

@@ -1,6 +1,7 @@
 /**
  * The local HTTP server: the same routes, request and response shapes as the API
- * Gateway HTTP API, answered by the same core (`handleIngress`) the http Lambda calls,
+ * Gateway HTTP API, answered by the same core (`handleIngress`) the http Lambda calls
+ * (every method on an ingest path reaches it: it answers a GET callback, or 405),
  * behind the same gate (keys, scopes, per-key and keyless throttles). Like API Gateway,
  * it stops reading a body that is too large and answers 413.
  *
@@ -107,6 +108,21 @@ export async function startHttpServer(options: {
     },
   );
   server.keepAliveTimeout = limits.keepAliveTimeoutMs;
+  // Requests Node refuses before any handler sees them (headers past its 16 KB, such as a
+  // GET callback with a 100 KB query string; a timeout; bad HTTP) get Node's status, with
+  // a JSON reason like every other answer.
+  server.on('clientError', (error: NodeJS.ErrnoException, socket: Socket) => {
+    const response = (socket as { _httpMessage?: { headersSent?: boolean } })._httpMessage;
+    if (error.code === 'ECONNRESET' || !socket.writable || response?.headersSent) {
+      socket.destroy();
+      return;
+    }
+    const [status, text, code, message] = clientErrorAnswer(error.code);
+    const body = JSON.stringify({ error: code, message });
+    socket.end(
+      `HTTP/1.1 ${status} ${text}\r\nConnection: close\r\nContent-Type: application/json\r\nContent-Length: ${Buffer.byteLength(body)}\r\n\r\n${body}`,
+    );
+  });
   // One flood log each: a burst of evictions must not hide that requests were refused.
   const capLog = {
     evicted: floodLog(options.log ?? (() => {})),
@@ -190,6 +206,28 @@ async function serve(
     status: result.statusCode,
     bytes: body === 'too_large' ? -1 : body.length,
   });
+}
+
+/** Node's status for a request its parser or timers refused, and our reason. */
+function clientErrorAnswer(code: string | undefined): [number, string, string, string] {
+  switch (code) {
+    case 'ERR_HTTP_REQUEST_TIMEOUT':
+      return [408, 'Request Timeout', 'request_timeout', 'The request took too long to arrive'];
+    case 'HPE_HEADER_OVERFLOW':
+      return [
+        431,
+        'Request Header Fields Too Large',
+        'headers_too_large',
+        'The request line and headers pass 16 KB: a GET callback with this many variables must be a POST',
+      ];
+    default:
+      return [
+        400,
+        'Bad Request',
+        'bad_request',
+        `The request is not valid HTTP (${code ?? 'unknown error'})`,
+      ];
+  }
 }
 
 /**

@@ -210,6 +210,8 @@ export async function startLocalRuntime(options: LocalRuntimeOptions): Promise<L
       host: LOCAL_HOST,
       port: options.mqttPort,
       enqueue,
+      // The LoRaWAN rule is the stage's, as on AWS: `$aws/rules/iot_pipeline_<stage>_lorawan`.
+      stage: config.stage,
       auth: options.mqttAuth ? { credentialsFile: deviceCredentialsFile(dataDir) } : undefined,
       limits: { ...options.limits?.mqtt, maxPayloadBytes: config.validation.maxPayloadBytes },
       log,

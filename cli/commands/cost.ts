@@ -2,10 +2,10 @@
 
 import { DEFAULT_CONFIG } from '../../lib/config.ts';
 import { readConfigFile } from '../../lib/config-sources.ts';
-import { runCostModel, withCodec } from '../../tools/cost/measure.ts';
-import { checkPrices } from '../../tools/cost/model.ts';
+import { CODEC_SOURCES, runCostModel, withCodec, withDeviceCodec } from '../../tools/cost/measure.ts';
+import { checkPrices, LORAWAN_UPLINK_PRICE } from '../../tools/cost/model.ts';
 import { costTable, PRICES_FILE } from '../../tools/cost/report.ts';
-import { SIMULATED_SOURCES } from '../../tools/simulator/bodies.ts';
+import { SIMULATED_FORMATS } from '../../tools/simulator/bodies.ts';
 import { parseDuration } from '../../tools/simulator/fleet.ts';
 import { parse, UsageError, wholeNumber } from '../args.ts';
 import { readFlagFile } from '../files.ts';
@@ -23,7 +23,11 @@ export const options = {
   json: { type: 'boolean', default: false },
 } as const;
 
-const SOURCES = ['mqtt', ...SIMULATED_SOURCES] as const;
+const SOURCES = ['mqtt', ...SIMULATED_FORMATS] as const;
+
+/** The codec IoT Core for LoRaWAN uplinks go through without --codec (the simulator sends LHT65 frames). */
+const DEFAULT_LORAWAN_CODEC = 'codecs/lht65.js';
+const DEFAULT_LORAWAN_CODEC_FILE = new URL('../../codecs/lht65.js', import.meta.url);
 
 export const usage = `Usage: iot-pipeline cost [options]
 
@@ -34,17 +38,30 @@ Options:
   --devices <n>            devices in the fleet (default 1000)
   --interval <60s>         how often each device sends (default 60s)
   --bytes <n>              bytes in a message (default 200)
-  --source <source>        how messages arrive: ${SOURCES.join(', ')} (default mqtt)
+  --source <source>        how messages arrive (default mqtt):
+                             mqtt         devices on AWS IoT Core (and Basic Ingest, side by side)
+                             http         our JSON, POST /v1/telemetry through API Gateway
+                             sigfox       Sigfox callbacks as JSON; sigfox-form: the same form-encoded
+                                          (Sigfox's default), priced the same but for the body size
+                             ttn          The Things Stack uplinks (decoded_payload)
+                             chirpstack   ChirpStack v4 up events (object, as ChirpStack decoded it)
+                             iot-lorawan  AWS IoT Core for LoRaWAN uplinks through the LoRaWAN rule (LHT65
+                                          frames through ${DEFAULT_LORAWAN_CODEC}); its per-uplink charge is
+                                          not in the price list: add ${LORAWAN_UPLINK_PRICE} with --prices
   --messages <n>           messages to run through the model (default: enough for a steady count)
   --config <file>          the pipeline config (batch size, decoders...; default: the built-in one)
   --prices <file>          the price list (default: tools/cost/aws-prices.json, us-east-1 list prices)
-  --codec <file.js>        with --source ttn: the uplinks go through this codec
+  --codec <file.js>        with --source ${CODEC_SOURCES.join(', ')}: the uplinks carry this codec's example
+                           frames and go through it (iot-lorawan: default ${DEFAULT_LORAWAN_CODEC})
   --json                   print the report as one JSON document on stdout
   -h, --help               show this help
 
 Examples:
   iot-pipeline cost --devices 5000 --interval 5m
-  iot-pipeline cost --source ttn --codec codecs/lht65.js --json`;
+  iot-pipeline cost --source sigfox-form --interval 10m
+  iot-pipeline cost --source ttn --codec codecs/lht65.js --json
+  iot-pipeline cost --source chirpstack --interval 5m
+  iot-pipeline cost --source iot-lorawan --interval 10m --prices my-prices.json`;
 
 export async function run(args: string[]): Promise<number> {
   const { values } = parse({ args, options });
@@ -66,10 +83,11 @@ export async function run(args: string[]): Promise<number> {
   if (!source) throw new UsageError(`--source "${values.source}" must be one of ${SOURCES.join(', ')}`);
   let config = values.config ? readConfigFile(values.config) : DEFAULT_CONFIG;
   let frames: Parameters<typeof runCostModel>[0]['frames'];
+  let codec: string | undefined;
   if (values.codec !== undefined) {
-    if (source !== 'ttn') {
+    if (!CODEC_SOURCES.some((s) => s === source)) {
       throw new UsageError(
-        '--codec prices a codec on The Things Stack uplinks (frm_payload): add --source ttn',
+        `--codec prices a codec on LoRaWAN uplinks: add --source ${CODEC_SOURCES.join(', --source ')}`,
       );
     }
     const text = readFlagFile('--codec', values.codec);
@@ -78,6 +96,15 @@ export async function run(args: string[]): Promise<number> {
     } catch (error) {
       throw new UsageError(`--codec: ${(error as Error).message}`);
     }
+    codec = `${values.codec} (its example frames)`;
+  } else if (source === 'iot-lorawan') {
+    // The simulated uplinks carry LHT65 frames of their readings: the repository's codec reads them.
+    config = withDeviceCodec(
+      config,
+      DEFAULT_LORAWAN_CODEC,
+      readFlagFile('--codec', DEFAULT_LORAWAN_CODEC_FILE),
+    );
+    codec = `${DEFAULT_LORAWAN_CODEC} (the default for iot-lorawan; --codec <file> prices another)`;
   }
   const report = await runCostModel({
     source,
@@ -85,6 +112,7 @@ export async function run(args: string[]): Promise<number> {
     messageBytes: wholeNumber('--bytes', values.bytes, 1, 128 * 1024),
     config,
     ...(frames ? { frames } : {}),
+    ...(codec ? { codec } : {}),
     prices,
     ...(values.messages ? { messages: wholeNumber('--messages', values.messages, 1, 1_000_000) } : {}),
   });
@@ -105,7 +133,7 @@ function describe(report: Awaited<ReturnType<typeof runCostModel>>, interval: st
     `Counted over ${report.messagesRun} messages in ${report.batches} ingest invocations ` +
     `(${(report.messagesRun / report.batches).toFixed(1)} a batch, ${report.ingestDurationMs.toFixed(0)} ms billed each).\n\n` +
     formatTable(costTable(report)) +
-    `\nAWS SDK calls per message (${report.source === 'mqtt' ? 'the ingest function' : 'the ingest and http functions'}): ${Object.entries(
+    `\nAWS SDK calls per message (${report.source === 'mqtt' || report.source === 'iot-lorawan' ? 'the ingest function' : 'the ingest and http functions'}): ${Object.entries(
       report.callsPerMessage,
     )
       .map(([call, n]) => `${call} ${n.toFixed(3)}`)
@@ -116,6 +144,7 @@ function describe(report: Awaited<ReturnType<typeof runCostModel>>, interval: st
         `naive: ${month(report.naive.perMonth)}. With Basic Ingest: ${report.ratioToFloor.toFixed(2)}x the IoT Core floor ` +
         `(target <= 1.0x: ${report.ratioToFloor <= 1 ? 'met' : 'not met'}).\n`
       : `Pipeline: ${month(report.pipeline.perMonth)}; naive: ${month(report.naive.perMonth)}; ` +
-        `${report.ratioToFloor.toFixed(2)}x the ${report.floor.design} (one request per message).\n`)
+        `${report.ratioToFloor.toFixed(2)}x the ${report.floor.design} (${report.source === 'iot-lorawan' ? 'one uplink, rule and action' : 'one request'} per message).\n`) +
+    report.notes.map((note) => `Note: ${note}\n`).join('')
   );
 }

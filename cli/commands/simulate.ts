@@ -2,7 +2,7 @@
 
 import { DEFAULT_DATA_DIR, localKey } from '../../local/data-dir.ts';
 import { LOCAL_HOST } from '../../local/host.ts';
-import { SIMULATED_SOURCES } from '../../tools/simulator/bodies.ts';
+import { NETWORKS, SIMULATED_FORMATS } from '../../tools/simulator/bodies.ts';
 import { parseDuration, parseRate } from '../../tools/simulator/fleet.ts';
 import { ConnectError, runSimulation, type SimulationProgress } from '../../tools/simulator/run.ts';
 import { parse, UsageError, wholeNumber } from '../args.ts';
@@ -25,6 +25,7 @@ export const options = {
   ca: { type: 'string' },
   data: { type: 'string', default: DEFAULT_DATA_DIR },
   'basic-ingest': { type: 'string' },
+  stage: { type: 'string', default: 'dev' },
   id: { type: 'string', multiple: true },
   json: { type: 'boolean', default: false },
 } as const;
@@ -37,7 +38,9 @@ Send readings from simulated devices, each its own MQTT client (or HTTP caller),
 Options:
   --devices <n>            devices in the fleet (default 10)
   --rate <n/s|n/m|n/h>     messages per second, minute or hour, for the whole fleet (default 10/s)
-  --format <format>        json (MQTT), http, sigfox or ttn (the last three POST to the HTTP API; default json)
+  --format <format>        what the fleet sends (default json):
+                             json         MQTT, each device its own client, to dt/<type>/<id>
+${SIMULATED_FORMATS.map((f) => `                             ${f.padEnd(12)} ${NETWORKS[f].summary}`).join('\n')}
   --count <n>              stop after this many messages
   --duration <30s|5m>      stop after this long
   --type <deviceType>      the devices' type (default thermo)
@@ -48,6 +51,7 @@ Options:
                            IOT_PIPELINE_API_KEY or the local ingest key in <data>/local-keys.env
   --data <dir>             the local data folder, for its ingest key (default ${DEFAULT_DATA_DIR})
   --id <thingName>         an exact device id, e.g. a provisioned thing (repeatable; sets --devices)
+  --stage <stage>          --format iot-lorawan: the stage whose rule is published to (default dev)
   --json                   print the result as one JSON document on stdout
   -h, --help               show this help
 
@@ -57,7 +61,13 @@ AWS IoT Core:
 
 Examples:
   iot-pipeline simulate --devices 50 --rate 10/s --count 500
-  iot-pipeline simulate --format sigfox --type sim-sigfox --duration 30s`;
+  iot-pipeline simulate --format sigfox --type sim-sigfox --duration 30s
+  iot-pipeline simulate --format sigfox-form --type sim-sigfox --count 100
+  iot-pipeline simulate --format ttn --type sim-ttn --count 100
+  iot-pipeline simulate --format chirpstack --type lht65 --count 100
+  iot-pipeline simulate --format iot-lorawan --devices 5 --count 50
+      (configure the uplinks' type and codec: "iotLorawan": { "deviceType": "lht65" } and
+       "deviceTypes": { "lht65": { "decoder": { "codec": "codecs/lht65.js" } } })`;
 
 export async function run(args: string[]): Promise<number> {
   const { values } = parse({ args, options });
@@ -65,11 +75,16 @@ export async function run(args: string[]): Promise<number> {
   const silentShare = Number(values.silent);
   if (!(silentShare >= 0 && silentShare <= 1))
     throw new UsageError(`--silent "${values.silent}" must be between 0 and 1`);
-  const formats = ['json', ...SIMULATED_SOURCES] as const;
+  const formats = ['json', ...SIMULATED_FORMATS] as const;
   const format = formats.find((f) => f === values.format);
   if (!format) {
     throw new UsageError(
-      `--format "${values.format}" must be json (MQTT) or one of ${SIMULATED_SOURCES.join(', ')}`,
+      `--format "${values.format}" must be json (MQTT) or one of ${SIMULATED_FORMATS.join(', ')}`,
+    );
+  }
+  if (!/^[a-z][a-z0-9]{0,15}$/.test(values.stage)) {
+    throw new UsageError(
+      `--stage "${values.stage}" must be a stage name: lowercase letters and digits, starting with a letter, at most 16`,
     );
   }
   if (values.endpoint && !(values.cert && values.key)) {
@@ -105,6 +120,7 @@ export async function run(args: string[]): Promise<number> {
     tls: values.cert && values.key ? { cert: values.cert, key: values.key, ca: values.ca } : undefined,
     ...(values.id?.length ? { deviceIds: values.id } : {}),
     basicIngestRule: values['basic-ingest'],
+    stage: values.stage,
     httpUrl: values['http-url'],
     apiKey: localKey(values.data, 'ingest'),
     signal: controller.signal,

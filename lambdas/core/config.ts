@@ -11,6 +11,7 @@ import { type DecoderConfig, validateDecoderConfig } from './decoders/registry.t
 import type { AlertRule } from './estate/alerts.ts';
 import { durationOf, type OfflineConfig, validateOffline, validateRules } from './estate/rules-config.ts';
 import { type HttpMapping, validateHttpMappings } from './formats/http-json.ts';
+import { type IotLorawanConfig, validateIotLorawanConfig } from './formats/iot-lorawan.ts';
 import { validateSigfoxDownlink, validateSigfoxDownlinks } from './formats/sigfox.ts';
 import { DEVICE_TYPE_PATTERN, isObject, setOwn } from './ids.ts';
 import { type ValidationLimits, validateLimits } from './readings/limits.ts';
@@ -30,6 +31,8 @@ export interface RuntimeConfig {
   readonly alertRules: readonly AlertRule[];
   /** Offline detection: silent longer than this (per type, else the default) raises an alert. */
   readonly offline: OfflineConfig;
+  /** AWS IoT Core for LoRaWAN: each wireless device's type and name. */
+  readonly iotLorawan: IotLorawanConfig;
 }
 
 export interface DeviceTypeConfig {
@@ -43,6 +46,11 @@ export interface DeviceTypeConfig {
   readonly offlineAfterMs?: number;
   /** Answer to a Sigfox BIDIR callback (`ack: true`) of this type: 8 bytes as 16 hex digits. */
   readonly sigfoxDownlink?: string;
+  /**
+   * The LoRaWAN port this type's codec gets over MQTT when the topic names none
+   * (`dt/<type>/<id>/<fPort>` does); 0 to 255.
+   */
+  readonly fPort?: number;
 }
 
 /**
@@ -57,14 +65,34 @@ export function validateRuntimeConfig(input: {
   sigfoxDownlinks?: unknown;
   alertRules?: unknown;
   offline?: unknown;
+  iotLorawan?: unknown;
 }): RuntimeConfig {
+  const deviceTypes = validateDeviceTypes(input.deviceTypes ?? {});
+  const iotLorawan = validateIotLorawanConfig(input.iotLorawan ?? {});
+  // A LoRaWAN payload is bytes: a type named for it must be one the config decodes.
+  const named: [string, string | undefined][] = [
+    ['iotLorawan.deviceType', iotLorawan.deviceType],
+    ...Object.entries(iotLorawan.devices).map(([id, d]): [string, string | undefined] => [
+      `iotLorawan.devices.${id}.type`,
+      d.type,
+    ]),
+  ];
+  for (const [key, type] of named) {
+    if (type !== undefined && !Object.hasOwn(deviceTypes, type))
+      throw new ConfigError(
+        key,
+        type,
+        `a device type of deviceTypes (${Object.keys(deviceTypes).join(', ') || 'none'})`,
+      );
+  }
   return {
-    deviceTypes: validateDeviceTypes(input.deviceTypes ?? {}),
+    deviceTypes,
     validation: validateLimits(input.validation ?? {}),
     httpMappings: validateHttpMappings(input.httpMappings ?? {}),
     sigfoxDownlinks: validateSigfoxDownlinks(input.sigfoxDownlinks ?? {}),
     alertRules: validateRules(input.alertRules ?? []),
     offline: validateOffline(input.offline ?? {}),
+    iotLorawan,
   };
 }
 
@@ -84,6 +112,13 @@ function validateDeviceTypes(types: unknown): Record<string, DeviceTypeConfig> {
     const decoder =
       value.decoder === undefined ? undefined : validateDecoderConfig(`${key}.decoder`, value.decoder);
     const downlink = validateSigfoxDownlink(`${key}.sigfoxDownlink`, value.sigfoxDownlink);
+    const fPort = value.fPort;
+    if (
+      fPort !== undefined &&
+      (typeof fPort !== 'number' || !Number.isInteger(fPort) || fPort < 0 || fPort > 255)
+    ) {
+      throw new ConfigError(`${key}.fPort`, fPort, 'a LoRaWAN port, an integer from 0 to 255');
+    }
     const offlineAfterMs =
       value.offlineAfter === undefined
         ? value.offlineAfterMs === undefined
@@ -105,6 +140,7 @@ function validateDeviceTypes(types: unknown): Record<string, DeviceTypeConfig> {
       ...(offlineAfterMs === undefined ? {} : { offlineAfterMs }),
       ...(decoder === undefined ? {} : { decoder }),
       ...(downlink === undefined ? {} : { sigfoxDownlink: downlink }),
+      ...(fPort === undefined ? {} : { fPort }),
     });
   }
   return deviceTypes;

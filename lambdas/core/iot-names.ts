@@ -9,6 +9,14 @@ export function telemetryRuleName(stage: string): string {
   return `iot_pipeline_${stage}_telemetry`;
 }
 
+/**
+ * The IoT rule an AWS IoT Core for LoRaWAN destination names (`--expression-type
+ * RuleName`): its uplinks go through it into the ingest queue.
+ */
+export function lorawanRuleName(stage: string): string {
+  return `iot_pipeline_${stage}_lorawan`;
+}
+
 /** The stage's device policy, attached to every device certificate. */
 export function devicePolicyName(stage: string): string {
   return `iot_pipeline_${stage}_device`;

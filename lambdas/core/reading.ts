@@ -27,6 +27,11 @@ export interface Reading {
   readonly key: string;
   /** The sequence number (the device's `$seq`, else the network's), when there is one. */
   readonly seq?: number;
+  /**
+   * Attributes of the device its network sent with the message (ChirpStack tags), for
+   * the registry record; not stored with the reading's rows.
+   */
+  readonly attributes?: Readonly<Record<string, string>>;
 }
 
 /** One row of the `readings` table: the shape of each line {@link toNdjsonRows} writes. */

@@ -26,8 +26,8 @@ const TYPE = `\${iot:Connection.Thing.Attributes[${DEVICE_TYPE_ATTRIBUTE}]}`;
 /**
  * Devices on IoT Core: one policy for every device certificate, written with policy
  * variables so that each device can connect only with client id = its thing name,
- * publish only to its own telemetry topic (`dt/<type>/<thing>`, directly or through
- * Basic Ingest) and subscribe only to its own command topic (`cmd/<type>/<thing>`),
+ * publish only to its own telemetry topic (`dt/<type>/<thing>`, or with a LoRaWAN port
+ * `dt/<type>/<thing>/<fPort>`, directly or through Basic Ingest) and subscribe only to its own command topic (`cmd/<type>/<thing>`),
  * and only as a thing of one of this stage's thing types. No `iot:*`, no `*` resource.
  * A thing type per device type, named for the stage (`iot_pipeline_<stage>_<type>`),
  * with searchable attributes; the device type itself is the thing's `deviceType`
@@ -93,10 +93,12 @@ export function devicePolicyDocument(stack: Stack, ruleName: string, stage: stri
         Sid: 'PublishItsTelemetry',
         Effect: 'Allow',
         Action: 'iot:Publish',
-        Resource: [
-          arn('topic', `dt/${TYPE}/${THING}`),
-          arn('topic', `$aws/rules/${ruleName}/dt/${TYPE}/${THING}`),
-        ],
+        // With a LoRaWAN port as a fourth level (`?` is one character: ports 0 to 255
+        // have one to three digits; the topic parser refuses anything else with the reason).
+        Resource: ['', '/?', '/??', '/???'].flatMap((port) => [
+          arn('topic', `dt/${TYPE}/${THING}${port}`),
+          arn('topic', `$aws/rules/${ruleName}/dt/${TYPE}/${THING}${port}`),
+        ]),
       },
       {
         Sid: 'ReceiveItsCommands',

@@ -5,6 +5,7 @@ import { HttpLambdaIntegration } from 'aws-cdk-lib/aws-apigatewayv2-integrations
 import * as logs from 'aws-cdk-lib/aws-logs';
 import { Construct } from 'constructs';
 import { DEVICES_PATH } from '../../lambdas/core/api/devices.ts';
+import { methodsOf } from '../../lambdas/core/formats/format.ts';
 import { HTTP_FORMATS } from '../../lambdas/core/formats/index.ts';
 import type { Analytics } from './analytics.ts';
 import type { ApiKeys } from './api-keys.ts';
@@ -57,7 +58,8 @@ export interface HttpApiProps {
 
 /**
  * The HTTP way in: an API Gateway HTTP API with the `/v1/` routes, stage throttling
- * and access logs, one function for the POST routes and one for the GET routes. Both
+ * and access logs, one function for the ingest routes (POST, and GET where a network
+ * calls back with GET: Sigfox) and one for the read routes. Both
  * check every request's key against the keys table (scope, devices, its own throttle),
  * answer 4xx with a JSON reason, and the POST function acknowledges only after the
  * message is in the ingest queue.
@@ -121,8 +123,14 @@ export class HttpApi extends Construct {
     const integration = new HttpLambdaIntegration('Integration', this.function, {
       payloadFormatVersion: apigw.PayloadFormatVersion.VERSION_2_0,
     });
+    // Each way in with the methods its format takes (Sigfox: GET callbacks too), all on
+    // the ingest function: a GET callback is a message, not a query.
     for (const { route } of HTTP_FORMATS) {
-      this.api.addRoutes({ path: route.path, methods: [apigw.HttpMethod.POST], integration });
+      this.api.addRoutes({
+        path: route.path,
+        methods: methodsOf(route).map((method) => apigw.HttpMethod[method]),
+        integration,
+      });
     }
     if (props.query) {
       const { analytics, timeseries } = props.query;

@@ -1,11 +1,12 @@
-import { Arn, Aws, Duration, Names, Stack } from 'aws-cdk-lib';
+import { Arn, Aws, Duration, Names, Stack, Validations } from 'aws-cdk-lib';
 import * as iam from 'aws-cdk-lib/aws-iam';
 import * as iot from 'aws-cdk-lib/aws-iot';
 import type * as lambda from 'aws-cdk-lib/aws-lambda';
 import * as sqs from 'aws-cdk-lib/aws-sqs';
 import { Construct } from 'constructs';
+import { lorawanRuleSql } from '../../lambdas/core/formats/iot-lorawan.ts';
 import { telemetryRuleSql } from '../../lambdas/core/formats/mqtt-topic.ts';
-import { telemetryRuleName } from '../../lambdas/core/iot-names.ts';
+import { lorawanRuleName, telemetryRuleName } from '../../lambdas/core/iot-names.ts';
 import { LAKE_PREFIXES } from '../../lambdas/core/lake/layout.ts';
 import { ENV } from '../../lambdas/env.ts';
 import type { Alerts } from './alerts.ts';
@@ -83,7 +84,8 @@ export interface IngestProps {
 
 /**
  * Where every message meets: an IoT topic rule for `dt/<type>/<id>` (and its Basic
- * Ingest form) into an encrypted SQS queue with a dead-letter queue, and the ingest
+ * Ingest form), and one for AWS IoT Core for LoRaWAN destinations (with the role a
+ * destination gives IoT Wireless to reach it), into an encrypted SQS queue with a dead-letter queue, and the ingest
  * function on that queue with batching and partial batch responses. The function is
  * wired to the sinks it is given (each grants its own access and sets its environment
  * variable); the HTTP API enqueues to the same queue through {@link Ingest.grantEnqueue}.
@@ -95,6 +97,14 @@ export class Ingest extends Construct {
   public readonly rule: iot.CfnTopicRule;
   /** Devices may publish to `$aws/rules/<ruleName>/dt/<type>/<id>` to skip the messaging charge. */
   public readonly ruleName: string;
+  /** The rule an IoT Core for LoRaWAN destination names (`--expression-type RuleName`). */
+  public readonly lorawanRule: iot.CfnTopicRule;
+  public readonly lorawanRuleName: string;
+  /**
+   * The role a destination passes to IoT Wireless (`--role-arn`): it may publish to the
+   * LoRaWAN rule (Basic Ingest) and nothing else.
+   */
+  public readonly lorawanDestinationRole: iam.Role;
 
   constructor(scope: Construct, id: string, props: IngestProps) {
     super(scope, id);
@@ -181,43 +191,87 @@ export class Ingest extends Construct {
     props.alerts.grantPublish(this.function);
 
     this.ruleName = telemetryRuleName(props.stage);
+    this.lorawanRuleName = lorawanRuleName(props.stage);
+    const ruleArn = (name: string) =>
+      Arn.format({ service: 'iot', resource: 'rule', resourceName: name }, Stack.of(this));
     const ruleRole = new iam.Role(this, 'RuleRole', {
-      // Only this account's telemetry rule may assume it (IoT's confused deputy guidance).
+      // Only this account's two rules may assume it (IoT's confused deputy guidance).
       assumedBy: new iam.ServicePrincipal('iot.amazonaws.com', {
         conditions: {
           StringEquals: { 'aws:SourceAccount': Aws.ACCOUNT_ID },
-          ArnLike: {
-            'aws:SourceArn': Arn.format(
-              { service: 'iot', resource: 'rule', resourceName: this.ruleName },
-              Stack.of(this),
-            ),
-          },
+          ArnLike: { 'aws:SourceArn': [ruleArn(this.ruleName), ruleArn(this.lorawanRuleName)] },
         },
       }),
-      description: 'Lets the telemetry rule enqueue messages and record failed ones',
+      description: 'Lets the telemetry and LoRaWAN rules enqueue messages and record failed ones',
     });
     this.grantSend(ruleRole);
     props.lake.grantWritePrefixes(ruleRole, [LAKE_PREFIXES.ruleErrors]);
 
-    this.rule = new iot.CfnTopicRule(this, 'TelemetryRule', {
-      ruleName: this.ruleName,
-      topicRulePayload: {
-        description: 'Device telemetry (JSON or binary, base64-encoded whole) to the ingest queue',
-        awsIotSqlVersion: '2016-03-23',
-        sql: telemetryRuleSql(),
-        ruleDisabled: false,
-        actions: [{ sqs: { queueUrl: this.queue.queueUrl, roleArn: ruleRole.roleArn, useBase64: false } }],
-        // When SQS refuses a message, keep it (with the failure) in the lake instead of losing it.
-        errorAction: {
-          s3: {
-            bucketName: props.lake.bucket.bucketName,
-            key: `${LAKE_PREFIXES.ruleErrors}\${parse_time("yyyy-MM-dd", timestamp())}/\${newuuid()}.json`,
-            roleArn: ruleRole.roleArn,
+    // Both rules send to the queue, and keep what SQS refuses (with the failure) in the lake instead of losing it.
+    const queueRule = (id: string, ruleName: string, description: string, sql: string) => {
+      const rule = new iot.CfnTopicRule(this, id, {
+        ruleName,
+        topicRulePayload: {
+          description,
+          awsIotSqlVersion: '2016-03-23',
+          sql,
+          ruleDisabled: false,
+          actions: [{ sqs: { queueUrl: this.queue.queueUrl, roleArn: ruleRole.roleArn, useBase64: false } }],
+          errorAction: {
+            s3: {
+              bucketName: props.lake.bucket.bucketName,
+              key: `${LAKE_PREFIXES.ruleErrors}\${parse_time("yyyy-MM-dd", timestamp())}/\${newuuid()}.json`,
+              roleArn: ruleRole.roleArn,
+            },
           },
         },
-      },
+      });
+      rule.node.addDependency(ruleRole);
+      return rule;
+    };
+    this.rule = queueRule(
+      'TelemetryRule',
+      this.ruleName,
+      'Device telemetry (JSON or binary, base64-encoded whole) to the ingest queue',
+      telemetryRuleSql(),
+    );
+
+    // AWS IoT Core for LoRaWAN: a destination invokes this rule by name (Basic Ingest, so
+    // its SQL has no FROM and no device can reach it through the message broker).
+    this.lorawanRule = queueRule(
+      'LorawanRule',
+      this.lorawanRuleName,
+      'AWS IoT Core for LoRaWAN uplinks (a destination names this rule) to the ingest queue',
+      lorawanRuleSql(this.lorawanRuleName),
+    );
+    this.lorawanDestinationRole = new iam.Role(this, 'LorawanDestinationRole', {
+      // IoT Wireless assumes it for this account's destinations only.
+      assumedBy: new iam.ServicePrincipal('iotwireless.amazonaws.com', {
+        conditions: { StringEquals: { 'aws:SourceAccount': Aws.ACCOUNT_ID } },
+      }),
+      description: 'Lets an AWS IoT Core for LoRaWAN destination publish uplinks to the LoRaWAN rule',
     });
-    this.rule.node.addDependency(ruleRole);
+    this.lorawanDestinationRole.addToPolicy(
+      new iam.PolicyStatement({
+        actions: ['iot:Publish'],
+        resources: [
+          Arn.format(
+            { service: 'iot', resource: 'topic', resourceName: `$aws/rules/${this.lorawanRuleName}` },
+            Stack.of(this),
+          ),
+        ],
+      }),
+    );
+    // The destination role policy AWS documents: IoT Wireless looks up the account's data
+    // endpoint before it publishes, and DescribeEndpoint has no resource-level permissions.
+    this.lorawanDestinationRole.addToPolicy(
+      new iam.PolicyStatement({ actions: ['iot:DescribeEndpoint'], resources: ['*'] }),
+    );
+    Validations.of(this.lorawanDestinationRole).acknowledge({
+      id: 'AwsSolutions-IAM5[Resource::*]',
+      reason:
+        'iot:DescribeEndpoint only, which has no resource-level permissions (IoT Wireless calls it before publishing to the rule).',
+    });
   }
 
   /**

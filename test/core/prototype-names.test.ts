@@ -166,15 +166,14 @@ describe('HTTP mappings with prototype names', () => {
 
   it('finds a mapped id or time field named constructor only when the reading has it', async () => {
     const named = configOf('{"httpMappings": {"m": {"id": "constructor", "time": "toString"}}}');
+    // Not found on the prototype: no reading names its device, which the edge can tell at once.
     const missing = await post(named, '/v1/telemetry?mapping=m', '{"temp": 1}');
-    expect(missing.response.statusCode).toBe(202);
-    const quarantined = decodeMessage(
-      { messageId: 'm1', body: JSON.stringify(missing.queued[0]) },
-      ingestOf(named, () => NOW),
-    );
-    expect(quarantined.quarantine).toEqual([
-      expect.objectContaining({ reason: 'no "$id": say which device the reading is from' }),
-    ]);
+    expect(missing.response.statusCode).toBe(400);
+    expect(JSON.parse(missing.response.body)).toEqual({
+      error: 'missing_device_id',
+      message: expect.stringContaining('no reading has "constructor"'),
+    });
+    expect(missing.queued).toEqual([]);
     const present = await post(
       named,
       '/v1/telemetry?mapping=m',

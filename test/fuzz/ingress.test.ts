@@ -10,7 +10,10 @@ import { afterAll, describe, expect, it, onTestFinished } from 'vitest';
 import { handleIngress } from '../../lambdas/core/api/ingress.ts';
 import { validateRuntimeConfig } from '../../lambdas/core/config.ts';
 import { compileCodec } from '../../lambdas/core/decoders/codec.ts';
-import type { Envelope } from '../../lambdas/core/formats/format.ts';
+import { NO_DECODERS } from '../../lambdas/core/decoders/decoder.ts';
+import { jsonDecoder } from '../../lambdas/core/decoders/json.ts';
+import { type Envelope, InboundMessage, isRefusal } from '../../lambdas/core/formats/format.ts';
+import { formatOf } from '../../lambdas/core/formats/index.ts';
 import { decodeMessages } from '../../lambdas/core/ingest/decode.ts';
 import type { MessageOutcome } from '../../lambdas/core/ingest/records.ts';
 import { closeTestDecoders, ingestOf, masterGate, NO_SOURCES, NOW } from '../support/fakes.ts';
@@ -24,13 +27,34 @@ const config = validateRuntimeConfig({
   httpMappings: { acme: { id: 'serial', time: 'at' } },
 });
 
-function accountedFor(outcome: MessageOutcome): void {
+function accountedFor(outcome: MessageOutcome, kept = false): void {
   expect(outcome.raw ?? outcome.quarantine[0]).toBeDefined();
-  if (outcome.readings.length === 0) expect(outcome.quarantine.length).toBeGreaterThan(0);
+  // A message with no reading by nature (a ChirpStack join) is kept in raw/ only.
+  if (kept) expect(outcome.raw).toBeDefined();
+  else if (outcome.readings.length === 0) expect(outcome.quarantine.length).toBeGreaterThan(0);
   for (const q of outcome.quarantine) {
     expect(q.reason.length).toBeGreaterThan(0);
     expect(q.reason_code.length).toBeGreaterThan(0);
   }
+}
+
+/** Whether the envelope's format reads it as a message with no reading by nature (`{ kept }`). */
+function keptByFormat(e: Envelope): boolean {
+  const format = formatOf(e.source ?? 'mqtt');
+  if (!format?.route) return false;
+  const message = new InboundMessage(
+    Buffer.from(e.payload, 'base64'),
+    e.topic,
+    e.params ?? {},
+    e.receivedAt,
+    e.contentType,
+  );
+  const read = format.read(message, {
+    config,
+    decoders: NO_DECODERS,
+    json: jsonDecoder(config.validation),
+  });
+  return !isRefusal(read) && 'kept' in read.payload;
 }
 
 const envelope = (source: Envelope['source'], topic: string, payload: Uint8Array): string =>
@@ -68,7 +92,7 @@ describe(`fuzz (${RUNS} runs each)`, () => {
           ingestOf(config, () => NOW),
         );
         expect(outcomes).toHaveLength(items.length);
-        outcomes.forEach(accountedFor);
+        for (const outcome of outcomes) accountedFor(outcome);
       }),
       { numRuns: RUNS },
     );
@@ -96,6 +120,13 @@ describe(`fuzz (${RUNS} runs each)`, () => {
       '/v1/sigfox?type=tracker',
       '/v1/ttn',
       '/v1/ttn?type=lht65',
+      '/v1/chirpstack?event=up',
+      '/v1/chirpstack?event=up&type=lht65',
+      '/v1/chirpstack?event=status',
+      '/v1/chirpstack?event=location',
+      '/v1/chirpstack?event=join',
+      '/v1/chirpstack?event=../../x',
+      '/v1/chirpstack',
       '/v1/x',
     );
     const sigfoxish = fc.record(
@@ -126,11 +157,37 @@ describe(`fuzz (${RUNS} runs each)`, () => {
       },
       { requiredKeys: [] },
     );
+    const chirpstackish = fc.record(
+      {
+        time: fc.oneof(fc.constant('2026-11-25T05:59:58.775023242+00:00'), fc.string()),
+        deviceInfo: fc.record(
+          {
+            devEui: fc.oneof(hex(16, 16), fc.string()),
+            deviceProfileName: fc.string(),
+            tags: fc.oneof(fc.dictionary(fc.string(), fc.string(), { maxKeys: 40 }), fc.jsonValue()),
+          },
+          { requiredKeys: [] },
+        ),
+        fCnt: fc.oneof(fc.nat(), fc.nat().map(String), fc.jsonValue()),
+        fPort: fc.oneof(fc.nat(300), fc.string()),
+        data: fc.oneof(fc.base64String(), fc.string()),
+        object: fc.oneof(fc.dictionary(fc.string(), fc.jsonValue()), fc.jsonValue()),
+        rxInfo: fc.oneof(
+          fc.array(fc.record({ rssi: fc.integer(), snr: fc.double() }), { maxLength: 4 }),
+          fc.jsonValue(),
+        ),
+        margin: fc.oneof(fc.integer(), fc.jsonValue()),
+        batteryLevel: fc.oneof(fc.double(), fc.jsonValue()),
+        location: fc.oneof(fc.record({ latitude: fc.double(), longitude: fc.double() }), fc.jsonValue()),
+      },
+      { requiredKeys: [] },
+    );
     const body = fc.oneof(
       fc.string(),
       fc.jsonValue().map((v) => JSON.stringify(v)),
       sigfoxish.map((v) => JSON.stringify(v)),
       ttnish.map((v) => JSON.stringify(v)),
+      chirpstackish.map((v) => JSON.stringify(v)),
     );
     const gate = masterGate('key');
     await fc.assert(
@@ -163,8 +220,89 @@ describe(`fuzz (${RUNS} runs each)`, () => {
             ingestOf(config, () => NOW),
           );
           if (!outcome) throw new Error('no outcome');
-          accountedFor(outcome);
+          accountedFor(outcome, keptByFormat(e));
         }
+      }),
+      { numRuns: RUNS },
+    );
+  });
+
+  it('Sigfox: any form, text or JSON body, batch or GET query gets a 4xx or a 2xx, and each queued part is accounted for', async () => {
+    const variable = fc.constantFrom(
+      'device',
+      'time',
+      'data',
+      'seqNumber',
+      'ack',
+      'temp',
+      'batt',
+      'info',
+      'severity',
+      'lqi',
+      '__proto__',
+      'constructor',
+    );
+    const value = fc.oneof(
+      hex(0, 24),
+      fc.integer({ min: 1_795_500_000, max: 1_795_590_000 }).map(String),
+      fc.string({ maxLength: 12 }),
+    );
+    const pairs = fc.array(fc.tuple(variable, value), { maxLength: 8 });
+    const form = pairs.map((ps) => ps.map(([k, v]) => `${k}=${encodeURIComponent(v)}`).join('&'));
+    const text = pairs.map((ps) => ps.map(([k, v]) => `${k}:${v}`).join('; '));
+    const line = fc.oneof(form, text, fc.string({ maxLength: 40 }));
+    const body = fc.oneof(
+      line,
+      fc.array(line, { minLength: 2, maxLength: 6 }).map((ls) => ls.join('\n')),
+      fc.string(),
+    );
+    const request = fc.record({
+      method: fc.constantFrom('GET', 'POST', 'PUT'),
+      type: fc.constantFrom(
+        'application/x-www-form-urlencoded',
+        'text/plain',
+        'application/json',
+        'text/plain; charset=utf-8',
+        'image/png',
+        '',
+      ),
+      query: fc.constantFrom('', 'type=tracker', 'type=../x', 'mapping=acme'),
+      body,
+    });
+    const gate = masterGate('key');
+    await fc.assert(
+      fc.asyncProperty(request, async ({ method, type, query, body: text }) => {
+        const queued: Envelope[] = [];
+        const get = method === 'GET';
+        const response = await handleIngress(
+          {
+            method,
+            path: '/v1/sigfox',
+            query: get ? [query, text].filter(Boolean).join('&') : query,
+            headers: { authorization: 'key', ...(type === '' ? {} : { 'content-type': type }) },
+            body: Buffer.from(get ? '' : text),
+            requestId: 'r',
+            receivedAt: NOW,
+          },
+          {
+            gate,
+            sources: NO_SOURCES,
+            maxBodyBytes: 4096,
+            config,
+            enqueue: async (e) => String(queued.push(e)),
+          },
+        );
+        expect(response.statusCode).toBeLessThan(500);
+        expect(JSON.parse(response.body || '{}')).toBeTypeOf('object');
+        if (response.statusCode >= 300) expect(queued).toEqual([]);
+        else expect(queued.length).toBeGreaterThan(0);
+        const outcomes = await decodeMessages(
+          queued.map((e, i) => ({ messageId: `q${i}`, body: JSON.stringify(e) })),
+          ingestOf(config, () => NOW),
+        );
+        outcomes.forEach((outcome, i) => {
+          accountedFor(outcome, keptByFormat(queued[i] as Envelope));
+        });
       }),
       { numRuns: RUNS },
     );

@@ -5,7 +5,7 @@ import { AwsSolutionsChecks } from 'cdk-nag';
 import { beforeAll, describe, expect, it } from 'vitest';
 import { VIEWS } from '../../lambdas/core/analytics/daily.ts';
 import { SOURCES } from '../../lambdas/core/formats/index.ts';
-import { telemetryRuleName } from '../../lambdas/core/iot-names.ts';
+import { lorawanRuleName, telemetryRuleName } from '../../lambdas/core/iot-names.ts';
 import { synthPipeline } from './synth.ts';
 
 type Synth = ReturnType<typeof synthPipeline>;
@@ -69,18 +69,65 @@ describe('PipelineStack (defaults)', () => {
     });
   });
 
-  it('routes dt/+/+ through one rule that base64-encodes every payload, with an S3 error action', () => {
+  it('routes dt/# (dt/<type>/<id> and dt/<type>/<id>/<fPort>) through one rule that base64-encodes every payload, with an S3 error action', () => {
     synth.template.hasResourceProperties('AWS::IoT::TopicRule', {
       RuleName: telemetryRuleName('dev'),
       TopicRulePayload: {
         AwsIotSqlVersion: '2016-03-23',
         Sql: Match.stringLikeRegexp(
-          "^SELECT encode\\(\\*, 'base64'\\) AS payload, topic\\(\\) AS topic.* FROM 'dt/\\+/\\+'$",
+          "^SELECT encode\\(\\*, 'base64'\\) AS payload, topic\\(\\) AS topic.* FROM 'dt/#'$",
         ),
         Actions: [{ Sqs: Match.objectLike({ UseBase64: false }) }],
         ErrorAction: { S3: Match.objectLike({ Key: Match.stringLikeRegexp('^errors/iot-rule/') }) },
       },
     });
+  });
+
+  it('gives IoT Core for LoRaWAN destinations a rule of their own: Basic Ingest only (no FROM), the envelope the ingest path reads, the same queue and error action', () => {
+    const rules = synth.template.findResources('AWS::IoT::TopicRule', {
+      Properties: { RuleName: lorawanRuleName('dev') },
+    });
+    const [rule] = Object.values(rules);
+    expect(rule?.Properties.TopicRulePayload).toMatchObject({
+      AwsIotSqlVersion: '2016-03-23',
+      Sql: "SELECT encode(*, 'base64') AS payload, 'iot-lorawan' AS source, '$aws/rules/iot_pipeline_dev_lorawan' AS topic, timestamp() AS receivedAt",
+      RuleDisabled: false,
+      Actions: [{ Sqs: { UseBase64: false, QueueUrl: { Ref: expect.stringMatching(/^IngestQueue/) } } }],
+      ErrorAction: { S3: expect.objectContaining({ Key: expect.stringMatching(/^errors\/iot-rule\//) }) },
+    });
+    // Both rules' actions run as one role, the one the telemetry rule has.
+    const telemetry = Object.values(
+      synth.template.findResources('AWS::IoT::TopicRule', {
+        Properties: { RuleName: telemetryRuleName('dev') },
+      }),
+    )[0];
+    expect(rule?.Properties.TopicRulePayload.Actions[0].Sqs.RoleArn).toEqual(
+      telemetry?.Properties.TopicRulePayload.Actions[0].Sqs.RoleArn,
+    );
+  });
+
+  it('outputs the LoRaWAN rule name and the destination role ARN for create-destination', () => {
+    const outputs = synth.template.toJSON().Outputs as Record<
+      string,
+      { Value: unknown; Description?: string }
+    >;
+    expect(outputs.LorawanRuleName?.Value).toBe('iot_pipeline_dev_lorawan');
+    expect(outputs.LorawanRuleName?.Description).toMatch(
+      /aws iotwireless create-destination .*--expression-type RuleName --expression <this> --role-arn/,
+    );
+    expect(outputs.LorawanDestinationRoleArn?.Value).toEqual({
+      'Fn::GetAtt': [expect.stringMatching(/^IngestLorawanDestinationRole/), 'Arn'],
+    });
+  });
+
+  it('alarms when either IoT rule fails an action', () => {
+    for (const name of [telemetryRuleName('dev'), lorawanRuleName('dev')]) {
+      synth.template.hasResourceProperties('AWS::CloudWatch::Alarm', {
+        MetricName: 'Failure',
+        Namespace: 'AWS/IoT',
+        Dimensions: Match.arrayWith([{ Name: 'RuleName', Value: name }]),
+      });
+    }
   });
 
   it('lets the IoT rule role only enqueue and record rule errors', () => {
@@ -223,12 +270,15 @@ describe('PipelineStack (defaults)', () => {
       ['iot:Connect', arn('client/${iot:Connection.Thing.ThingName}')],
       [
         'iot:Publish',
-        [
-          arn('topic/dt/${iot:Connection.Thing.Attributes[deviceType]}/${iot:Connection.Thing.ThingName}'),
+        // Its own topic, and the same with a LoRaWAN port of one to three characters.
+        ['', '/?', '/??', '/???'].flatMap((port) => [
           arn(
-            'topic/$aws/rules/iot_pipeline_dev_telemetry/dt/${iot:Connection.Thing.Attributes[deviceType]}/${iot:Connection.Thing.ThingName}',
+            `topic/dt/\${iot:Connection.Thing.Attributes[deviceType]}/\${iot:Connection.Thing.ThingName}${port}`,
           ),
-        ],
+          arn(
+            `topic/$aws/rules/iot_pipeline_dev_telemetry/dt/\${iot:Connection.Thing.Attributes[deviceType]}/\${iot:Connection.Thing.ThingName}${port}`,
+          ),
+        ]),
       ],
       [
         'iot:Subscribe',
@@ -368,6 +418,17 @@ describe('PipelineStack (defaults)', () => {
     }
   });
 
+  it('routes GET Sigfox callbacks to the ingest function, not the query function, and GET nowhere else in', () => {
+    const routes = Object.values(synth.template.findResources('AWS::ApiGatewayV2::Route'));
+    const target = (key: string) =>
+      JSON.stringify(routes.find((r) => r.Properties?.RouteKey === key)?.Properties?.Target);
+    expect(target('GET /v1/sigfox')).toBeDefined();
+    expect(target('GET /v1/sigfox')).toBe(target('POST /v1/sigfox'));
+    expect(target('GET /v1/sigfox')).not.toBe(target('GET /v1/devices'));
+    expect(target('GET /v1/telemetry')).toBeUndefined();
+    expect(target('GET /v1/ttn')).toBeUndefined();
+  });
+
   it('keeps the API keys in a retained table of hashes that the functions may read by id but never list', () => {
     const tables = synth.template.findResources('AWS::DynamoDB::Table');
     const [id, keys] = Object.entries(tables).find(([name]) => name.startsWith('KeysTable')) ?? [];
@@ -411,6 +472,8 @@ describe('PipelineStack (defaults)', () => {
       'Errors',
       'Errors',
       'Errors',
+      // The telemetry rule's and the LoRaWAN rule's.
+      'Failure',
       'Failure',
     ]);
     for (const alarm of alarms) {
@@ -477,7 +540,8 @@ describe('PipelineStack across deployments', () => {
         .filter(([type]) => r.Type === type)
         .map(([type, name]): [string, unknown] => [type, name]),
     );
-    expect(named).toHaveLength(7);
+    // Two rules (telemetry, LoRaWAN), a policy, thing types and QuickSight ids.
+    expect(named).toHaveLength(8);
     for (const [type, name] of named) expect(String(name), type).toContain('qa7');
     // Retained resources hold data and carry no fixed name: a stage deploys again after a destroy.
     for (const r of resources.filter((r) => r.Type === 'AWS::Timestream::Database')) {

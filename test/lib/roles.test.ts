@@ -187,7 +187,13 @@ const ROLES: Record<string, RoleGrants> = {
         Action: ['sts:AssumeRole'],
         Condition: {
           ...SOURCE_ACCOUNT,
-          ArnLike: { 'aws:SourceArn': `${ARN}:iot:${IN_ACCOUNT}:rule/iot_pipeline_dev_telemetry` },
+          // The telemetry rule and the LoRaWAN rule, both this stage's.
+          ArnLike: {
+            'aws:SourceArn': [
+              `${ARN}:iot:${IN_ACCOUNT}:rule/iot_pipeline_dev_telemetry`,
+              `${ARN}:iot:${IN_ACCOUNT}:rule/iot_pipeline_dev_lorawan`,
+            ],
+          },
         },
       },
     ],
@@ -195,6 +201,22 @@ const ROLES: Record<string, RoleGrants> = {
     statements: [
       allow('sqs:SendMessage', '<IngestQueue.Arn>'),
       allow('s3:PutObject', '<LakeBucket.Arn>/errors/iot-rule/*'),
+    ],
+  },
+  // What an IoT Core for LoRaWAN destination passes to IoT Wireless: publish to the
+  // LoRaWAN rule (Basic Ingest) and look up the endpoint, which takes no resource.
+  IngestLorawanDestinationRole: {
+    trust: [
+      {
+        Principal: { Service: 'iotwireless.amazonaws.com' },
+        Action: ['sts:AssumeRole'],
+        Condition: SOURCE_ACCOUNT,
+      },
+    ],
+    managed: [],
+    statements: [
+      allow('iot:Publish', `${ARN}:iot:${IN_ACCOUNT}:topic/$aws/rules/iot_pipeline_dev_lorawan`),
+      allow('iot:DescribeEndpoint', '*'),
     ],
   },
   RegistryOfflineFunctionServiceRole: {

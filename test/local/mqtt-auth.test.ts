@@ -128,6 +128,31 @@ describe('local broker with --mqtt-auth', () => {
     expect(env.lines.join('\n')).toContain('disconnected dev-a: it may publish only to dt/<type>/dev-a');
   });
 
+  it('disconnects a device that publishes to the LoRaWAN rule, and takes the uplink from the client named for the rule', async () => {
+    const device = await as('dev-a', a);
+    const before = env.enqueued.length;
+    const gone = closed(device);
+    device.publish('$aws/rules/iot_pipeline_dev_lorawan', '{"WirelessDeviceId": "forged"}', { qos: 1 });
+    await gone;
+    device.end(true);
+    expect(env.enqueued.length).toBe(before);
+    // The local stand-in for IoT Core for LoRaWAN: its id is the rule's name, and it may publish there only.
+    const network = await as('iot_pipeline_dev_lorawan', password(env.dataDir, 'iot_pipeline_dev_lorawan'));
+    await network.publishAsync('$aws/rules/iot_pipeline_dev_lorawan', '{"WirelessDeviceId": "x"}', {
+      qos: 1,
+    });
+    expect(env.enqueued.slice(before)).toEqual([
+      expect.objectContaining({ source: 'iot-lorawan', topic: '$aws/rules/iot_pipeline_dev_lorawan' }),
+    ]);
+    const away = closed(network);
+    network.publish('dt/thermo/iot_pipeline_dev_lorawan', '{"temp": 1}', { qos: 1 });
+    await away;
+    expect(env.enqueued.length).toBe(before + 1);
+    expect(env.lines.join('\n')).toContain(
+      'disconnected iot_pipeline_dev_lorawan: it may publish only to $aws/rules/iot_pipeline_dev_lorawan',
+    );
+  });
+
   it('refuses subscriptions beyond its own command topic (SUBACK 0x80), and delivers it nothing else', async () => {
     const spy = await as('dev-a', a);
     const received: string[] = [];
@@ -216,6 +241,12 @@ describe('local broker without --mqtt-auth (the default)', () => {
       await device.publishAsync('dt/thermo/dev-b', '{"temp": 1}', { qos: 1 });
       await vi.waitFor(() => expect(received).toContain('dt/thermo/dev-b'), WAIT);
       expect(env.enqueued.map((e) => [e.clientId, e.topic])).toEqual([['dev-a', 'dt/thermo/dev-b']]);
+      // Open: any client may publish to the LoRaWAN rule too.
+      await device.publishAsync('$aws/rules/iot_pipeline_dev_lorawan', '{}', { qos: 1 });
+      expect(env.enqueued[1]).toMatchObject({
+        source: 'iot-lorawan',
+        topic: '$aws/rules/iot_pipeline_dev_lorawan',
+      });
       await Promise.all([spy.endAsync(), device.endAsync()]);
     } finally {
       await env.broker.close();

@@ -30,11 +30,20 @@ const ttn = JSON.stringify({
   uplink_message: { f_port: 2, f_cnt: 1, decoded_payload: { temperature: 20 } },
 });
 
-/** Every route: method, path, a body it accepts. */
+const chirpstack = JSON.stringify({
+  time: '2026-11-25T05:59:58Z',
+  deviceInfo: { devEui: '0101010101010101', deviceProfileName: 'Test device-profile' },
+  fCnt: 1,
+  fPort: 1,
+  object: { temperature: 20 },
+});
+
+/** Every route: method, path (with the query string it needs), a body it accepts. */
 export const ROUTES = {
   telemetry: ['POST', '/v1/telemetry', JSON.stringify({ $id: 'h-1', temp: 20 })],
   sigfox: ['POST', '/v1/sigfox', sigfox],
   ttn: ['POST', '/v1/ttn', ttn],
+  chirpstack: ['POST', '/v1/chirpstack?event=up', chirpstack],
   devices: ['GET', '/v1/devices', ''],
   readings: ['GET', '/v1/devices/h-1/readings', ''],
   daily: ['GET', '/v1/devices/h-1/daily', ''],
@@ -46,15 +55,47 @@ export const UNKNOWN_KEY = `iotp_0123456789abcdef_${'A'.repeat(43)}`;
 
 /** 2: allowed (2xx); 401: not a valid key; 403: a key without the scope, or not for these devices. */
 export const EXPECTED: Record<MatrixKey | 'unknown', Record<Route, 2 | 401 | 403>> = {
-  ingest: { telemetry: 2, sigfox: 2, ttn: 2, devices: 403, readings: 403, daily: 403 },
-  sigfox: { telemetry: 403, sigfox: 2, ttn: 403, devices: 403, readings: 403, daily: 403 },
-  telemetry: { telemetry: 2, sigfox: 403, ttn: 403, devices: 403, readings: 403, daily: 403 },
-  read: { telemetry: 403, sigfox: 403, ttn: 403, devices: 2, readings: 2, daily: 2 },
-  both: { telemetry: 2, sigfox: 2, ttn: 2, devices: 2, readings: 2, daily: 2 },
+  ingest: { telemetry: 2, sigfox: 2, ttn: 2, chirpstack: 2, devices: 403, readings: 403, daily: 403 },
+  sigfox: { telemetry: 403, sigfox: 2, ttn: 403, chirpstack: 403, devices: 403, readings: 403, daily: 403 },
+  telemetry: {
+    telemetry: 2,
+    sigfox: 403,
+    ttn: 403,
+    chirpstack: 403,
+    devices: 403,
+    readings: 403,
+    daily: 403,
+  },
+  read: { telemetry: 403, sigfox: 403, ttn: 403, chirpstack: 403, devices: 2, readings: 2, daily: 2 },
+  both: { telemetry: 2, sigfox: 2, ttn: 2, chirpstack: 2, devices: 2, readings: 2, daily: 2 },
   // Made for x-* and other-1: it lists only those devices and writes or reads no other.
-  otherDevices: { telemetry: 403, sigfox: 403, ttn: 403, devices: 2, readings: 403, daily: 403 },
-  revoked: { telemetry: 401, sigfox: 401, ttn: 401, devices: 401, readings: 401, daily: 401 },
-  unknown: { telemetry: 401, sigfox: 401, ttn: 401, devices: 401, readings: 401, daily: 401 },
+  otherDevices: {
+    telemetry: 403,
+    sigfox: 403,
+    ttn: 403,
+    chirpstack: 403,
+    devices: 2,
+    readings: 403,
+    daily: 403,
+  },
+  revoked: {
+    telemetry: 401,
+    sigfox: 401,
+    ttn: 401,
+    chirpstack: 401,
+    devices: 401,
+    readings: 401,
+    daily: 401,
+  },
+  unknown: {
+    telemetry: 401,
+    sigfox: 401,
+    ttn: 401,
+    chirpstack: 401,
+    devices: 401,
+    readings: 401,
+    daily: 401,
+  },
 };
 
 /** The test's title for a row: `read: telemetry 403, …, devices 2xx`. */

@@ -25,10 +25,12 @@ import { buildDecoders, type DecoderConfig } from '../../lambdas/core/decoders/r
 import { registrySources } from '../../lambdas/core/estate/sources.ts';
 import { detectOffline } from '../../lambdas/core/estate/update.ts';
 import { formatOf } from '../../lambdas/core/formats/index.ts';
+import { applyLorawanRule } from '../../lambdas/core/formats/iot-lorawan.ts';
 import { applyTelemetryRule } from '../../lambdas/core/formats/mqtt-topic.ts';
+import { lorawanRuleName } from '../../lambdas/core/iot-names.ts';
 import { ENV } from '../../lambdas/env.ts';
 import type { PipelineConfig } from '../../lib/config.ts';
-import { httpBody, type SimulatedSource } from '../simulator/bodies.ts';
+import { NETWORKS, networkRequest, type SimulatedFormat } from '../simulator/bodies.ts';
 import { DEFAULT_LATENCY, meteredClients, type ServiceLatency } from './metered-aws.ts';
 import {
   type AwsPrices,
@@ -44,7 +46,9 @@ import {
   perMillionMessages,
   priceUsage,
   totalDollars,
+  type UnpricedLine,
   type Usage,
+  unpricedUsage,
 } from './model.ts';
 import {
   COST_DEVICE_TYPE,
@@ -53,16 +57,22 @@ import {
   type SimulatedMessage,
   simulate,
   sqsRecord,
-  withFrame,
 } from './traffic.ts';
 
-/** How messages arrive: MQTT through IoT Core, or an HTTP POST through API Gateway (our JSON, a Sigfox callback, a The Things Stack uplink). */
-/** The ways in the cost model can send through: MQTT and every format the simulator has bodies for. */
-export type CostSource = 'mqtt' | SimulatedSource;
+/**
+ * How messages arrive: MQTT through IoT Core, an IoT Core for LoRaWAN uplink through its
+ * rule, or an HTTP POST through API Gateway (our JSON, a Sigfox callback as JSON or a
+ * form, a The Things Stack uplink, a ChirpStack event): MQTT and every format the
+ * simulator has a message for (`tools/simulator/bodies.ts`).
+ */
+export type CostSource = 'mqtt' | SimulatedFormat;
+
+/** The sources whose uplinks can carry a codec's frames (`frames`, `--codec`). */
+export const CODEC_SOURCES = (Object.keys(NETWORKS) as SimulatedFormat[]).filter((f) => NETWORKS[f].frames);
 
 export interface CostRunOptions {
   readonly fleet: Fleet;
-  /** Payload bytes of each message (JSON): the simulator's readings, padded with more metrics. Sigfox and The Things Stack bodies have their networks' shape. */
+  /** Payload bytes of each message (JSON): the simulator's readings, padded with more metrics. The networks' bodies (Sigfox, The Things Stack, ChirpStack, IoT Core for LoRaWAN) have their own shape and size. */
   readonly messageBytes: number;
   /** Default `mqtt`. */
   readonly source?: CostSource;
@@ -79,11 +89,14 @@ export interface CostRunOptions {
   /** When the simulated messages end (epoch ms); default now. */
   readonly endAt?: number;
   /**
-   * The Things Stack only: uplinks carry these LoRaWAN frames (`frm_payload`, `f_port`)
-   * in turn instead of a `decoded_payload`, so the ingest function runs the codec
-   * configured for the run's device type (`sensor`) on every message.
+   * LoRaWAN sources ({@link CODEC_SOURCES}): uplinks carry these frames in turn
+   * (`frm_payload`, `data`, `PayloadData`, with their port) instead of the network's
+   * decoded payload or the simulator's LHT65 frame, so the ingest function runs the
+   * codec configured for the run's device type (`sensor`) on every message.
    */
   readonly frames?: readonly CodecFrame[];
+  /** The codec file the run's device type decodes with, named in the report's notes. */
+  readonly codec?: string;
 }
 
 /**
@@ -107,17 +120,24 @@ export function withCodec(
       `codec ${file} has no example that decodes without errors to send (var examples = [...])`,
     );
   }
+  return { config: withDeviceCodec(config, file, source), frames };
+}
+
+/**
+ * A config whose run device type (`sensor`) decodes with the codec: what IoT Core for
+ * LoRaWAN uplinks need, whose frames are the simulator's own (LHT65) unless `frames` are given.
+ */
+export function withDeviceCodec(config: PipelineConfig, file: string, source: string): PipelineConfig {
   const decoder: DecoderConfig = { codec: file, source };
-  return {
-    config: { ...config, deviceTypes: { ...config.deviceTypes, [COST_DEVICE_TYPE]: { decoder } } },
-    frames,
-  };
+  return { ...config, deviceTypes: { ...config.deviceTypes, [COST_DEVICE_TYPE]: { decoder } } };
 }
 
 /** A design's bill: the lines per million messages, their total, and a month of the fleet. */
 export interface DesignCost {
   readonly design: string;
   readonly lines: CostLine[];
+  /** Lines per million messages the price list has no price for: not in the totals. */
+  readonly notPriced?: UnpricedLine[];
   readonly perMillion: number;
   readonly perMonth: number;
 }
@@ -144,6 +164,10 @@ export interface CostReport {
   readonly fixedMonthly: CostLine[];
   /** The pipeline (with Basic Ingest for MQTT) per million messages over the floor: the target is <= 1. */
   readonly ratioToFloor: number;
+  /** The codec the run decoded with, when one did. */
+  readonly codec?: string;
+  /** What a reader of the figures must know: lines not priced and how to price them, the codec used. */
+  readonly notes: string[];
 }
 
 /** Table names for the run; their key attributes (`pk`, `deviceId`, `id`) are those of lib/constructs/claims.ts, registry.ts and api-keys.ts. */
@@ -172,9 +196,25 @@ const MAX_EVENT_BYTES = 6 * 1024 * 1024;
 
 /** Runs the fleet through the ingest Lambda's handler over metered clients, and prices what it counted. */
 export async function runCostModel(options: CostRunOptions): Promise<CostReport> {
-  const decoders = buildDecoders(options.config.deviceTypes);
+  const source = options.source ?? 'mqtt';
+  if (options.frames && !CODEC_SOURCES.some((s) => s === source)) {
+    throw new RangeError(
+      `${source} messages carry no codec frames: frames apply to ${CODEC_SOURCES.join(', ')}`,
+    );
+  }
+  let config = options.config;
+  if (source === 'iot-lorawan') {
+    // The uplinks name no type: the config gives the run's devices theirs, and its codec decodes them.
+    if (!config.deviceTypes[COST_DEVICE_TYPE]?.decoder) {
+      throw new RangeError(
+        `iot-lorawan uplinks need a codec: give device type "${COST_DEVICE_TYPE}" one (withCodec, or cost --codec <file>)`,
+      );
+    }
+    config = { ...config, iotLorawan: { ...config.iotLorawan, deviceType: COST_DEVICE_TYPE } };
+  }
+  const decoders = buildDecoders(config.deviceTypes);
   try {
-    return await meteredRun(options, decoders);
+    return await meteredRun({ ...options, config }, decoders);
   } finally {
     await decoders.close();
   }
@@ -279,6 +319,7 @@ async function meteredRun(options: CostRunOptions, decoders: Decoders): Promise<
     usage.lambdaGbSeconds += lambdaGbSeconds(ms, config.ingest.memorySizeMb);
   };
   const source = options.source ?? 'mqtt';
+  const lorawanRule = lorawanRuleName(config.stage);
   const queueUrl = 'https://sqs.us-east-1.amazonaws.com/123456789012/iot-pipeline-ingest';
   const sendToQueue = sqsEnqueue(meter.clients.sqs, queueUrl);
   /** The front door: what one message costs before the queue, and the body it puts there. */
@@ -301,15 +342,31 @@ async function meteredRun(options: CostRunOptions, decoders: Decoders): Promise<
       usage.sqsRequests += meteredUnits(Buffer.byteLength(body), prices.sqs.requestChunkBytes);
       return { id: `m-${message.index}`, body };
     }
-    // API Gateway, then the http function: the same request handling as the Lambda, enqueueing through SQS.
     const frame = options.frames?.[message.index % options.frames.length];
-    const requestBody = Buffer.from(
-      JSON.stringify(
-        frame && source === 'ttn'
-          ? withFrame(httpBody(source, message.device, message.values), frame)
-          : httpBody(source, message.device, message.values),
-      ),
-    );
+    const request = networkRequest(source, message.device, message.values, {
+      stage: config.stage,
+      ...(frame ? { frame } : {}),
+    });
+    if (request.via === 'mqtt') {
+      // IoT Core for LoRaWAN hands the uplink to its rule as Basic Ingest does (no messaging
+      // charge): the rule, its SQS action, one SendMessage; and the LoRaWAN uplink itself.
+      payloadBytes += request.body.length;
+      const body = JSON.stringify(
+        applyLorawanRule(lorawanRule, {
+          topic: request.topic,
+          payload: request.body,
+          clientId: lorawanRule,
+          timestamp: message.time,
+        }),
+      );
+      usage.lorawanUplinks++;
+      usage.iotRulesTriggered++;
+      usage.iotActions++;
+      usage.sqsRequests += meteredUnits(Buffer.byteLength(body), prices.sqs.requestChunkBytes);
+      return { id: `m-${message.index}`, body };
+    }
+    // API Gateway, then the http function: the same request handling as the Lambda, enqueueing through SQS.
+    const requestBody = request.body;
     payloadBytes += requestBody.length;
     usage.apiRequests += meteredUnits(requestBody.length, prices.apiGatewayHttpApi.requestMeteringBytes);
     let queued: { id: string; body: string } | undefined;
@@ -318,9 +375,9 @@ async function meteredRun(options: CostRunOptions, decoders: Decoders): Promise<
     const response = await handleIngress(
       {
         method: 'POST',
-        path: formatOf(source)?.route?.path ?? '',
-        query: source === 'http' ? '' : `type=${COST_DEVICE_TYPE}`,
-        headers: { authorization: `Bearer ${made.key}`, 'content-type': 'application/json' },
+        path: request.path,
+        query: new URLSearchParams(request.query).toString(),
+        headers: { authorization: `Bearer ${made.key}`, 'content-type': request.contentType },
         body: requestBody,
         requestId: `req-${message.index}`,
         receivedAt: message.time,
@@ -340,9 +397,7 @@ async function meteredRun(options: CostRunOptions, decoders: Decoders): Promise<
     usage.lambdaRequests++;
     usage.lambdaGbSeconds += lambdaGbSeconds(performance.now() - started, HTTP_MEMORY_MB);
     if (response.statusCode >= 300 || !queued) {
-      throw new Error(
-        `the cost run's ${formatOf(source)?.route?.path} answered ${response.statusCode}: ${response.body}`,
-      );
+      throw new Error(`the cost run's ${request.path} answered ${response.statusCode}: ${response.body}`);
     }
     return queued;
   };
@@ -384,13 +439,29 @@ async function meteredRun(options: CostRunOptions, decoders: Decoders): Promise<
   const meanBytes = payloadBytes / messages.length;
 
   const design = (name: string, runUsage: Usage, fixed: number): DesignCost => {
-    const lines = priceUsage(perMillionMessages(runUsage, messages.length), prices);
+    const perMillionUsage = perMillionMessages(runUsage, messages.length);
+    const lines = priceUsage(perMillionUsage, prices);
+    const notPriced = unpricedUsage(perMillionUsage, prices);
     const perMillion = totalDollars(lines);
-    return { design: name, lines, perMillion, perMonth: (perMillion * monthly) / 1e6 + fixed };
+    return {
+      design: name,
+      lines,
+      ...(notPriced.length > 0 ? { notPriced } : {}),
+      perMillion,
+      perMonth: (perMillion * monthly) / 1e6 + fixed,
+    };
   };
-  // The floor behind the same front door: IoT Core's message, rule and action, or one API Gateway request.
+  // The floor behind the same front door: IoT Core's message, rule and action; the
+  // LoRaWAN uplink, its rule and action; or one API Gateway request.
   const floorUsage = (): Usage => {
     if (source === 'mqtt') return iotFloorUsage(messages.length, meanBytes, prices);
+    if (source === 'iot-lorawan') {
+      const usage = emptyUsage();
+      usage.lorawanUplinks = messages.length;
+      usage.iotRulesTriggered = messages.length;
+      usage.iotActions = messages.length;
+      return usage;
+    }
     const usage = emptyUsage();
     usage.apiRequests =
       messages.length * meteredUnits(meanBytes, prices.apiGatewayHttpApi.requestMeteringBytes);
@@ -419,7 +490,9 @@ async function meteredRun(options: CostRunOptions, decoders: Decoders): Promise<
     },
   ];
   const fixed = totalDollars(offlineLines);
-  const label = formatOf(source)?.title ?? source;
+  const network = source === 'mqtt' ? undefined : NETWORKS[source];
+  const title = formatOf(network?.source ?? source)?.title ?? source;
+  const label = source === 'sigfox-form' ? `${title}, form body` : title;
   const pipeline = design(`pipeline (${label})`, ingestUsage, fixed);
   const basicIngest =
     source === 'mqtt'
@@ -427,10 +500,23 @@ async function meteredRun(options: CostRunOptions, decoders: Decoders): Promise<
       : undefined;
   const naive = design('naive (Lambda per message)', naiveUsage, totalDollars(connectivity));
   const floor = design(
-    source === 'mqtt' ? 'IoT Core floor' : 'API Gateway floor',
+    source === 'mqtt'
+      ? 'IoT Core floor'
+      : source === 'iot-lorawan'
+        ? 'IoT Core for LoRaWAN floor'
+        : 'API Gateway floor',
     floorUsage(),
     totalDollars(connectivity),
   );
+  const notes: string[] = [];
+  for (const missing of pipeline.notPriced ?? []) {
+    notes.push(
+      `not priced: ${missing.line} (${(missing.units / 1e6).toFixed(2)} per message, in every design): ` +
+        `the price list has no ${missing.missing}; add it to a prices file (dollars per million) and pass --prices <file>. ` +
+        'The totals and the ratio leave it out.',
+    );
+  }
+  if (options.codec !== undefined) notes.push(`decoded with the codec ${options.codec}`);
   return {
     fleet,
     source,
@@ -446,5 +532,7 @@ async function meteredRun(options: CostRunOptions, decoders: Decoders): Promise<
     floor,
     fixedMonthly: offlineLines,
     ratioToFloor: (basicIngest ?? pipeline).perMillion / floor.perMillion,
+    ...(options.codec === undefined ? {} : { codec: options.codec }),
+    notes,
   };
 }

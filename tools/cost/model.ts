@@ -34,7 +34,15 @@ export interface AwsPrices {
     readonly writeRequestUnitsPerMillion: number;
     readonly readRequestUnitsPerMillion: number;
   };
+  /**
+   * AWS IoT Core for LoRaWAN's charge per uplink message: not in the shared price list,
+   * so optional; a `--prices` file may add it. Without it that line is reported as not priced.
+   */
+  readonly iotCoreLorawan?: { readonly uplinkMessagesPerMillion?: number };
 }
+
+/** Where a prices file puts the IoT Core for LoRaWAN uplink price (see {@link AwsPrices.iotCoreLorawan}). */
+export const LORAWAN_UPLINK_PRICE = 'iotCoreLorawan.uplinkMessagesPerMillion';
 
 /** Every key of {@link AwsPrices} the model reads, for a clear message when the price file lacks one. */
 export function checkPrices(value: unknown): AwsPrices {
@@ -63,14 +71,37 @@ export function checkPrices(value: unknown): AwsPrices {
       }
     }
   }
+  const lorawan = prices?.iotCoreLorawan;
+  if (lorawan !== undefined) {
+    const price = lorawan?.uplinkMessagesPerMillion;
+    if (price !== undefined && (typeof price !== 'number' || !(price >= 0)))
+      throw new Error(`${LORAWAN_UPLINK_PRICE} must be a number of dollars per million uplinks, or left out`);
+  }
   return value as AwsPrices;
 }
 
 /**
  * Each unit the model meters, in the order of the bill: its line and its list price
- * per unit. {@link Usage} has a count for each.
+ * per unit (undefined when the price list lacks it: the line is then not priced, see
+ * {@link unpricedUsage}). {@link Usage} has a count for each.
  */
+interface BillEntry {
+  readonly line: string;
+  readonly price: (p: AwsPrices) => number | undefined;
+  /** The price list key of a price the list may lack. */
+  readonly missing?: string;
+}
+
 const BILL = {
+  /** AWS IoT Core for LoRaWAN's uplink messages: a price the shared list does not have. */
+  lorawanUplinks: {
+    line: 'IoT Core for LoRaWAN uplinks',
+    price: (p: AwsPrices) => {
+      const price = p.iotCoreLorawan?.uplinkMessagesPerMillion;
+      return price === undefined ? undefined : price / 1e6;
+    },
+    missing: LORAWAN_UPLINK_PRICE,
+  },
   /** IoT Core messages, in 5 KB units (none for Basic Ingest topics). */
   iotMessages: { line: 'IoT Core messaging', price: (p: AwsPrices) => p.iotCore.messagingPerMillion / 1e6 },
   iotRulesTriggered: {
@@ -106,12 +137,14 @@ const BILL = {
     price: (p: AwsPrices) => p.dynamodbOnDemand.readRequestUnitsPerMillion / 1e6,
   },
   snsPublishes: { line: 'SNS publishes', price: (p: AwsPrices) => p.sns.publishesPerMillion / 1e6 },
-} as const;
+} satisfies Record<string, BillEntry>;
 
-const UNITS = Object.keys(BILL) as (keyof typeof BILL)[];
+type Unit = keyof typeof BILL;
+
+const UNITS = Object.keys(BILL) as Unit[];
 
 /** Metered units, counted over a run: what the bill is made of (see {@link BILL}). */
-export type Usage = Record<keyof typeof BILL, number>;
+export type Usage = Record<Unit, number>;
 
 export function emptyUsage(): Usage {
   return Object.fromEntries(UNITS.map((unit) => [unit, 0])) as Usage;
@@ -124,13 +157,33 @@ export interface CostLine {
   readonly dollars: number;
 }
 
-/** The usage priced, one line per unit that occurred, in the order of the bill. */
+const bill = (unit: Unit): BillEntry => BILL[unit];
+
+/** The usage priced, one line per unit that occurred and has a price, in the order of the bill. */
 export function priceUsage(usage: Usage, prices: AwsPrices): CostLine[] {
-  return UNITS.filter((unit) => usage[unit] > 0).map((unit) => ({
-    line: BILL[unit].line,
-    units: usage[unit],
-    dollars: usage[unit] * BILL[unit].price(prices),
-  }));
+  return UNITS.flatMap((unit) => {
+    const price = bill(unit).price(prices);
+    return usage[unit] > 0 && price !== undefined
+      ? [{ line: bill(unit).line, units: usage[unit], dollars: usage[unit] * price }]
+      : [];
+  });
+}
+
+/** A line of the bill the price list has no price for: its units, and the key a prices file would give. */
+export interface UnpricedLine {
+  readonly line: string;
+  readonly units: number;
+  /** The price list key that would price it (`iotCoreLorawan.uplinkMessagesPerMillion`). */
+  readonly missing: string;
+}
+
+/** The usage {@link priceUsage} leaves out for want of a price. */
+export function unpricedUsage(usage: Usage, prices: AwsPrices): UnpricedLine[] {
+  return UNITS.flatMap((unit) =>
+    usage[unit] > 0 && bill(unit).price(prices) === undefined
+      ? [{ line: bill(unit).line, units: usage[unit], missing: bill(unit).missing ?? unit }]
+      : [],
+  );
 }
 
 export function totalDollars(lines: readonly CostLine[]): number {

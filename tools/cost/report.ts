@@ -22,6 +22,18 @@ export function costTable(report: CostReport): Rows {
       row[`${d.design} $/M`] = money(d.lines.find((l) => l.line === name)?.dollars ?? 0);
     return row;
   });
+  // Lines the price list has no price for: their units, and "not priced" where a price would be.
+  const unpriced = [...new Set(designs.flatMap((d) => (d.notPriced ?? []).map((l) => l.line)))];
+  for (const name of unpriced) {
+    const ours = report.pipeline.notPriced?.find((l) => l.line === name);
+    const row: Record<string, string> = {
+      line: `${name} (not priced)`,
+      'per message': ours ? formatUnits(ours.units / 1e6) : '',
+    };
+    for (const d of designs)
+      row[`${d.design} $/M`] = d.notPriced?.some((l) => l.line === name) ? 'not priced' : '-';
+    rows.push(row);
+  }
   const total = (label: string, pick: (d: DesignCost) => number) => {
     const row: Record<string, string> = { line: label, 'per message': '' };
     for (const d of designs) row[`${d.design} $/M`] = pick(d).toFixed(2);

@@ -3,34 +3,13 @@
  * mapping hands them to the ingest function, and the Lambda context it runs in.
  */
 import type { Context, SQSRecord } from 'aws-lambda';
-import type { httpBody } from '../simulator/bodies.ts';
 import { createFleet, nextReading, random, type SimulatedDevice } from '../simulator/fleet.ts';
 import type { Fleet } from './model.ts';
 
 /** The device type the cost run's messages have: give it a decoder in the config to price one. */
 export const COST_DEVICE_TYPE = 'sensor';
 
-/** A LoRaWAN frame for a codec to decode (`frm_payload`, `f_port`). */
-export interface CodecFrame {
-  readonly bytes: readonly number[];
-  readonly fPort?: number;
-}
-
-/** A The Things Stack uplink carrying a raw frame for the codec, not a decoded payload. */
-export function withFrame(uplink: ReturnType<typeof httpBody>, frame: CodecFrame): object {
-  const { uplink_message: message, ...rest } = uplink as {
-    uplink_message: Record<string, unknown>;
-  } & Record<string, unknown>;
-  const { decoded_payload: _, ...radio } = message;
-  return {
-    ...rest,
-    uplink_message: {
-      ...radio,
-      f_port: frame.fPort ?? 1,
-      frm_payload: Buffer.from(frame.bytes).toString('base64'),
-    },
-  };
-}
+export type { CodecFrame } from '../simulator/bodies.ts';
 
 export interface SimulatedMessage {
   readonly index: number;

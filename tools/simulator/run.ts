@@ -6,12 +6,12 @@
 
 import { readFileSync } from 'node:fs';
 import mqtt, { type IClientOptions, type MqttClient } from 'mqtt';
-import { formatOf } from '../../lambdas/core/formats/index.ts';
-import { httpBody, type SimulatedReading, type SimulatedSource } from './bodies.ts';
+import { lorawanRuleName } from '../../lambdas/core/iot-names.ts';
+import { networkRequest, type SimulatedFormat, type SimulatedReading } from './bodies.ts';
 import { createFleet, isSilent, nextReading, random, type SimulatedDevice } from './fleet.ts';
 
-/** `json` is MQTT; the others POST to the HTTP API. */
-export type SimulationFormat = 'json' | SimulatedSource;
+/** `json` is MQTT, one client per device; `iot-lorawan` is MQTT too, as IoT Core for LoRaWAN publishes to its rule; the others POST to the HTTP API. */
+export type SimulationFormat = 'json' | SimulatedFormat;
 
 /** The frame the simulator sends as Sigfox `data`; configure this grammar to decode it yourself. */
 export const SIMULATOR_SIGFOX_GRAMMAR = 'temp::int:16*0.01 battery::uint:8*0.02';
@@ -42,6 +42,8 @@ export interface SimulationOptions {
   readonly tls?: { readonly cert: string; readonly key: string; readonly ca?: string };
   /** Publish through Basic Ingest (`$aws/rules/<rule>/dt/...`): no IoT messaging charge. */
   readonly basicIngestRule?: string;
+  /** `iot-lorawan`: the stage whose LoRaWAN rule is published to (`iot_pipeline_<stage>_lorawan`). @default 'dev' */
+  readonly stage?: string;
   readonly httpUrl: string;
   readonly apiKey?: string;
   readonly signal?: AbortSignal;
@@ -77,7 +79,12 @@ export async function runSimulation(options: SimulationOptions): Promise<Simulat
     },
     rand,
   );
-  const send = options.format === 'json' ? await mqttSender(options, fleet) : await httpSender(options);
+  const send =
+    options.format === 'json'
+      ? await mqttSender(options, fleet)
+      : options.format === 'iot-lorawan'
+        ? await lorawanSender(options, options.format)
+        : await httpSender(options, options.format);
   const started = Date.now();
   let sent = 0;
   let failed = 0;
@@ -135,14 +142,18 @@ interface Sender {
   close(): Promise<void>;
 }
 
-async function mqttSender(options: SimulationOptions, fleet: readonly SimulatedDevice[]): Promise<Sender> {
-  const tls = options.tls
+function tlsOf(options: SimulationOptions) {
+  return options.tls
     ? {
         cert: readFileSync(options.tls.cert),
         key: readFileSync(options.tls.key),
         ...(options.tls.ca ? { ca: readFileSync(options.tls.ca) } : {}),
       }
     : {};
+}
+
+async function mqttSender(options: SimulationOptions, fleet: readonly SimulatedDevice[]): Promise<Sender> {
+  const tls = tlsOf(options);
   const clients = new Map<string, MqttClient>();
   // Connect in waves: a broker (and IoT Core's connect rate limit) dislikes a thundering herd.
   for (let i = 0; i < fleet.length; i += 50) {
@@ -183,21 +194,55 @@ async function mqttSender(options: SimulationOptions, fleet: readonly SimulatedD
   return send;
 }
 
-async function httpSender(options: SimulationOptions): Promise<Sender> {
-  const format = options.format as SimulatedSource;
-  const route = formatOf(format)?.route?.path ?? '';
-  const url = new URL(
-    format === 'http' ? route : `${route}?type=${encodeURIComponent(options.type)}`,
-    options.httpUrl,
-  );
+/**
+ * IoT Core for LoRaWAN: the network, not the devices, publishes each uplink to the
+ * rule's topic; one client, whose id is the rule's name (as the local broker's
+ * `--mqtt-auth` lets publish there and nowhere else).
+ */
+async function lorawanSender(options: SimulationOptions, format: 'iot-lorawan'): Promise<Sender> {
+  const stage = options.stage ?? 'dev';
+  const client = await mqtt
+    .connectAsync(
+      options.mqttUrl,
+      {
+        clientId: lorawanRuleName(stage),
+        clean: true,
+        reconnectPeriod: 1000,
+        connectTimeout: 10_000,
+        ...tlsOf(options),
+      } satisfies IClientOptions,
+      false,
+    )
+    .catch((error: Error) => {
+      throw new ConnectError(`Could not connect to ${options.mqttUrl}: ${error.message}`);
+    });
   const send = (async (device: SimulatedDevice, payload: object) => {
+    const request = networkRequest(format, device, payload as SimulatedReading, { stage });
+    if (request.via !== 'mqtt') throw new Error(`${format} is not published over MQTT`);
+    await client.publishAsync(request.topic, request.body, { qos: 1 });
+  }) as Sender;
+  send.close = async () => {
+    await client.endAsync();
+  };
+  return send;
+}
+
+async function httpSender(
+  options: SimulationOptions,
+  format: Exclude<SimulatedFormat, 'iot-lorawan'>,
+): Promise<Sender> {
+  const send = (async (device: SimulatedDevice, payload: object) => {
+    const request = networkRequest(format, device, payload as SimulatedReading);
+    if (request.via !== 'http') throw new Error(`${format} is not posted over HTTP`);
+    const url = new URL(request.path, options.httpUrl);
+    for (const [name, value] of Object.entries(request.query)) url.searchParams.set(name, value);
     const response = await fetch(url, {
       method: 'POST',
       headers: {
-        'content-type': 'application/json',
+        'content-type': request.contentType,
         ...(options.apiKey ? { authorization: `Bearer ${options.apiKey}` } : {}),
       },
-      body: JSON.stringify(httpBody(format, device, payload as SimulatedReading)),
+      body: request.body,
     });
     if (response.status >= 300) {
       throw new Error(`POST ${url.pathname} answered ${response.status}: ${await response.text()}`);

@@ -10,7 +10,8 @@ export function httpRequestOf(event: APIGatewayProxyEventV2): HttpRequest {
   return {
     method: event.requestContext.http.method,
     path: event.rawPath,
-    query: event.rawQueryString,
+    // As sent, undecoded: a GET callback's variables are read from it like a form body.
+    query: event.rawQueryString ?? '',
     headers: event.headers,
     body: Buffer.from(event.body ?? '', event.isBase64Encoded ? 'base64' : 'utf8'),
     requestId: event.requestContext.requestId,

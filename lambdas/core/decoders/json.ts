@@ -54,7 +54,8 @@ export function jsonDecoder(
   };
 }
 
-function mapped(item: unknown, mapping: FieldMapping): unknown {
+/** One reading with its mapping applied: the mapped id and time fields as `$id` and `$ts`. */
+export function mapped(item: unknown, mapping: FieldMapping): unknown {
   if (typeof item !== 'object' || item === null || Array.isArray(item)) return item;
   // Own fields only: a mapped field named `constructor` or `__proto__` is absent unless sent.
   const record = item as Record<string, unknown>;

@@ -41,7 +41,7 @@ export interface SigfoxField {
 export interface SigfoxGrammar {
   readonly source: string;
   readonly fields: readonly SigfoxField[];
-  /** Bytes the grammar reads: a frame must be exactly this long. */
+  /** Bytes the grammar reads: a shorter frame is refused; bytes past them are a warning. */
   readonly bytes: number;
 }
 
@@ -57,7 +57,7 @@ export class GrammarError extends Error {
   }
 }
 
-/** A frame the grammar cannot decode (too short, too long). */
+/** A frame the grammar cannot decode (too short). */
 export class FrameError extends Error {}
 
 const NAME = /^[A-Za-z0-9#_-]+$/;
@@ -198,16 +198,24 @@ export interface SigfoxDecoded {
   readonly warnings: string[];
 }
 
-/** Decodes a frame with a parsed grammar. Throws {@link FrameError} when the frame's length does not fit. */
+/**
+ * Decodes a frame with a parsed grammar. Throws {@link FrameError} when the frame is
+ * shorter than the grammar reads; bytes past the grammar are left, with a warning.
+ */
 export function decodeSigfox(grammar: SigfoxGrammar, frame: Uint8Array): SigfoxDecoded {
   if (frame.length < grammar.bytes) {
     throw new FrameError(`frame has ${frame.length} bytes; the grammar reads ${grammar.bytes} (truncated)`);
   }
-  if (frame.length > grammar.bytes) {
-    throw new FrameError(`frame has ${frame.length} bytes; the grammar reads ${grammar.bytes} (extra bytes)`);
-  }
   const values: Record<string, number | boolean | string> = {};
   const warnings: string[] = [];
+  // Sigfox's own custom payload decoding reads the leading bytes and ignores the rest;
+  // so do we, and say which bytes were left.
+  if (frame.length > grammar.bytes) {
+    const rest = Buffer.from(frame.subarray(grammar.bytes)).toString('hex');
+    warnings.push(
+      `frame has ${frame.length} bytes; the grammar reads ${grammar.bytes}: ${frame.length - grammar.bytes} extra byte(s) not decoded (${rest})`,
+    );
+  }
   for (const field of grammar.fields) {
     switch (field.type) {
       case 'bool':

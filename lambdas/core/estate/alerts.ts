@@ -9,6 +9,7 @@ import type { Source } from '../formats/index.ts';
 import { formatOf } from '../formats/index.ts';
 import { own, setOwn } from '../ids.ts';
 import type { Reading } from '../reading.ts';
+import { mergeAttributes } from './attributes.ts';
 
 export type Comparison = '>' | '>=' | '<' | '<=' | '==' | '!=';
 export type Severity = 'info' | 'warning' | 'critical';
@@ -186,7 +187,7 @@ export function applyReadings(
   const events: AlertEvent[] = [];
   const alerts: Record<string, AlertState> = { ...record.alerts };
   const lastValues: Record<string, number | string | boolean> = { ...record.lastValues };
-  let { lastSeq, lostMessages, lastSeen, firstSeen } = record;
+  let { lastSeq, lostMessages, lastSeen, firstSeen, attributes } = record;
   const offline = alerts[OFFLINE_RULE];
   if (offline?.state === 'raised') {
     delete alerts[OFFLINE_RULE];
@@ -203,6 +204,8 @@ export function applyReadings(
   // rewind values or alert states, and a retried batch changes nothing the second time.
   const fresh = previous ? sorted.filter((r) => r.time > previous.lastSeen) : sorted;
   for (const reading of fresh) {
+    // The network's tags as of this reading (bounded, merged): its own rules see them.
+    attributes = mergeAttributes(attributes, reading.attributes);
     const seq = reading.seq;
     const lost = seq === undefined ? 0 : lostBetween(lastSeq, seq, reading.source);
     if (seq !== undefined) lastSeq = seq;
@@ -210,7 +213,7 @@ export function applyReadings(
     const values: Record<string, number | string | boolean> = { ...reading.metrics };
     if (seq !== undefined) values[LOST_MESSAGES] = lost;
     for (const rule of rules) {
-      if (!inScope(rule, { deviceType: reading.deviceType, attributes: record.attributes })) continue;
+      if (!inScope(rule, { deviceType: reading.deviceType, attributes })) continue;
       // Metric and rule names are plain names: `constructor` is found only when the reading has it.
       const value = own(values, rule.metric);
       if (typeof value !== 'number') continue;
@@ -236,6 +239,15 @@ export function applyReadings(
     for (const [name, value] of Object.entries(reading.metrics)) setOwn(lastValues, name, value);
     lastSeen = Math.max(lastSeen, reading.time);
   }
+  // A reading at the time last seen, with no sequence number, completes that message
+  // (Sigfox's DATA_ADVANCED location and link quality, 30 s after it): its values join
+  // the last ones; it is no message of its own, for rules or lost-message counting.
+  if (previous) {
+    for (const reading of sorted) {
+      if (reading.time !== previous.lastSeen || reading.seq !== undefined) continue;
+      for (const [name, value] of Object.entries(reading.metrics)) setOwn(lastValues, name, value);
+    }
+  }
   firstSeen = Math.min(firstSeen, first.time);
   const last = fresh[fresh.length - 1] ?? { deviceType: record.deviceType };
   record = {
@@ -243,6 +255,7 @@ export function applyReadings(
     deviceType: last.deviceType,
     // Records older than sources take the way in of the first reading that finds them.
     source: record.source ?? first.source,
+    attributes,
     firstSeen,
     lastSeen,
     lastValues,
@@ -265,6 +278,29 @@ export function checkOffline(
 ): { record: DeviceRecord; event?: AlertEvent } {
   if (timeoutMs === undefined || record.alerts[OFFLINE_RULE]) return { record };
   if (now - record.lastSeen <= timeoutMs) return { record };
+  return raiseOffline(record, now, severity);
+}
+
+/**
+ * The network's word that a device went silent (Sigfox's communication-loss ERROR
+ * callback), at `at`: its offline alert is raised as the scheduled check raises it, and
+ * only once: not when it is offline already (whoever raised it), nor when the device
+ * has been seen since. The next reading clears it, as it clears the scheduled check's.
+ */
+export function signalOffline(
+  record: DeviceRecord,
+  at: number,
+  severity: Severity,
+): { record: DeviceRecord; event?: AlertEvent } {
+  if (record.alerts[OFFLINE_RULE] || record.lastSeen >= at) return { record };
+  return raiseOffline(record, at, severity);
+}
+
+function raiseOffline(
+  record: DeviceRecord,
+  now: number,
+  severity: Severity,
+): { record: DeviceRecord; event: AlertEvent } {
   return {
     record: {
       ...record,

@@ -17,6 +17,7 @@ import {
   type DeviceRecord,
   isOnline,
   type Severity,
+  signalOffline,
 } from './alerts.ts';
 
 /** The device registry: DynamoDB, or a DuckDB table locally. */
@@ -43,19 +44,33 @@ export interface EstateDeps {
 
 const ATTEMPTS = 5;
 
+/** A network's word that a device went silent, at `at` (Sigfox's communication-loss error). */
+export interface OfflineNotice {
+  readonly deviceId: string;
+  readonly at: number;
+}
+
 /**
- * Applies stored readings to their devices' records, one write per device. Resolves
- * with the devices whose update failed (their messages are retried) and the events sent.
+ * Applies stored readings to their devices' records, one write per device, then the
+ * offline notices of the batch (after the readings: a reading newer than a notice
+ * wins). Resolves with the devices whose update failed (their messages are retried)
+ * and the events sent.
  */
 export async function updateEstate(
   readings: readonly Reading[],
   deps: EstateDeps,
+  offline: readonly OfflineNotice[] = [],
 ): Promise<{ failed: Map<string, Error>; events: AlertEvent[] }> {
   const byDevice = new Map<string, Reading[]>();
   for (const reading of readings) {
     const list = byDevice.get(reading.deviceId);
     if (list) list.push(reading);
     else byDevice.set(reading.deviceId, [reading]);
+  }
+  const notices = new Map<string, number>();
+  for (const notice of offline) {
+    notices.set(notice.deviceId, Math.max(notices.get(notice.deviceId) ?? 0, notice.at));
+    if (!byDevice.has(notice.deviceId)) byDevice.set(notice.deviceId, []);
   }
   const failed = new Map<string, Error>();
   const events: AlertEvent[] = [];
@@ -72,7 +87,20 @@ export async function updateEstate(
       let current = records.get(deviceId);
       try {
         for (let attempt = 1; ; attempt++) {
-          const { record, events: raised } = applyReadings(current, deviceReadings, deps.config.alertRules);
+          const applied =
+            deviceReadings.length > 0
+              ? applyReadings(current, deviceReadings, deps.config.alertRules)
+              : current && { record: current, events: [] };
+          // An offline notice for a device never seen: nothing to go offline.
+          if (!applied) return;
+          let { record } = applied;
+          const raised = [...applied.events];
+          const at = notices.get(deviceId);
+          if (at !== undefined) {
+            const signalled = signalOffline(record, at, deps.config.offline.severity);
+            record = signalled.record;
+            if (signalled.event) raised.push(signalled.event);
+          }
           // Nothing new (a retried batch, late data only): no write.
           if (current && raised.length === 0 && JSON.stringify(record) === JSON.stringify(current)) return;
           if (raised.length > 0) await deps.publisher.publish(raised);

@@ -3,9 +3,15 @@
  * each reading naming its device with `$id`. `?mapping=<name>` reads devices that
  * cannot change what they send: the mapping says which field is the device id, which
  * the time, and the type. This format owns that part of the config (`httpMappings`).
+ *
+ * The device type is `?type=`, else the mapping's `type`, else `http`. A body in which
+ * no reading names its device (no `$id`, or no field the mapping names) cannot be
+ * stored: it is refused here, at the edge as a 400, rather than queued to be
+ * quarantined. A body some of whose readings name no device is queued: those readings
+ * alone are quarantined.
  */
 import { ConfigError } from '../config-error.ts';
-import { jsonDecoder } from '../decoders/json.ts';
+import { jsonDecoder, mapped } from '../decoders/json.ts';
 import { DEVICE_TYPE_PATTERN, isObject, own, setOwn, truncate } from '../ids.ts';
 import { type Format, refuse, type Uplink } from './format.ts';
 
@@ -65,9 +71,39 @@ export const httpJson: Format<Uplink, 'http'> = {
         'unknown_mapping',
       );
     }
-    return {
-      deviceType: message.params.type ?? mapping?.type ?? DEFAULT_HTTP_DEVICE_TYPE,
-      payload: { decoder: mapping ? jsonDecoder(config.validation, mapping) : json, bytes: message.bytes },
-    };
+    const deviceType = message.params.type ?? mapping?.type ?? DEFAULT_HTTP_DEVICE_TYPE;
+    const decoder = mapping ? jsonDecoder(config.validation, mapping) : json;
+    const body = message.json();
+    // Too large or not JSON: the decoder refuses it, in the words it has for any payload.
+    if ('error' in body || message.bytes.length > config.validation.maxPayloadBytes) {
+      return { deviceType, payload: { decoder, bytes: message.bytes } };
+    }
+    const idField = mapping?.id ?? '$id';
+    if (!namesADevice(body.value, idField)) {
+      return refuse(
+        'invalid_device_id',
+        mapping
+          ? `no reading has "${truncate(idField)}", the device id field of mapping "${truncate(name ?? '')}": say which device each reading is from`
+          : 'no reading has "$id": say which device each reading is from ({"$id": "<device>", ...}), or post with ?mapping=<name> naming the id field',
+        'missing_device_id',
+      );
+    }
+    // Parsed once (the edge's check and this one share it): the data, its mapping applied.
+    const value = body.value;
+    const data = !mapping
+      ? value
+      : Array.isArray(value)
+        ? value.map((v) => mapped(v, mapping))
+        : mapped(value, mapping);
+    return { deviceType, payload: { data } };
   },
 };
+
+/** Whether at least one reading of the body (an object, or an array of them) has the id field. */
+function namesADevice(value: unknown, idField: string): boolean {
+  const items = Array.isArray(value) ? value : [value];
+  for (const item of items) {
+    if (isObject(item) && Object.hasOwn(item, idField) && item[idField] !== undefined) return true;
+  }
+  return false;
+}

@@ -3,13 +3,15 @@
  * partitions, the simulator and the cost model read it. A new network is one module
  * in this folder implementing {@link Format}, and one line here.
  */
+import { chirpstack } from './chirpstack.ts';
 import type { Format } from './format.ts';
 import { httpJson } from './http-json.ts';
+import { iotLorawan } from './iot-lorawan.ts';
 import { mqtt } from './mqtt.ts';
 import { sigfox } from './sigfox.ts';
 import { ttn } from './ttn.ts';
 
-export const FORMATS = [mqtt, httpJson, sigfox, ttn] as const;
+export const FORMATS = [mqtt, httpJson, sigfox, ttn, iotLorawan, chirpstack] as const;
 
 /** Sources a message can arrive from; the `source=` partition of `raw/`. */
 export type Source = (typeof FORMATS)[number]['source'];

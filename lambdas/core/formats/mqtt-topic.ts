@@ -3,19 +3,30 @@
  * renders the IoT rule SQL from it and the local broker matches the same topics.
  *
  * Devices publish to `dt/<deviceType>/<deviceId>`, or through Basic Ingest to
- * `$aws/rules/<ruleName>/dt/<deviceType>/<deviceId>` (no IoT messaging charge).
+ * `$aws/rules/<ruleName>/dt/<deviceType>/<deviceId>` (no IoT messaging charge). A fourth
+ * level, `dt/<deviceType>/<deviceId>/<fPort>`, gives a binary payload's LoRaWAN port
+ * (0 to 255) to the type's codec; without it the codec gets `deviceTypes.<type>.fPort`.
  */
 import { DEVICE_ID_PATTERN, DEVICE_TYPE_PATTERN, truncate } from '../ids.ts';
 import type { Envelope } from './format.ts';
 
-export const TELEMETRY_TOPIC_FILTER = 'dt/+/+';
+/**
+ * One filter for both forms (IoT SQL takes one): `dt/+/+` and `dt/+/+/+`. Anything else
+ * under `dt/` reaches the queue too and is quarantined with the reason, never dropped.
+ */
+export const TELEMETRY_TOPIC_FILTER = 'dt/#';
 
 const BASIC_INGEST = /^\$aws\/rules\/[A-Za-z0-9_]+\//;
 
 export interface TelemetryTopic {
   readonly deviceType: string;
   readonly deviceId: string;
+  /** The LoRaWAN port the topic's fourth level names. */
+  readonly fPort?: number;
 }
+
+/** A port level: a decimal from 0 to 255, no sign, no leading zero. */
+const FPORT_LEVEL = /^(0|[1-9][0-9]{0,2})$/;
 
 /** An MQTT publish as a broker sees it: what the telemetry rule's SQL functions read. */
 export interface Publish {
@@ -100,15 +111,21 @@ const parsedTopics = new Map<string, TelemetryTopic>();
 function parseTopic(topic: string): TelemetryTopic | { error: string } {
   const plain = topic.replace(BASIC_INGEST, '');
   const parts = plain.split('/');
-  if (parts.length !== 3 || parts[0] !== 'dt') {
-    return { error: `topic "${truncate(topic)}" is not dt/<deviceType>/<deviceId>` };
+  if ((parts.length !== 3 && parts.length !== 4) || parts[0] !== 'dt') {
+    return {
+      error: `topic "${truncate(topic)}" is not dt/<deviceType>/<deviceId> or dt/<deviceType>/<deviceId>/<fPort>`,
+    };
   }
-  const [, deviceType = '', deviceId = ''] = parts;
+  const [, deviceType = '', deviceId = '', port] = parts;
   if (!DEVICE_TYPE_PATTERN.test(deviceType)) {
     return { error: `device type "${truncate(deviceType)}" in the topic must match ${DEVICE_TYPE_PATTERN}` };
   }
   if (!DEVICE_ID_PATTERN.test(deviceId)) {
     return { error: `device id "${truncate(deviceId)}" in the topic must match ${DEVICE_ID_PATTERN}` };
   }
-  return { deviceType, deviceId };
+  if (port === undefined) return { deviceType, deviceId };
+  if (!FPORT_LEVEL.test(port) || Number(port) > 255) {
+    return { error: `LoRaWAN port "${truncate(port)}" in the topic must be 0 to 255` };
+  }
+  return { deviceType, deviceId, fPort: Number(port) };
 }

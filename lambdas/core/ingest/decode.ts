@@ -13,6 +13,7 @@ import {
   type FormatContext,
   InboundMessage,
   isRefusal,
+  type OfflineSignal,
   type Payload,
 } from '../formats/format.ts';
 import type { Source } from '../formats/index.ts';
@@ -39,6 +40,10 @@ interface Read {
   readonly bytes: Buffer;
   readonly payload: Payload;
   readonly context: NormalizeContext;
+  /** What the format could not wholly give (its `Uplink.warnings`): kept with the raw record. */
+  readonly warnings?: readonly string[];
+  /** The network says the device went silent: for the estate, beside the message's readings. */
+  readonly offline?: OfflineSignal;
 }
 
 /** Decodes one queue message. */
@@ -119,7 +124,7 @@ function readMessage(
   // MQTT envelopes are used as they are (the hot path); HTTP ones carry their route's parameters typed.
   const routed = format.route ? { ...envelope, topic: route.path, params: route.params } : envelope;
   const uplink = format.read(
-    new InboundMessage(bytes, route.path, route.params, envelope.receivedAt),
+    new InboundMessage(bytes, route.path, route.params, envelope.receivedAt, envelope.contentType),
     formats,
   );
   if (isRefusal(uplink)) {
@@ -133,6 +138,8 @@ function readMessage(
     source,
     bytes,
     payload: uplink.payload,
+    ...(uplink.warnings !== undefined && uplink.warnings.length > 0 ? { warnings: uplink.warnings } : {}),
+    ...(uplink.offline ? { offline: uplink.offline } : {}),
     context: {
       deviceId: uplink.deviceId,
       deviceType: uplink.deviceType,
@@ -143,6 +150,7 @@ function readMessage(
       time: uplink.time,
       seq: uplink.seq,
       metrics: uplink.metrics,
+      attributes: uplink.attributes,
     },
   };
 }
@@ -151,27 +159,50 @@ function readMessage(
 function finish(read: Read, predecoded: Decoded | undefined): MessageOutcome {
   const { payload, bytes, context } = read;
   let data: unknown;
-  if ('refused' in payload) return outcome(read, [rejection(read, payload.refused)]);
-  if ('kept' in payload) return outcome(read, []);
+  let warnings = read.warnings;
+  if ('refused' in payload) return outcome(read, [rejection(read, payload.refused)], undefined, warnings);
+  if ('kept' in payload) return outcome(read, [], undefined, warnings);
   if ('data' in payload) data = payload.data;
   else {
     const decoded =
       predecoded ??
       payload.decoder.decode({ bytes: payload.bytes, fPort: payload.fPort, receivedAt: context.receivedAt });
     if (!decoded.ok) return outcome(read, [rejection(read, decoded)]);
+    // What the decoder warned of (a codec's `warnings`, a grammar's), before the normalizer's.
+    if (decoded.warnings !== undefined && decoded.warnings.length > 0)
+      warnings = [...(warnings ?? []), ...decoded.warnings];
     // A decoder that found nothing to report (`{ data: {} }`): the raw message is kept, nothing else.
-    if (decoded.nothing) return outcome(read, []);
+    if (decoded.nothing) return outcome(read, [], undefined, warnings);
     data = decoded.data;
   }
-  const { readings, rejections } = normalize(data, bytes, context);
-  return outcome(read, rejections, readings);
+  const normalized = normalize(data, bytes, context);
+  // The fields the normalizer left out of stored readings.
+  if (normalized.warnings.length > 0) warnings = [...(warnings ?? []), ...normalized.warnings];
+  return outcome(read, normalized.rejections, normalized.readings, warnings);
 }
 
 function rejection(read: Read, refusal: Pick<Rejection, 'code' | 'reason'>): Rejection {
   return { code: refusal.code, reason: refusal.reason, deviceId: read.context.deviceId, payload: read.bytes };
 }
 
-function outcome(read: Read, rejections: readonly Rejection[], readings?: MessageOutcome['readings']) {
+function outcome(
+  read: Read,
+  rejections: readonly Rejection[],
+  readings?: MessageOutcome['readings'],
+  warnings?: readonly string[],
+): MessageOutcome {
   const { deviceId, deviceType } = read.context;
-  return outcomeOf(read.envelope, read.source, read.messageId, deviceId, deviceType, rejections, readings);
+  const done = outcomeOf(
+    read.envelope,
+    read.source,
+    read.messageId,
+    deviceId,
+    deviceType,
+    rejections,
+    readings,
+    warnings,
+  );
+  return read.offline && deviceId !== undefined
+    ? { ...done, offline: { ...read.offline, deviceId, deviceType, messageId: read.messageId } }
+    : done;
 }

@@ -33,6 +33,8 @@ export function readEnvelope(body: string): { envelope: Envelope; format: Format
   if (!format) return { error: `envelope source ${JSON.stringify(e.source)} is unknown` };
   if (e.clientId !== undefined && typeof e.clientId !== 'string')
     return { error: 'envelope "clientId" is not a string' };
+  if (e.contentType !== undefined && typeof e.contentType !== 'string')
+    return { error: 'envelope "contentType" is not a string' };
   return { envelope: e as unknown as Envelope, format };
 }
 

@@ -2,7 +2,7 @@
  * What one message becomes before anything is written: its raw record (the bytes as
  * they arrived, for re-decoding), its readings, and quarantine records with reasons.
  */
-import type { Envelope } from '../formats/format.ts';
+import type { Envelope, OfflineSignal } from '../formats/format.ts';
 import { topicOf } from '../formats/format.ts';
 import type { Source } from '../formats/index.ts';
 import { lakeTimestamp } from '../lake/tables.ts';
@@ -20,6 +20,38 @@ export interface RawRecord {
   readonly device_id: string | null;
   readonly device_type: string | null;
   readonly payload: string;
+  /**
+   * What could not be stored though the message was (fields the normalizer refused, a
+   * format's or a decoder's warnings): a JSON array of strings, see {@link warningsColumn}.
+   * Left out of the line when there are none, so it reads as null (as in raw
+   * objects written before the column existed).
+   */
+  readonly warnings?: string;
+}
+
+/** Warnings kept word for word in a raw record; past them, counted in one more. */
+export const MAX_RAW_WARNINGS = 20;
+/** Characters of one warning kept in a raw record. */
+export const MAX_RAW_WARNING_CHARS = 500;
+
+/**
+ * The `warnings` column: the warnings as a JSON array of strings, the first
+ * {@link MAX_RAW_WARNINGS} (each cut at {@link MAX_RAW_WARNING_CHARS} characters), then
+ * `"and 7 more warnings"`. Bounded, whatever a codec or a payload says.
+ */
+export function warningsColumn(warnings: readonly string[]): string {
+  const kept = warnings
+    .slice(0, MAX_RAW_WARNINGS)
+    .map((w) =>
+      typeof w !== 'string'
+        ? String(w)
+        : w.length > MAX_RAW_WARNING_CHARS
+          ? `${w.slice(0, MAX_RAW_WARNING_CHARS)}…`
+          : w,
+    );
+  if (warnings.length > MAX_RAW_WARNINGS)
+    kept.push(`and ${warnings.length - MAX_RAW_WARNINGS} more warnings`);
+  return JSON.stringify(kept);
 }
 
 /** A row of the `quarantine` table. */
@@ -44,6 +76,15 @@ export interface MessageOutcome {
   readonly quarantine: readonly QuarantineRecord[];
   /** Set when decoding itself broke (a bug): the message is retried, not stored. */
   readonly error?: Error;
+  /** The network said the device went silent (Sigfox's communication-loss error): the estate raises its offline alert. */
+  readonly offline?: DeviceOffline;
+}
+
+/** An offline signal, with the device and message it came in. */
+export interface DeviceOffline extends OfflineSignal {
+  readonly deviceId: string;
+  readonly deviceType: string;
+  readonly messageId: string;
 }
 
 /** The outcome of a message that reached a format: its raw record, its rejections, and its readings. */
@@ -55,21 +96,23 @@ export function outcomeOf(
   deviceType: string | undefined,
   rejections: readonly Rejection[],
   readings: readonly Reading[] = [],
+  warnings?: readonly string[],
 ): MessageOutcome {
   const topic = topicOf(envelope);
+  const raw: RawRecord = {
+    message_id: messageId,
+    received_at: lakeTimestamp(envelope.receivedAt),
+    source,
+    topic,
+    client_id: envelope.clientId ?? null,
+    device_id: deviceId ?? null,
+    device_type: deviceType ?? null,
+    payload: envelope.payload,
+  };
   return {
     messageId,
     receivedAt: envelope.receivedAt,
-    raw: {
-      message_id: messageId,
-      received_at: lakeTimestamp(envelope.receivedAt),
-      source,
-      topic,
-      client_id: envelope.clientId ?? null,
-      device_id: deviceId ?? null,
-      device_type: deviceType ?? null,
-      payload: envelope.payload,
-    },
+    raw: warnings !== undefined && warnings.length > 0 ? { ...raw, warnings: warningsColumn(warnings) } : raw,
     readings,
     quarantine: rejections.map((r) =>
       quarantineRecord(messageId, envelope.receivedAt, source, topic, deviceType, r),

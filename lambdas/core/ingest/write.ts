@@ -134,9 +134,12 @@ export async function writeBatch(
     // Before readings/: a device whose record could not be written fails its messages,
     // which are then retried whole. Applying the same readings again changes nothing.
     const pending = rows.filter((r) => alive(r.messageId));
-    const { failed } = await updateEstate(pending, deps.estate);
+    // The network's offline signals (Sigfox's communication-loss error), beside the readings.
+    const offline = outcomes.flatMap((o) => (o.offline && alive(o.messageId) ? [o.offline] : []));
+    const { failed } = await updateEstate(pending, deps.estate, offline);
     for (const [deviceId, error] of failed) {
       fail(new Set(pending.filter((r) => r.deviceId === deviceId).map((r) => r.messageId)), error);
+      fail(new Set(offline.filter((o) => o.deviceId === deviceId).map((o) => o.messageId)), error);
     }
   }
   // readings/ last: a message that failed anything above is retried whole, so its

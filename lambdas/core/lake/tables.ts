@@ -77,6 +77,12 @@ export const LAKE_TABLES: readonly LakeTable[] = [
       { name: 'device_id', type: 'string', comment: 'Device id from the authenticated identity, when known' },
       { name: 'device_type', type: 'string', comment: 'Device type, when known' },
       { name: 'payload', type: 'string', comment: 'The payload bytes, base64' },
+      {
+        name: 'warnings',
+        type: 'string',
+        comment:
+          'What could not be stored though the message was (fields refused, format and decoder warnings): a JSON array of strings; null when none',
+      },
     ],
     partitions: [
       { name: 'source', projection: 'source' },

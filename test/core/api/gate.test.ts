@@ -42,8 +42,15 @@ describe('keys', () => {
     expect(readKeyRecord({ ...record, hash: 'short' })).toBeUndefined();
   });
 
-  it('knows a scope per POST route, and ingest covers them all; read covers none of them', () => {
-    expect(SCOPES).toEqual(['read', 'ingest', 'ingest:telemetry', 'ingest:sigfox', 'ingest:ttn']);
+  it('knows a scope per HTTP ingest route, and ingest covers them all; read covers none of them', () => {
+    expect(SCOPES).toEqual([
+      'read',
+      'ingest',
+      'ingest:telemetry',
+      'ingest:sigfox',
+      'ingest:ttn',
+      'ingest:chirpstack',
+    ]);
     expect(hasScope(['ingest'], 'ingest:ttn')).toBe(true);
     expect(hasScope(['ingest:sigfox'], 'ingest:ttn')).toBe(false);
     expect(hasScope(['read'], 'ingest:telemetry')).toBe(false);

@@ -63,11 +63,27 @@ describe('Sigfox custom payload grammar', () => {
     });
   });
 
-  it('refuses frames that are too short or too long, saying which', () => {
+  it('refuses frames that are too short, saying so', () => {
     expect(() => decode('a::uint:16 b::uint:8', '0102')).toThrow(
       'frame has 2 bytes; the grammar reads 3 (truncated)',
     );
-    expect(() => decode('a::uint:8', '0102')).toThrow('frame has 2 bytes; the grammar reads 1 (extra bytes)');
+  });
+
+  it('decodes the leading bytes of a longer frame, as Sigfox does, and warns of the rest', () => {
+    expect(decode('a::uint:8', '0102')).toEqual({
+      values: { a: 1 },
+      warnings: ['frame has 2 bytes; the grammar reads 1: 1 extra byte(s) not decoded (02)'],
+    });
+  });
+
+  it('warns of extra bytes exactly when the frame is longer than the grammar', () => {
+    fc.assert(
+      fc.property(fc.uint8Array({ minLength: 2, maxLength: 12 }), (frame) => {
+        const { values, warnings } = decodeSigfox(parseSigfoxGrammar('a::uint:8 b::uint:8'), frame);
+        expect(values).toEqual({ a: frame[0], b: frame[1] });
+        expect(warnings.length).toBe(frame.length > 2 ? 1 : 0);
+      }),
+    );
   });
 
   it.each([

@@ -6,8 +6,14 @@ import { join } from 'node:path';
 import { promisify } from 'node:util';
 import { beforeAll, describe, expect, it } from 'vitest';
 import { DEFAULT_CONFIG, type PipelineConfig } from '../../../lib/config.ts';
-import { type CostReport, type CostSource, runCostModel } from '../../../tools/cost/measure.ts';
-import { checkPrices } from '../../../tools/cost/model.ts';
+import {
+  type CostReport,
+  type CostSource,
+  runCostModel,
+  withCodec,
+  withDeviceCodec,
+} from '../../../tools/cost/measure.ts';
+import { checkPrices, LORAWAN_UPLINK_PRICE } from '../../../tools/cost/model.ts';
 import { costTable, PRICES_FILE } from '../../../tools/cost/report.ts';
 
 const prices = checkPrices(JSON.parse(readFileSync(PRICES_FILE, 'utf8')));
@@ -197,5 +203,114 @@ describe('cost command', () => {
       code: 2,
       stderr: expect.stringContaining('--devices "0" must be a whole number'),
     });
+  });
+});
+
+describe('cost model for LoRaWAN networks and Sigfox form bodies', () => {
+  const lht65 = () => readFileSync('codecs/lht65.js', 'utf8');
+
+  it('prices a Sigfox form body as the JSON callback, but for its size', async () => {
+    const [json, form] = await Promise.all([
+      run(DEFAULT_CONFIG, 200, 'sigfox'),
+      run(DEFAULT_CONFIG, 200, 'sigfox-form'),
+    ]);
+    expect(form.pipeline.design).toBe('pipeline (Sigfox, form body)');
+    expect(form.messageBytes).toBeLessThan(json.messageBytes);
+    expect(form.callsPerMessage).toEqual(json.callsPerMessage);
+    expect(line(form.pipeline, 'API Gateway requests')?.units).toBeCloseTo(1e6);
+  });
+
+  it('prices ChirpStack up events decoded by ChirpStack, and through a codec with its frames', async () => {
+    const plain = await run(DEFAULT_CONFIG, 300, 'chirpstack');
+    expect(plain.pipeline.design).toBe('pipeline (ChirpStack)');
+    expect(line(plain.pipeline, 'API Gateway requests')?.units).toBeCloseTo(1e6);
+    // A registry write and a claim (ChirpStack may post an uplink twice).
+    expect(plain.callsPerMessage['DynamoDB.PutItem']).toBeCloseTo(2);
+    expect(plain.notes).toEqual([]);
+    const codec = withCodec(DEFAULT_CONFIG, 'codecs/lht65.js', lht65());
+    const decoded = await runCostModel({
+      source: 'chirpstack',
+      fleet: { devices: 50, intervalMs: 10_000 },
+      messageBytes: 200,
+      config: codec.config,
+      frames: codec.frames,
+      codec: 'codecs/lht65.js',
+      prices,
+      messages: 300,
+      latency: NO_LATENCY,
+    });
+    expect(decoded.codec).toBe('codecs/lht65.js');
+    expect(decoded.notes).toContain('decoded with the codec codecs/lht65.js');
+    expect(decoded.callsPerMessage['DynamoDB.PutItem']).toBeCloseTo(2);
+  });
+
+  it('prices IoT Core for LoRaWAN uplinks through the LoRaWAN rule: no messaging charge, the uplink charge not priced', async () => {
+    const config = withDeviceCodec(DEFAULT_CONFIG, 'codecs/lht65.js', lht65());
+    const report = await run(config, 300, 'iot-lorawan');
+    expect(report.pipeline.design).toBe('pipeline (AWS IoT Core for LoRaWAN)');
+    expect(line(report.pipeline, 'IoT Core messaging')).toBeUndefined();
+    expect(line(report.pipeline, 'API Gateway requests')).toBeUndefined();
+    expect(line(report.pipeline, 'IoT rules triggered')?.units).toBeCloseTo(1e6);
+    expect(line(report.pipeline, 'IoT rule actions')?.units).toBeCloseTo(1e6);
+    // The rule's SendMessage, then the ingest function once a batch (no http function).
+    expect(line(report.pipeline, 'Lambda requests')?.units).toBeCloseTo((report.batches / 300) * 1e6);
+    expect(report.callsPerMessage['SQS.SendMessage']).toBeUndefined();
+    // Every LHT65 frame decoded: a registry write and a claim per message, nothing quarantined.
+    expect(report.callsPerMessage['DynamoDB.PutItem']).toBeCloseTo(2);
+    expect(report.floor.design).toBe('IoT Core for LoRaWAN floor');
+    expect(report.floor.perMillion).toBeCloseTo(0.3);
+    for (const design of [report.pipeline, report.naive, report.floor]) {
+      expect(design.notPriced).toEqual([
+        {
+          line: 'IoT Core for LoRaWAN uplinks',
+          units: expect.closeTo(1e6, 3),
+          missing: LORAWAN_UPLINK_PRICE,
+        },
+      ]);
+    }
+    expect(report.notes.join('\n')).toMatch(
+      /not priced: IoT Core for LoRaWAN uplinks .*iotCoreLorawan\.uplinkMessagesPerMillion.*--prices <file>/,
+    );
+    const row = costTable(report).rows.find((r) => r.line === 'IoT Core for LoRaWAN uplinks (not priced)');
+    expect(row?.['pipeline (AWS IoT Core for LoRaWAN) $/M']).toBe('not priced');
+    expect(report.fixedMonthly.map((l) => l.line)).not.toContain(
+      'IoT Core connectivity (every device connected all month)',
+    );
+  });
+
+  it('prices the LoRaWAN uplinks when the price list has their price', async () => {
+    const config = withDeviceCodec(DEFAULT_CONFIG, 'codecs/lht65.js', lht65());
+    const withPrice = checkPrices({ ...prices, iotCoreLorawan: { uplinkMessagesPerMillion: 2 } });
+    const report = await runCostModel({
+      source: 'iot-lorawan',
+      fleet: { devices: 50, intervalMs: 10_000 },
+      messageBytes: 200,
+      config,
+      prices: withPrice,
+      messages: 200,
+      latency: NO_LATENCY,
+    });
+    expect(line(report.pipeline, 'IoT Core for LoRaWAN uplinks')?.dollars).toBeCloseTo(2);
+    expect(report.pipeline.notPriced).toBeUndefined();
+    expect(report.floor.perMillion).toBeCloseTo(2.3);
+    expect(report.notes).toEqual([]);
+    expect(() => checkPrices({ ...prices, iotCoreLorawan: { uplinkMessagesPerMillion: 'free' } })).toThrow(
+      LORAWAN_UPLINK_PRICE,
+    );
+  });
+
+  it('says an IoT Core for LoRaWAN run needs a codec, and that frames need a LoRaWAN source', async () => {
+    await expect(run(DEFAULT_CONFIG, 10, 'iot-lorawan')).rejects.toThrow(/iot-lorawan uplinks need a codec/);
+    await expect(
+      runCostModel({
+        source: 'sigfox',
+        fleet: { devices: 5, intervalMs: 10_000 },
+        messageBytes: 100,
+        config: DEFAULT_CONFIG,
+        prices,
+        messages: 10,
+        frames: [{ bytes: [1], fPort: 1 }],
+      }),
+    ).rejects.toThrow(/sigfox messages carry no codec frames/);
   });
 });

@@ -1,6 +1,6 @@
 import { describe, expect, it } from 'vitest';
 import { decodeSigfox, parseSigfoxGrammar } from '../../../lambdas/core/decoders/sigfox-grammar.ts';
-import { httpBody } from '../../../tools/simulator/bodies.ts';
+import { networkRequest } from '../../../tools/simulator/bodies.ts';
 import {
   createFleet,
   isSilent,
@@ -63,10 +63,9 @@ describe('device simulator', () => {
     const rand = random(5);
     const [device] = createFleet({ ...options, devices: 1, silentShare: 0 }, rand);
     if (!device) throw new Error('no device');
-    const body = httpBody('sigfox', device, nextReading(device, 1_795_586_398_000, rand)) as Record<
-      string,
-      string
-    >;
+    const body = JSON.parse(
+      networkRequest('sigfox', device, nextReading(device, 1_795_586_398_000, rand)).body.toString(),
+    ) as Record<string, string>;
     const { values } = decodeSigfox(
       parseSigfoxGrammar(SIMULATOR_SIGFOX_GRAMMAR),
       Buffer.from(body.data ?? '', 'hex'),
