@@ -81,6 +81,12 @@ export async function stackOutput(stage: string, output: string, region?: string
   return value;
 }
 
+/** Cognito user pools, for `users` (console sign-in). */
+export async function cognitoClient(region?: string) {
+  const { CognitoIdentityProviderClient } = await import('@aws-sdk/client-cognito-identity-provider');
+  return ready(new CognitoIdentityProviderClient(clientConfig(region)));
+}
+
 /** The stage's keys table, found from its stack's outputs. */
 export async function stackKeyStore(stage: string, region?: string): Promise<KeyStore> {
   const table = await stackOutput(stage, 'KeysTableName', region);

@@ -10,7 +10,7 @@
 import { existsSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { type DuckDBConnection, DuckDBInstance } from '@duckdb/node-api';
-import { type DailyJobReport, runDailyJob } from '../lambdas/core/analytics/daily.ts';
+import { type DailyJobReport, runDailyJob, type UptimeConfig } from '../lambdas/core/analytics/daily.ts';
 import type { DeviceRecord } from '../lambdas/core/estate/alerts.ts';
 import {
   createLakeViews,
@@ -142,17 +142,19 @@ export async function registryFromDataFolder(
   });
 }
 
-/** The daily job (curated readings, daily metrics, the report and its manifest) on the local lake. */
+/** The daily job (curated readings, daily metrics, uptime, the report and its manifest) on the local lake. */
 export function dailyOnLocalLake(
   lakeDir: string,
   day: string,
   log: (line: string) => void,
+  config?: UptimeConfig,
 ): Promise<DailyJobReport> {
   return withMemoryDatabase(async (connection) =>
     runDailyJob(day, {
       engine: await duckdbEngine(connection, lakeDir),
       lake: folderStore(lakeDir),
       bucket: 'local-lake',
+      ...(config ? { config } : {}),
       log,
     }),
   );

@@ -34,6 +34,10 @@ const COMMANDS: Record<string, { summary: string; load: () => Promise<Command> }
     summary: 'make, list and revoke the HTTP API keys (scopes, devices), locally or on a stage',
     load: () => import('./commands/keys.ts'),
   },
+  users: {
+    summary: "invite, list and remove the people who may sign in to a stage's web console",
+    load: () => import('./commands/users.ts'),
+  },
   provision: {
     summary: 'create a device (or a CSV of them) on AWS IoT Core, with its certificate',
     load: () => import('./commands/provision.ts'),

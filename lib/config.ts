@@ -27,6 +27,18 @@ export interface PipelineConfig extends RuntimeConfig {
   readonly alerts: AlertsConfig;
   readonly quicksight: QuickSightConfig;
   readonly tracing: TracingConfig;
+  readonly console: ConsoleConfig;
+}
+
+export interface ConsoleConfig {
+  /**
+   * The web console on AWS: its page in S3 behind CloudFront, people signing in with a
+   * Cognito user pool (`iot-pipeline users add`), and the read routes behind that sign-in.
+   * Off: none of these resources is in the template. Needs `npm run console:build` first.
+   *
+   * @default false
+   */
+  readonly enabled: boolean;
 }
 
 export interface TracingConfig {
@@ -145,6 +157,7 @@ export const DEFAULT_CONFIG: PipelineConfig = {
   alerts: {},
   quicksight: {},
   tracing: { enabled: true },
+  console: { enabled: false },
   deviceTypes: {},
   httpMappings: {},
   sigfoxDownlinks: {},
@@ -325,6 +338,7 @@ export function validateConfig(input: unknown): PipelineConfig {
     },
     quicksight: typeof quicksight.principalArn === 'string' ? { principalArn: quicksight.principalArn } : {},
     tracing: { enabled: bool('tracing.enabled', section('tracing').enabled) },
+    console: { enabled: bool('console.enabled', section('console').enabled) },
     ...runtime,
   };
 }

@@ -1,11 +1,13 @@
 import { CfnOutput, Stack, type StackProps } from 'aws-cdk-lib';
 import type { Construct } from 'constructs';
 import { HTTP_FORMATS } from '../lambdas/core/formats/index.ts';
+import { LAKE_PREFIXES } from '../lambdas/core/lake/layout.ts';
 import { type PipelineConfig, runtimeConfigJson, usesCodecs } from './config.ts';
 import { Alerts } from './constructs/alerts.ts';
 import { Analytics } from './constructs/analytics.ts';
 import { ApiKeys } from './constructs/api-keys.ts';
 import { ReadingClaimsTable } from './constructs/claims.ts';
+import { Console } from './constructs/console.ts';
 import { DailyJob } from './constructs/daily-job.ts';
 import { Devices } from './constructs/devices.ts';
 import { HttpApi } from './constructs/http-api.ts';
@@ -21,6 +23,12 @@ import { acknowledgeStackFindings } from './nag.ts';
 export interface PipelineStackProps extends StackProps {
   /** The validated configuration (see `lib/config.ts`). */
   readonly config: PipelineConfig;
+  /**
+   * With `console.enabled`: the built console page (`npm run console:build`).
+   *
+   * @default `console/dist` under the working directory
+   */
+  readonly consoleAssetsPath?: string;
 }
 
 /**
@@ -58,6 +66,8 @@ export class PipelineStack extends Stack {
       alerts,
       runtimeConfig: runtimeConfigJson(config, { decoders: false }),
     });
+    // The offline alerts it raises are kept in the alert history too.
+    lake.grantWrite(registry.offlineFunction, [LAKE_PREFIXES.alerts]);
     const claims = new ReadingClaimsTable(this, 'Claims');
 
     // How they arrive: devices over IoT Core into the ingest queue, and its function
@@ -86,7 +96,10 @@ export class PipelineStack extends Stack {
       workGroupName: `iot-pipeline-${config.stage}`,
       ...config.athena,
     });
-    const daily = new DailyJob(this, 'Daily', { analytics });
+    const daily = new DailyJob(this, 'Daily', {
+      analytics,
+      runtimeConfig: runtimeConfigJson(config, { decoders: false }),
+    });
     if (config.quicksight.principalArn) {
       new QuickSightReports(this, 'QuickSight', {
         analytics,
@@ -106,6 +119,16 @@ export class PipelineStack extends Stack {
       runtimeConfig: runtimeConfigJson(config, { decoders: false }),
       ...config.http,
     });
+
+    // Who reads it in a browser: people signed in with the user pool, the read routes only.
+    const webConsole = config.console.enabled
+      ? new Console(this, 'Console', {
+          stage: config.stage,
+          http,
+          accessLogs: lake.accessLogs,
+          ...(props.consoleAssetsPath !== undefined && { assetsPath: props.consoleAssetsPath }),
+        })
+      : undefined;
 
     // Who hears when something fails.
     new Monitoring(this, 'Monitoring', {
@@ -156,6 +179,14 @@ export class PipelineStack extends Stack {
     new CfnOutput(this, 'AlertTopicArn', { value: alerts.topic.topicArn });
     new CfnOutput(this, 'RegistryTableName', { value: registry.table.tableName });
     new CfnOutput(this, 'IngestDeadLetterQueueUrl', { value: ingest.deadLetterQueue.queueUrl });
+    if (webConsole) {
+      new CfnOutput(this, 'ConsoleUrl', {
+        value: webConsole.url,
+        description: `Sign in here; invite people with: npm run cli -- users add <email> --stage ${config.stage}`,
+      });
+      new CfnOutput(this, 'UserPoolId', { value: webConsole.userPool.userPoolId });
+      new CfnOutput(this, 'UserPoolClientId', { value: webConsole.userPoolClient.userPoolClientId });
+    }
     if (timeseries) {
       new CfnOutput(this, 'TimestreamDatabase', { value: timeseries.databaseName });
       new CfnOutput(this, 'TimestreamTable', { value: timeseries.tableName });

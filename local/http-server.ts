@@ -13,11 +13,20 @@
 import { randomUUID } from 'node:crypto';
 import { createServer, type IncomingMessage, type ServerResponse } from 'node:http';
 import type { Socket } from 'node:net';
+import { ALERTS_PATH, handleAlertsRequest } from '../lambdas/core/api/alerts.ts';
 import { DEVICES_PATH, handleDevicesRequest } from '../lambdas/core/api/devices.ts';
+import { ESTATE_PATH, handleEstateRequest, lakeTraffic } from '../lambdas/core/api/estate.ts';
 import { type HttpRequest, json } from '../lambdas/core/api/http.ts';
 import { type HttpIngressDeps, handleIngress } from '../lambdas/core/api/ingress.ts';
+import { handleQuarantineRequest, QUARANTINE_PATH } from '../lambdas/core/api/quarantine.ts';
 import { handleQueryRequest, isQueryPath, type PagedQueries } from '../lambdas/core/api/query.ts';
+import { type CuratedDays, handleSeriesRequest, isSeriesPath } from '../lambdas/core/api/series.ts';
+import type { RuntimeConfig } from '../lambdas/core/config.ts';
+import type { AlertRule } from '../lambdas/core/estate/alerts.ts';
+import { type OfflineTimeouts, offlineTimeouts } from '../lambdas/core/estate/registry-query.ts';
 import type { DeviceRegistry } from '../lambdas/core/estate/update.ts';
+import type { LocalConsole } from './console.ts';
+import { EVENTS_PATH, type EventHub } from './events.ts';
 import { HEALTH_PATH, type Health, handleHealthRequest } from './health.ts';
 import { connectionCap, floodLog } from './limits.ts';
 import { listen } from './listen.ts';
@@ -70,12 +79,22 @@ export async function startHttpServer(options: {
   readonly host: string;
   readonly port: number;
   readonly ingress: HttpIngressDeps;
-  /** Answers GET /v1/devices from the registry. */
-  readonly registry?: Pick<DeviceRegistry, 'list'>;
+  /** Answers GET /v1/devices (and with `queries` GET /v1/estate) from the registry. */
+  readonly registry?: Pick<DeviceRegistry, 'list' | 'query' | 'tally'>;
+  /** What device status is measured by (`offline`, each type's `offlineAfter`); absent: no device is offline. */
+  readonly estate?: Pick<RuntimeConfig, 'offline' | 'deviceTypes'>;
   /** Answers GET /v1/devices/{id}/readings|daily. */
   readonly queries?: PagedQueries;
+  /** With `queries`, for GET /v1/devices/{id}/series: the days read from the curated Parquet. */
+  readonly curatedDays?: CuratedDays;
   /** Answers GET /healthz (read scope). */
   readonly health?: () => Promise<Health>;
+  /** The configured rules, for GET /v1/alerts (with `registry` and `queries`; GET /v1/quarantine needs `queries`). */
+  readonly alertRules?: readonly AlertRule[];
+  /** Answers GET /v1/events (Server-Sent Events of readings and alerts, `local/events.ts`). */
+  readonly events?: EventHub;
+  /** Answers GET / and /console/* (the web console, `local/console.ts`). */
+  readonly console?: LocalConsole;
   /** {@link HTTP_LIMITS} where absent. */
   readonly limits?: Partial<HttpLimits>;
   /** Said when the connection cap closes or refuses connections; silent when absent. */
@@ -183,22 +202,63 @@ async function serve(
     requestId: randomUUID(),
     receivedAt,
   };
+  if (path === EVENTS_PATH && options.events) {
+    // A stream stays open: the hub answers it, or hands back the refusal. Its `?token=` is never logged (path only).
+    const refused =
+      request.method === 'GET'
+        ? await options.events.open(asRequest, response, options.ingress.gate)
+        : json(405, { error: 'method_not_allowed', message: 'Use GET' }, { allow: 'GET' });
+    if (refused) send(response, refused);
+    options.onRequest?.({ method: request.method ?? '', path, status: refused?.statusCode ?? 200, bytes: 0 });
+    return;
+  }
   const result =
     body === 'too_large'
       ? json(413, {
           error: 'payload_too_large',
           message: `The body is larger than ${options.ingress.maxBodyBytes} bytes`,
         })
-      : path === HEALTH_PATH && options.health
-        ? await handleHealthRequest(asRequest, { gate: options.ingress.gate, health: options.health })
-        : isQueryPath(path) && options.queries
-          ? await handleQueryRequest(asRequest, { gate: options.ingress.gate, engine: options.queries })
-          : path === DEVICES_PATH && options.registry
-            ? await handleDevicesRequest(asRequest, {
-                gate: options.ingress.gate,
-                registry: options.registry,
-              })
-            : await handleIngress(asRequest, options.ingress);
+      : options.console?.handles(path)
+        ? await options.console.answer(asRequest)
+        : path === HEALTH_PATH && options.health
+          ? await handleHealthRequest(asRequest, { gate: options.ingress.gate, health: options.health })
+          : isQueryPath(path) && options.queries
+            ? await handleQueryRequest(asRequest, { gate: options.ingress.gate, engine: options.queries })
+            : isSeriesPath(path) && options.queries
+              ? await handleSeriesRequest(asRequest, {
+                  gate: options.ingress.gate,
+                  engine: options.queries,
+                  curatedDays: options.curatedDays,
+                })
+              : path === ALERTS_PATH && options.queries && options.registry
+                ? await handleAlertsRequest(asRequest, {
+                    gate: options.ingress.gate,
+                    registry: options.registry,
+                    engine: options.queries,
+                    rules: options.alertRules ?? [],
+                  })
+                : path === QUARANTINE_PATH && options.queries
+                  ? await handleQuarantineRequest(asRequest, {
+                      gate: options.ingress.gate,
+                      engine: options.queries,
+                    })
+                  : path === DEVICES_PATH && options.registry
+                    ? await handleDevicesRequest(asRequest, {
+                        gate: options.ingress.gate,
+                        registry: options.registry,
+                        timeouts: timeoutsOf(options),
+                      })
+                    : path === ESTATE_PATH && options.registry && options.queries
+                      ? await handleEstateRequest(asRequest, {
+                          gate: options.ingress.gate,
+                          registry: options.registry,
+                          timeouts: timeoutsOf(options),
+                          rules: options.alertRules ?? [],
+                          offlineSeverity: options.estate?.offline.severity ?? 'warning',
+                          traffic: lakeTraffic(options.queries),
+                          engine: options.queries,
+                        })
+                      : await handleIngress(asRequest, options.ingress);
   send(response, result);
   options.onRequest?.({
     method: request.method ?? '',
@@ -206,6 +266,11 @@ async function serve(
     status: result.statusCode,
     bytes: body === 'too_large' ? -1 : body.length,
   });
+}
+
+/** The offline timeouts status is measured by (read per request: only the estate routes need them). */
+function timeoutsOf(options: Parameters<typeof startHttpServer>[0]): OfflineTimeouts {
+  return options.estate ? offlineTimeouts(options.estate) : { byType: {} };
 }
 
 /** Node's status for a request its parser or timers refused, and our reason. */

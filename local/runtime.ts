@@ -8,7 +8,9 @@ import { mkdir } from 'node:fs/promises';
 import { resolve } from 'node:path';
 import { DuckDBInstance } from '@duckdb/node-api';
 import { createGate, usageRecorder } from '../lambdas/core/api/gate.ts';
+import { curatedDaysOf } from '../lambdas/core/api/series.ts';
 import { buildDecoders } from '../lambdas/core/decoders/registry.ts';
+import { withAlertHistory } from '../lambdas/core/estate/alert-history.ts';
 import { registrySources } from '../lambdas/core/estate/sources.ts';
 import { type DeviceRegistry, detectOffline, type EstateDeps } from '../lambdas/core/estate/update.ts';
 import { ingestBatch } from '../lambdas/core/ingest/batch.ts';
@@ -31,9 +33,11 @@ import { folderStore } from './adapters/folder-store.ts';
 import { fileKeyStore } from './adapters/key-file.ts';
 import { LocalQueue, type LocalQueueOptions } from './adapters/queue.ts';
 import { type LocalBroker, type MqttLimits, startBroker } from './broker.ts';
+import { localConsole } from './console.ts';
 import { dataPaths } from './data-dir.ts';
 import { checkDatabase, isLockError, openFailure, verifyBlocks } from './database-check.ts';
 import { deviceCredentialsFile } from './device-credentials.ts';
+import { createEventHub, type EventStreamLimits } from './events.ts';
 import { type Health, readHealth } from './health.ts';
 import { LOCAL_HOST } from './host.ts';
 import { type HttpLimits, type LocalHttpServer, startHttpServer } from './http-server.ts';
@@ -80,6 +84,8 @@ export interface LocalRuntimeOptions {
   readonly limits?: {
     readonly http?: Partial<HttpLimits>;
     readonly mqtt?: Partial<Omit<MqttLimits, 'maxPayloadBytes'>>;
+    /** `GET /v1/events`: open streams, each stream's buffer (tests). */
+    readonly events?: Partial<EventStreamLimits>;
   };
 }
 
@@ -96,7 +102,7 @@ export interface LocalRuntime {
   readonly keysFile: string;
   readonly queue: LocalQueue;
   /** The registry's reads, each on a connection of its own (ingest owns the other). */
-  readonly registry: Pick<DeviceRegistry, 'get' | 'list'>;
+  readonly registry: Pick<DeviceRegistry, 'get' | 'list' | 'query' | 'tally'>;
   /** Runs an offline check now (it also runs every `offlineCheckMs`). */
   checkOffline(): Promise<void>;
   /** The figures `GET /healthz` answers and `start` prints: queued, stored, quarantined, disk free, ok. */
@@ -145,17 +151,24 @@ export async function startLocalRuntime(options: LocalRuntimeOptions): Promise<L
     },
     retrying: (messageId, error) => log?.(`will retry ${messageId}: ${error.message}`),
   };
-  const lake = folderStore(lakeDir);
+  // The live view (GET /v1/events) hears of readings and alerts as the lake stores them.
+  const events = createEventHub(options.limits?.events, log);
+  const lake = events.tap(folderStore(lakeDir));
+  const lakeStore = options.wrapLake ? options.wrapLake(lake) : lake;
   const registry = await duckdbRegistry(connection);
   // Requests read the registry beside ingest, which holds `connection` between statements.
   const reads = duckdbRegistryReads(() => database.connect());
   const estate: EstateDeps = {
     registry,
     config,
-    publisher: localAlerts({
-      log: (line) => (log ?? console.log)(line),
-      webhookUrl: options.alertWebhookUrl,
-    }),
+    // Every alert also kept in the lake (`alerts/`), through the same wrapped store as ingest.
+    publisher: withAlertHistory(
+      localAlerts({
+        log: (line) => (log ?? console.log)(line),
+        webhookUrl: options.alertWebhookUrl,
+      }),
+      lakeStore,
+    ),
   };
   // One DuckDB connection serves ingest and offline checks: they take turns.
   let turn: Promise<unknown> = Promise.resolve();
@@ -169,7 +182,7 @@ export async function startLocalRuntime(options: LocalRuntimeOptions): Promise<L
     decoders,
     // Decoded before taking the connection: codecs run on their own threads meanwhile.
     writeTurn: exclusive,
-    lake: options.wrapLake ? options.wrapLake(lake) : lake,
+    lake: lakeStore,
     timeseries: options.wrapTimeSeries
       ? options.wrapTimeSeries(await duckdbTimeSeries(connection))
       : await duckdbTimeSeries(connection),
@@ -236,8 +249,14 @@ export async function startLocalRuntime(options: LocalRuntimeOptions): Promise<L
         config,
       },
       registry: reads,
+      estate: config,
       queries: duckdbPagedQueries(() => database.connect(), lakeDir),
+      curatedDays: curatedDaysOf(folderStore(lakeDir)),
+      alertRules: config.alertRules,
+      events,
       health,
+      // The page gets the read key only: nothing it holds can write.
+      console: localConsole({ readKey: keys.read, port: () => http?.port ?? options.httpPort }),
       limits: options.limits?.http,
       log,
       onRequest: (r) => {
@@ -297,6 +316,7 @@ export async function startLocalRuntime(options: LocalRuntimeOptions): Promise<L
     close() {
       closing ??= (async () => {
         clearInterval(offlineTimer);
+        events.close();
         await Promise.all([started.broker.close(), started.http.close()]);
         await checking;
         await queue.drain();

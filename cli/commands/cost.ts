@@ -17,6 +17,8 @@ export const options = {
   bytes: { type: 'string', default: '200' },
   source: { type: 'string', default: 'mqtt' },
   messages: { type: 'string' },
+  'chart-views-per-day': { type: 'string' },
+  'estate-calls-per-day': { type: 'string' },
   config: { type: 'string' },
   prices: { type: 'string' },
   codec: { type: 'string' },
@@ -49,6 +51,9 @@ Options:
                                           frames through ${DEFAULT_LORAWAN_CODEC}); its per-uplink charge is
                                           not in the price list: add ${LORAWAN_UPLINK_PRICE} with --prices
   --messages <n>           messages to run through the model (default: enough for a steady count)
+  --chart-views-per-day <n> device charts viewed a day (7-day series, one Athena query each; default 0)
+  --estate-calls-per-day <n> console views of the estate a day (GET /v1/estate and a page of
+                           GET /v1/devices, their registry reads measured at --devices; default 0)
   --config <file>          the pipeline config (batch size, decoders...; default: the built-in one)
   --prices <file>          the price list (default: tools/cost/aws-prices.json, us-east-1 list prices)
   --codec <file.js>        with --source ${CODEC_SOURCES.join(', ')}: the uplinks carry this codec's example
@@ -61,7 +66,8 @@ Examples:
   iot-pipeline cost --source sigfox-form --interval 10m
   iot-pipeline cost --source ttn --codec codecs/lht65.js --json
   iot-pipeline cost --source chirpstack --interval 5m
-  iot-pipeline cost --source iot-lorawan --interval 10m --prices my-prices.json`;
+  iot-pipeline cost --source iot-lorawan --interval 10m --prices my-prices.json
+  iot-pipeline cost --devices 10000 --estate-calls-per-day 2000`;
 
 export async function run(args: string[]): Promise<number> {
   const { values } = parse({ args, options });
@@ -115,6 +121,26 @@ export async function run(args: string[]): Promise<number> {
     ...(codec ? { codec } : {}),
     prices,
     ...(values.messages ? { messages: wholeNumber('--messages', values.messages, 1, 1_000_000) } : {}),
+    ...(values['chart-views-per-day']
+      ? {
+          chartViewsPerDay: wholeNumber(
+            '--chart-views-per-day',
+            values['chart-views-per-day'],
+            0,
+            100_000_000,
+          ),
+        }
+      : {}),
+    ...(values['estate-calls-per-day']
+      ? {
+          estateCallsPerDay: wholeNumber(
+            '--estate-calls-per-day',
+            values['estate-calls-per-day'],
+            0,
+            100_000_000,
+          ),
+        }
+      : {}),
   });
   if (values.json) {
     process.stdout.write(`${JSON.stringify(report, null, 2)}\n`);
@@ -145,6 +171,11 @@ function describe(report: Awaited<ReturnType<typeof runCostModel>>, interval: st
         `(target <= 1.0x: ${report.ratioToFloor <= 1 ? 'met' : 'not met'}).\n`
       : `Pipeline: ${month(report.pipeline.perMonth)}; naive: ${month(report.naive.perMonth)}; ` +
         `${report.ratioToFloor.toFixed(2)}x the ${report.floor.design} (${report.source === 'iot-lorawan' ? 'one uplink, rule and action' : 'one request'} per message).\n`) +
+    (report.estate
+      ? `Estate API with ${report.estate.devices} devices (registry read units a call): ${report.estate.calls
+          .map((c) => `${c.call} ${c.readUnits}`)
+          .join(', ')}; a console view $${report.estate.dollarsPerView.toFixed(6)}.\n`
+      : '') +
     report.notes.map((note) => `Note: ${note}\n`).join('')
   );
 }

@@ -4,8 +4,15 @@
  * broker (`start --mqtt-auth`).
  */
 import { DEVICES_PATH, parseFilter } from '../../lambdas/core/api/devices.ts';
-import { type DeviceSummary, filterDevices } from '../../lambdas/core/estate/update.ts';
+import { MAX_LIST_PAGE } from '../../lambdas/core/api/list-params.ts';
+import {
+  type DeviceSummary,
+  filterDevices,
+  offlineTimeouts,
+} from '../../lambdas/core/estate/registry-query.ts';
 import { DEVICE_ID_PATTERN, truncate } from '../../lambdas/core/ids.ts';
+import { DEFAULT_CONFIG } from '../../lib/config.ts';
+import { readConfigFile } from '../../lib/config-sources.ts';
 import { DEFAULT_DATA_DIR, dataPaths, localKey } from '../../local/data-dir.ts';
 import {
   addDeviceCredential,
@@ -23,6 +30,8 @@ export const options = {
   tag: { type: 'string' },
   status: { type: 'string' },
   'silent-for': { type: 'string' },
+  q: { type: 'string' },
+  config: { type: 'string' },
   url: { type: 'string' },
   'http-port': { type: 'string' },
   data: { type: 'string', default: DEFAULT_DATA_DIR },
@@ -46,14 +55,16 @@ picks up either within a second, and disconnects a removed device.
 Filters:
   --type <deviceType>      devices of this type
   --tag <key=value>        devices with this attribute
-  --status <status>        online or offline
+  --status <status>        online, offline (silent past its type's offlineAfter) or never (never heard)
   --silent-for <1h>        devices silent at least this long
+  --q <prefix>             devices whose id starts with this
 
 Options:
   --url <HttpApiUrl>       a deployed pipeline (the HttpApiUrl stack output); a read key from IOT_PIPELINE_READ_KEY
                            (or IOT_PIPELINE_API_KEY); locally the read key in <data>/local-keys.env
   --http-port <n>          the local runtime's HTTP port (default 3000)
   --data <dir>             the local data folder: its read key, DuckDB file and device credentials (default ${DEFAULT_DATA_DIR})
+  --config <file>          reading the data folder: the config whose offline timeouts status is measured by
   --json                   print the devices (add: the device id and password) as one JSON document on stdout
   -h, --help               show this help
 
@@ -72,6 +83,7 @@ export async function run(args: string[]): Promise<number> {
   if (values.tag) params.set('tag', values.tag);
   if (values.status) params.set('status', values.status);
   if (values['silent-for']) params.set('silentFor', values['silent-for']);
+  if (values.q) params.set('q', values.q);
   const filter = parseFilter(params);
   if ('error' in filter) throw new UsageError(filter.error);
   const url = values.url ?? `http://${LOCAL_HOST}:${port(values['http-port'], 3000, '--http-port')}`;
@@ -98,7 +110,8 @@ export async function run(args: string[]): Promise<number> {
         `devices: ${url} did not answer (${reason(error)}), but a runtime holds ${paths.databaseFile}: listing its snapshot, current as of ${found.pipeline.info.currentAt} (${age} s ago); pass its --http-port for the live list\n`,
       );
     }
-    list = filterDevices(found.records, filter, Date.now());
+    const config = values.config ? readConfigFile(values.config) : DEFAULT_CONFIG;
+    list = filterDevices(found.records, filter, Date.now(), offlineTimeouts(config));
   }
   if (values.json) {
     process.stdout.write(`${JSON.stringify(list)}\n`);
@@ -109,7 +122,7 @@ export async function run(args: string[]): Promise<number> {
     device: d.deviceId,
     type: d.deviceType,
     status: d.status,
-    'last seen': d.lastSeen,
+    'last seen': d.lastSeen ?? '',
     lost: d.lostMessages,
     'open alerts': d.openAlerts.map((a) => a.rule).join(' '),
     attributes: Object.entries(d.attributes)
@@ -165,18 +178,25 @@ function credentials(action: 'add' | 'remove', args: string[]): number {
   }
 }
 
-/** GET /v1/devices; an answer other than 2xx is a UsageError with the API's message. */
+/** GET /v1/devices, every page; an answer other than 2xx is a UsageError with the API's message. */
 async function fetchDevices(
   url: string,
   params: URLSearchParams,
   apiKey: string | undefined,
 ): Promise<DeviceSummary[]> {
-  const response = await fetch(`${url.replace(/\/$/, '')}${DEVICES_PATH}?${params}`, {
-    headers: { authorization: `Bearer ${apiKey ?? ''}` },
-  });
-  const body = (await response.json()) as { devices?: DeviceSummary[]; message?: string };
-  if (!response.ok) throw new UsageError(`${url} answered ${response.status}: ${body.message ?? ''}`);
-  return body.devices ?? [];
+  const devices: DeviceSummary[] = [];
+  const query = new URLSearchParams(params);
+  query.set('limit', String(MAX_LIST_PAGE));
+  for (;;) {
+    const response = await fetch(`${url.replace(/\/$/, '')}${DEVICES_PATH}?${query}`, {
+      headers: { authorization: `Bearer ${apiKey ?? ''}` },
+    });
+    const body = (await response.json()) as { devices?: DeviceSummary[]; next?: string; message?: string };
+    if (!response.ok) throw new UsageError(`${url} answered ${response.status}: ${body.message ?? ''}`);
+    devices.push(...(body.devices ?? []));
+    if (body.next === undefined) return devices;
+    query.set('next', body.next);
+  }
 }
 
 /** Why a fetch failed, in a few words: `connect ECONNREFUSED 127.0.0.1:9`, not `fetch failed`. */

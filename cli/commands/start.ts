@@ -88,6 +88,7 @@ export async function run(args: string[]): Promise<number> {
       'iot-pipeline: local runtime started',
       `  MQTT     mqtt://${LOCAL_HOST}:${runtime.mqttPort}    publish JSON to dt/<deviceType>/<deviceId>`,
       `  HTTP     http://${LOCAL_HOST}:${runtime.httpPort}    POST /v1/telemetry with "Authorization: Bearer <ingest key>"`,
+      `  console  http://${LOCAL_HOST}:${runtime.httpPort}/   the estate, devices, alerts and quarantine (no key to type)`,
       `  keys     ${runtime.keys.made.length > 0 ? `made ${runtime.keys.made.join(' and ')}` : 'reused'}, kept in ${runtime.keysFile}:`,
       `export ${KEY_VARIABLES.ingest}=${runtime.keys.ingest}`,
       `export ${KEY_VARIABLES.read}=${runtime.keys.read}`,

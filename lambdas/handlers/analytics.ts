@@ -2,6 +2,7 @@ import { Logger } from '@aws-lambda-powertools/logger';
 import { AthenaClient } from '@aws-sdk/client-athena';
 import { S3Client } from '@aws-sdk/client-s3';
 import { athenaEngine } from '../adapters/aws/athena.ts';
+import { loadRuntimeConfig } from '../adapters/aws/runtime-config.ts';
 import { s3Store } from '../adapters/aws/s3-store.ts';
 import { clientTracer } from '../adapters/aws/tracing.ts';
 import { checkDay, runDailyJob, yesterday } from '../core/analytics/daily.ts';
@@ -17,6 +18,8 @@ const engine = athenaEngine(trace(new AthenaClient({})), {
   bucket,
 });
 const lake = s3Store(trace(new S3Client({})), bucket);
+// The offline timeouts per device type, which the uptime is measured by.
+const config = loadRuntimeConfig();
 
 /**
  * The daily job: EventBridge calls it after midnight UTC for yesterday; invoke it with
@@ -24,7 +27,7 @@ const lake = s3Store(trace(new S3Client({})), bucket);
  */
 export const handler = async (event: { day?: string } = {}) => {
   const day = event.day === undefined ? yesterday(Date.now()) : checkDay(event.day);
-  const report = await runDailyJob(day, { engine, lake, bucket, log: (line) => logger.info(line) });
+  const report = await runDailyJob(day, { engine, lake, bucket, config, log: (line) => logger.info(line) });
   logger.info('daily job done', { ...report });
   return report;
 };

@@ -1,10 +1,13 @@
 import { Logger } from '@aws-lambda-powertools/logger';
 import { DynamoDBClient } from '@aws-sdk/client-dynamodb';
+import { S3Client } from '@aws-sdk/client-s3';
 import { SNSClient } from '@aws-sdk/client-sns';
 import { dynamodbRegistry } from '../adapters/aws/dynamodb-registry.ts';
 import { loadRuntimeConfig } from '../adapters/aws/runtime-config.ts';
+import { s3Store } from '../adapters/aws/s3-store.ts';
 import { snsAlerts } from '../adapters/aws/sns-alerts.ts';
 import { clientTracer } from '../adapters/aws/tracing.ts';
+import { withAlertHistory } from '../core/estate/alert-history.ts';
 import { detectOffline, type EstateDeps } from '../core/estate/update.ts';
 import { ENV, requireEnv } from '../env.ts';
 
@@ -14,7 +17,11 @@ const trace = await clientTracer();
 const estate: EstateDeps = {
   config: loadRuntimeConfig(),
   registry: dynamodbRegistry(trace(new DynamoDBClient({})), requireEnv(ENV.registryTable)),
-  publisher: snsAlerts(trace(new SNSClient({})), requireEnv(ENV.alertTopicArn)),
+  // Each alert also kept in the lake (`alerts/`); a failure of either fails the check, and the next one raises it again.
+  publisher: withAlertHistory(
+    snsAlerts(trace(new SNSClient({})), requireEnv(ENV.alertTopicArn)),
+    s3Store(trace(new S3Client({})), requireEnv(ENV.lakeBucket)),
+  ),
 };
 
 /** EventBridge schedule: raise offline alerts for devices silent longer than their timeout. */

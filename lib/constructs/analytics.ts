@@ -17,7 +17,12 @@ import { ENV } from '../../lambdas/env.ts';
 import type { Lake } from './lake.ts';
 
 /** Where UNLOAD writes: the only lake prefixes a job that writes through Athena may put or delete under. */
-const UNLOAD_PREFIXES = [LAKE_PREFIXES.curated, LAKE_PREFIXES.dailyMetrics, LAKE_PREFIXES.reports];
+const UNLOAD_PREFIXES = [
+  LAKE_PREFIXES.curated,
+  LAKE_PREFIXES.dailyMetrics,
+  LAKE_PREFIXES.dailyUptime,
+  LAKE_PREFIXES.reports,
+];
 
 /** Where the workgroup keeps query results, in its results bucket. */
 const RESULTS_PREFIX = 'results/';
@@ -262,7 +267,7 @@ export class Analytics extends Construct {
   /**
    * Everything {@link grantQuery} grants for the tables the job reads, plus writing
    * through UNLOAD: put, get, list and delete objects under `curated/readings/`,
-   * `curated/daily_metrics/` and `reports/` only (a day's generated files are replaced,
+   * `curated/daily_metrics/`, `curated/daily_uptime/` and `reports/` only (a day's generated files are replaced,
    * and UNLOAD writes only to an empty location). Names the lake bucket in the
    * environment too (`LAKE_BUCKET`).
    */

@@ -15,6 +15,11 @@ export interface DailyJobProps {
   /** The tables and workgroup the job queries, and the lake (through them) it writes to. */
   readonly analytics: Analytics;
   /**
+   * The run-time config JSON (from `runtimeConfigJson`), built into the bundle: the
+   * offline timeouts per device type that the daily uptime is measured by.
+   */
+  readonly runtimeConfig: string;
+  /**
    * When the job runs (UTC), for the day before.
    *
    * @default 01:15 UTC
@@ -25,7 +30,7 @@ export interface DailyJobProps {
 /**
  * The daily job: EventBridge -> Lambda -> Athena. Compacts yesterday's `readings/`
  * into Parquet under `curated/`, writes the daily aggregates (Parquet and CSV for
- * QuickSight with its manifest) and keeps the views current. Its role reads only
+ * QuickSight with its manifest) and each device's uptime (Parquet). Its role reads only
  * `readings/` and writes only `curated/` and `reports/`.
  */
 export class DailyJob extends Construct {
@@ -37,8 +42,9 @@ export class DailyJob extends Construct {
       handler: 'analytics',
       description: 'Daily compaction to Parquet, aggregates and QuickSight reports via Athena',
       memorySize: 256,
-      // Athena does the work; the function waits for up to three UNLOADs and some DDL.
+      // Athena does the work; the function waits for four UNLOADs in turn.
       timeout: Duration.minutes(15),
+      runtimeConfig: props.runtimeConfig,
     });
     props.analytics.grantUnload(this.function, { tables: DAILY_JOB_TABLES });
     new events.Rule(this, 'Schedule', {

@@ -2,17 +2,27 @@ import { Duration, RemovalPolicy, Validations } from 'aws-cdk-lib';
 import { AccessLogFormat } from 'aws-cdk-lib/aws-apigateway';
 import * as apigw from 'aws-cdk-lib/aws-apigatewayv2';
 import { HttpLambdaIntegration } from 'aws-cdk-lib/aws-apigatewayv2-integrations';
+import type * as lambda from 'aws-cdk-lib/aws-lambda';
 import * as logs from 'aws-cdk-lib/aws-logs';
 import { Construct } from 'constructs';
+import { ALERTS_PATH } from '../../lambdas/core/api/alerts.ts';
 import { DEVICES_PATH } from '../../lambdas/core/api/devices.ts';
+import { ESTATE_PATH } from '../../lambdas/core/api/estate.ts';
+import { QUARANTINE_PATH } from '../../lambdas/core/api/quarantine.ts';
 import { methodsOf } from '../../lambdas/core/formats/format.ts';
 import { HTTP_FORMATS } from '../../lambdas/core/formats/index.ts';
-import type { Analytics } from './analytics.ts';
+import { type Analytics, QUERY_API_TABLES } from './analytics.ts';
 import type { ApiKeys } from './api-keys.ts';
 import type { Ingest } from './ingest.ts';
 import { PipelineFunction } from './pipeline-function.ts';
 import type { Registry } from './registry.ts';
 import type { TimeSeries } from './timeseries.ts';
+
+/** A read route (`GET`) and the function that answers it: what the console's API mirrors. */
+export interface ReadRoute {
+  readonly path: string;
+  readonly function: lambda.IFunction;
+}
 
 /** What the read routes read. */
 export interface HttpQuerySources {
@@ -69,6 +79,11 @@ export class HttpApi extends Construct {
   /** Serves the read routes, when `query` is given. */
   public readonly queryFunction?: PipelineFunction;
   public readonly function: PipelineFunction;
+  /**
+   * Every `GET` read route and its function, never an ingest route: the console's API
+   * (behind sign-in) serves these same paths with the same functions.
+   */
+  public readonly readRoutes: ReadRoute[] = [];
 
   constructor(scope: Construct, id: string, props: HttpApiProps) {
     super(scope, id);
@@ -140,16 +155,34 @@ export class HttpApi extends Construct {
         memorySize: 256,
         // API Gateway gives an integration 30 s; the handler waits 20 for Athena.
         timeout: Duration.seconds(29),
+        // The alert rules: an open alert's severity, metric and threshold (GET /v1/alerts).
+        runtimeConfig: props.runtimeConfig,
       });
       timeseries?.grantSelect(this.queryFunction);
       props.keys.grantCheck(this.queryFunction);
       props.registry.grantList(this.queryFunction);
-      analytics.grantQuery(this.queryFunction);
+      // The series route reads compacted days from curated_readings, and lists which days are.
+      // GET /v1/alerts reads the alert history, GET /v1/quarantine the quarantine (payloads included).
+      // GET /v1/estate reads each day's uptime from daily_uptime, and the ingest function's counts.
+      analytics.grantQuery(this.queryFunction, {
+        tables: [...QUERY_API_TABLES, 'curated_readings', 'alerts', 'quarantine', 'daily_uptime'],
+      });
+      props.ingest.grantReadMetrics(this.queryFunction);
+      analytics.lake.addEnvironment(this.queryFunction);
       const queries = new HttpLambdaIntegration('QueryIntegration', this.queryFunction, {
         payloadFormatVersion: apigw.PayloadFormatVersion.VERSION_2_0,
       });
-      for (const path of [DEVICES_PATH, `${DEVICES_PATH}/{id}/readings`, `${DEVICES_PATH}/{id}/daily`]) {
+      for (const path of [
+        DEVICES_PATH,
+        `${DEVICES_PATH}/{id}/readings`,
+        `${DEVICES_PATH}/{id}/daily`,
+        `${DEVICES_PATH}/{id}/series`,
+        ALERTS_PATH,
+        QUARANTINE_PATH,
+        ESTATE_PATH,
+      ]) {
         this.api.addRoutes({ path, methods: [apigw.HttpMethod.GET], integration: queries });
+        this.readRoutes.push({ path, function: this.queryFunction });
       }
     }
     Validations.of(this.api).acknowledge({

@@ -180,10 +180,12 @@ export class Ingest extends Construct {
     // A queue under a customer managed key needs it to read messages (SSE-SQS needs nothing).
     this.queue.encryptionMasterKey?.grant(this.function, 'kms:Decrypt');
     // Each sink grants the function exactly its access and names itself in the environment.
+    // alerts/: the alert history, one object per alert event the function publishes.
     props.lake.grantWrite(this.function, [
       LAKE_PREFIXES.raw,
       LAKE_PREFIXES.readings,
       LAKE_PREFIXES.quarantine,
+      LAKE_PREFIXES.alerts,
     ]);
     props.timeseries?.grantWrite(this.function);
     props.claims.grantClaim(this.function);
@@ -281,6 +283,21 @@ export class Ingest extends Construct {
   grantEnqueue(fn: lambda.Function): void {
     this.grantSend(fn);
     fn.addEnvironment(ENV.ingestQueueUrl, this.queue.queueUrl);
+  }
+
+  /**
+   * Lets a function read the ingest function's message counts (its `messages` and
+   * `quarantined` metrics, `GET /v1/estate`), and names the function in its environment
+   * (`INGEST_FUNCTION_NAME`): the metrics' dimension that tells stages apart.
+   */
+  grantReadMetrics(fn: lambda.Function): void {
+    iam.Grant.addToPrincipal({ grantee: fn, actions: ['cloudwatch:GetMetricData'], resourceArns: ['*'] });
+    fn.addEnvironment(ENV.ingestFunctionName, this.function.functionName);
+    Validations.of(fn).acknowledge({
+      id: 'AwsSolutions-IAM5[Resource::*]',
+      reason:
+        'cloudwatch:GetMetricData has no resource-level permissions (the ingest counts GET /v1/estate reads); active tracing: xray:PutTraceSegments and xray:PutTelemetryRecords have no resource type either.',
+    });
   }
 
   /**

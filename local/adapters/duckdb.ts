@@ -14,7 +14,15 @@ import {
   planDigest,
 } from '../../lambdas/core/api/page-token.ts';
 import { InvalidTokenError, type PagedQueries } from '../../lambdas/core/api/query.ts';
-import type { DeviceRecord } from '../../lambdas/core/estate/alerts.ts';
+import { type DeviceRecord, OFFLINE_RULE } from '../../lambdas/core/estate/alerts.ts';
+import {
+  type EstatePage,
+  type EstateQuery,
+  type EstateTally,
+  NEVER_SEEN,
+  seenRanges,
+  type TallyQuery,
+} from '../../lambdas/core/estate/registry-query.ts';
 import type { DeviceRegistry } from '../../lambdas/core/estate/update.ts';
 import type { ReadingClaims, TimeSeriesSink } from '../../lambdas/core/ingest/ports.ts';
 import { type ColumnType, LAKE_TABLES, type LakeTable } from '../../lambdas/core/lake/tables.ts';
@@ -240,6 +248,8 @@ export async function duckdbRegistry(connection: DuckDBConnection): Promise<Devi
       });
     },
     list: () => listDevices(connection, DEVICES_TABLE),
+    query: (query) => queryDevices(connection, DEVICES_TABLE, query),
+    tally: (query) => tallyDevices(connection, DEVICES_TABLE, query),
   };
 }
 
@@ -251,7 +261,7 @@ export async function duckdbRegistry(connection: DuckDBConnection): Promise<Devi
  */
 export function duckdbRegistryReads(
   connect: () => Promise<DuckDBConnection>,
-): Pick<DeviceRegistry, 'get' | 'list'> {
+): Pick<DeviceRegistry, 'get' | 'list' | 'query' | 'tally'> {
   const read = async <T>(work: (connection: DuckDBConnection) => Promise<T>): Promise<T> => {
     const connection = await connect();
     try {
@@ -264,6 +274,8 @@ export function duckdbRegistryReads(
     get: (ids) =>
       ids.length === 0 ? Promise.resolve(new Map()) : read((connection) => recordsOf(connection, ids)),
     list: () => read((connection) => listDevices(connection, DEVICES_TABLE)),
+    query: (query) => read((connection) => queryDevices(connection, DEVICES_TABLE, query)),
+    tally: (query) => read((connection) => tallyDevices(connection, DEVICES_TABLE, query)),
   };
 }
 
@@ -273,6 +285,143 @@ export function duckdbRegistryReads(
  */
 export function listDevices(connection: DuckDBConnection, table: string): Promise<DeviceRecord[]> {
   return deviceRecords(connection, `SELECT record FROM ${table} ORDER BY device_id`);
+}
+
+/**
+ * A page of the estate from a registry table (`table` as {@link listDevices} takes it):
+ * the filter, the key's devices and the position as one WHERE, the order as ORDER BY,
+ * one row more than the page (to tell whether another follows); the count, when asked,
+ * a second statement with the same WHERE but the position.
+ */
+export async function queryDevices(
+  connection: DuckDBConnection,
+  table: string,
+  query: EstateQuery,
+): Promise<EstatePage> {
+  const where = estateWhere(query);
+  const position = query.after ? afterSql(query, where.values) : undefined;
+  const direction = query.order === 'asc' ? 'ASC' : 'DESC';
+  const order =
+    query.sort === 'lastSeen'
+      ? `epoch_ms(last_seen) ${direction}, device_id ${direction}`
+      : `device_id ${direction}`;
+  const records = await deviceRecords(
+    connection,
+    `SELECT record FROM ${table} WHERE ${where.sql}${position ? ` AND ${position}` : ''} ORDER BY ${order} LIMIT ${query.limit + 1}`,
+    where.values,
+  );
+  let total: number | undefined;
+  if (query.count) {
+    const counted = await connection.runAndReadAll(
+      `SELECT count(*)::INTEGER AS n FROM ${table} WHERE ${where.sql}`,
+      where.values.slice(0, where.filterValues),
+    );
+    total = Number(counted.getRowObjectsJson()[0]?.n ?? 0);
+  }
+  return {
+    records: records.slice(0, query.limit),
+    more: records.length > query.limit,
+    ...(total === undefined ? {} : { total }),
+  };
+}
+
+/** The caller's devices by status at the tally's time, and their open alerts by rule, in two statements. */
+export async function tallyDevices(
+  connection: DuckDBConnection,
+  table: string,
+  query: TallyQuery,
+): Promise<EstateTally> {
+  const scope = estateWhere({ ...query, filter: {} });
+  const offline = estateWhere(
+    { at: query.at, timeouts: query.timeouts, filter: { status: 'offline' } },
+    scope.values.length,
+  );
+  const values = [...scope.values, ...offline.values];
+  const counts = (
+    await connection.runAndReadAll(
+      `SELECT count(*)::INTEGER AS devices,
+        (count(*) FILTER (WHERE epoch_ms(last_seen) <= ${NEVER_SEEN}))::INTEGER AS never,
+        (count(*) FILTER (WHERE ${offline.sql}))::INTEGER AS offline
+      FROM ${table} WHERE ${scope.sql}`,
+      values,
+    )
+  ).getRowObjectsJson()[0];
+  const alerts = (
+    await connection.runAndReadAll(
+      `SELECT a.key AS rule, CASE WHEN a.key = '${OFFLINE_RULE}' THEN (a.value->>'value') END AS severity, count(*)::INTEGER AS n
+      FROM ${table}, json_each(record->'alerts') AS a
+      WHERE ${scope.sql} AND (a.value->>'state') = 'raised'
+      GROUP BY 1, 2 ORDER BY 1, 2`,
+      scope.values,
+    )
+  ).getRowObjectsJson();
+  const devices = Number(counts?.devices ?? 0);
+  const never = Number(counts?.never ?? 0);
+  const offlineCount = Number(counts?.offline ?? 0);
+  return {
+    devices,
+    online: devices - never - offlineCount,
+    offline: offlineCount,
+    never,
+    alerts: alerts.map((r) => ({
+      rule: String(r.rule),
+      ...(typeof r.severity === 'string' ? { severity: r.severity } : {}),
+      count: Number(r.n),
+    })),
+  };
+}
+
+/**
+ * The query's filter and the key's devices as SQL over a registry table, with its values
+ * as `$n` parameters from `$offset + 1`: nothing from outside is spliced in. `filterValues`
+ * is how many values the filter takes (the position's come after).
+ */
+function estateWhere(
+  query: Pick<EstateQuery, 'filter' | 'devices' | 'at' | 'timeouts'>,
+  offset = 0,
+): { sql: string; values: DuckDBValue[]; filterValues: number } {
+  const values: DuckDBValue[] = [];
+  const param = (value: DuckDBValue) => `$${offset + values.push(value)}`;
+  const terms: string[] = [];
+  const { filter } = query;
+  if (filter.type !== undefined) terms.push(`device_type = ${param(filter.type)}`);
+  if (filter.prefix !== undefined) terms.push(`starts_with(device_id, ${param(filter.prefix)})`);
+  if (filter.tag) {
+    // A JSON pointer (RFC 6901) reads any key, `__proto__` and `$x` too, as itself.
+    const pointer = `/attributes/${filter.tag.key.replaceAll('~', '~0').replaceAll('/', '~1')}`;
+    terms.push(`json_extract_string(record, ${param(pointer)}) = ${param(filter.tag.value)}`);
+  }
+  if (query.devices) {
+    const scope = query.devices.map((entry) =>
+      entry.endsWith('*')
+        ? `starts_with(device_id, ${param(entry.slice(0, -1))})`
+        : `device_id = ${param(entry)}`,
+    );
+    terms.push(scope.length === 0 ? 'false' : `(${scope.join(' OR ')})`);
+  }
+  const ranges = seenRanges(filter, query.at, query.timeouts);
+  if (ranges) {
+    const arms = ranges.map((range) => {
+      const parts: string[] = [];
+      if (range.types) parts.push(`device_type IN (${range.types.map(param).join(', ')})`);
+      if (range.otherThan) parts.push(`device_type NOT IN (${range.otherThan.map(param).join(', ')})`);
+      if (range.from !== undefined) parts.push(`epoch_ms(last_seen) >= ${param(range.from)}`);
+      if (range.before !== undefined) parts.push(`epoch_ms(last_seen) < ${param(range.before)}`);
+      return parts.length === 0 ? 'true' : `(${parts.join(' AND ')})`;
+    });
+    terms.push(arms.length === 0 ? 'false' : `(${arms.join(' OR ')})`);
+  }
+  return { sql: terms.length === 0 ? 'true' : terms.join(' AND '), values, filterValues: values.length };
+}
+
+/** Strictly after the position in the query's order (appends its values). */
+function afterSql(query: EstateQuery, values: DuckDBValue[]): string {
+  const after = query.after as NonNullable<EstateQuery['after']>;
+  const op = query.order === 'asc' ? '>' : '<';
+  const id = `$${values.push(after.deviceId)}`;
+  if (query.sort === 'deviceId') return `device_id ${op} ${id}`;
+  const seen = `$${values.push(after.lastSeen)}`;
+  return `(epoch_ms(last_seen) ${op} ${seen} OR (epoch_ms(last_seen) = ${seen} AND device_id ${op} ${id}))`;
 }
 
 /** The records of these devices (those the table has). */
@@ -325,13 +474,17 @@ export async function duckdbEngine(connection: DuckDBConnection, lakeDir: string
       const { rows } = await runQuery(connection, sql);
       return { rows: [...rows], bytesScanned: 0 };
     },
-    async unload(select, prefix, format) {
+    async unload(select, prefix, format, layout) {
       const dir = join(lakeDir, prefix);
       mkdirSync(dir, { recursive: true });
       const file = join(dir, format === 'parquet' ? 'data.parquet' : 'data.csv');
+      const rows = layout?.rowGroupRows;
+      if (rows !== undefined && !(Number.isSafeInteger(rows) && rows > 0))
+        throw new Error(`rowGroupRows must be a positive integer, not ${rows}`);
+      // Parquet V2: delta-encoded timestamps (a device's times step evenly once sorted by it).
       const options =
         format === 'parquet'
-          ? "(FORMAT PARQUET, COMPRESSION 'snappy')"
+          ? `(FORMAT PARQUET, COMPRESSION 'snappy', PARQUET_VERSION 'V2'${rows === undefined ? '' : `, ROW_GROUP_SIZE ${rows}`})`
           : // As Athena's TEXTFILE: values as they are (the select quotes its text fields).
             "(FORMAT CSV, HEADER false, QUOTE '', ESCAPE '')";
       await connection.run(`COPY (${select}) TO ${sqlString(file)} ${options}`);

@@ -122,7 +122,11 @@ describe('the daily job on Athena', () => {
       'UNLOAD (SELECT device_id, device_type, time, metric, value, value_str, value_bool, source, received_at',
       "UNLOAD (SELECT device_id, metric, DATE '2026-11-24' AS day,",
       `UNLOAD (SELECT ${csvText('device_id')} AS device_id, ${csvText('metric')} AS metric, ${csvText("DATE '2026-11-24'")} AS day,`,
+      "UNLOAD (SELECT CASE WHEN grouping(dev_id) = 1 THEN '*' ELSE dev_id END AS device_id,",
     ]);
+    expect(athena.commandCalls(StartQueryExecutionCommand)[3]?.args[0].input.QueryString).toMatch(
+      /\) TO 's3:\/\/lake\/curated\/daily_uptime\/dt=2026-11-24\/' WITH \(format = 'PARQUET', compression = 'SNAPPY'\)$/,
+    );
     expect(await lake.list('curated/readings/')).toEqual([]);
     expect(await lake.list('reports/')).toEqual(['reports/manifest.json']);
     expect(report).toEqual({ day: '2026-11-24', reportDays: 0 });

@@ -28,7 +28,7 @@ import { dynamodbRegistry } from '../../lambdas/adapters/aws/dynamodb-registry.t
 import { createKey, type KeySpec } from '../../lambdas/core/access/keys.ts';
 import { skipWithout } from '../support/aws-tools.ts';
 import { mqttMessage, sqsEvent } from '../support/fakes.ts';
-import { createTable, type Moto, startMoto } from '../support/moto.ts';
+import { createRegistryTable, createTable, type Moto, startMoto } from '../support/moto.ts';
 import {
   EXPECTED,
   MATRIX_KEYS,
@@ -80,7 +80,7 @@ describe.skipIf(skipWithout('moto_server', 'botocore'))('Lambda handlers against
     const s3 = new S3Client(config);
     await s3.send(new CreateBucketCommand({ Bucket: 'lake' }));
     const dynamodb = new DynamoDBClient(config);
-    await createTable(dynamodb, 'registry', 'deviceId');
+    await createRegistryTable(dynamodb, 'registry');
     await createTable(dynamodb, 'claims', 'pk');
     await createTable(dynamodb, 'keys', 'id');
     const keys = dynamodbKeyStore(dynamodb, 'keys');
@@ -104,6 +104,7 @@ describe.skipIf(skipWithout('moto_server', 'botocore'))('Lambda handlers against
       ALERT_TOPIC_ARN: TopicArn as string,
       INGEST_QUEUE_URL: queueUrl,
       KEYS_TABLE: 'keys',
+      INGEST_FUNCTION_NAME: 'ingest',
       ATHENA_WORKGROUP: 'primary',
       GLUE_DATABASE: 'iot_pipeline_dev',
       PIPELINE_RUNTIME_CONFIG: JSON.stringify({
@@ -163,6 +164,25 @@ describe.skipIf(skipWithout('moto_server', 'botocore'))('Lambda handlers against
         .devices.map((d: { deviceId: string }) => d.deviceId)
         .sort(),
     ).toEqual(['h-1', 'mq-1']);
+    // The estate: both devices heard just now (online, offline after 1 h), one open alert (hot: critical);
+    // CloudWatch has none of the ingest function's counts here, and daily_uptime no row.
+    const glance = await query(api('GET', '/v1/estate'));
+    expect(glance.statusCode).toBe(200);
+    expect(JSON.parse(String(glance.body))).toMatchObject({
+      devices: { total: 2, online: 2, offline: 0, never: 0 },
+      alerts: { open: 1, bySeverity: { critical: 1 } },
+      traffic: { source: 'cloudwatch', messages: 0, quarantineRate: null },
+      uptime: { last24h: null, last7d: null },
+    });
+    const paged = JSON.parse(String((await query(api('GET', '/v1/devices', '', 'limit=1&count=true'))).body));
+    expect(paged).toMatchObject({
+      count: 1,
+      total: 2,
+      devices: [{ deviceId: 'h-1' }],
+      next: expect.any(String),
+    });
+    const rest = await query(api('GET', '/v1/devices', '', `limit=1&next=${paged.next}`));
+    expect(JSON.parse(String(rest.body))).toMatchObject({ count: 1, devices: [{ deviceId: 'mq-1' }] });
     const readings = await query(api('GET', '/v1/devices/h-1/readings', '', 'limit=1000'));
     expect(readings.statusCode).toBe(200);
     // moto ran no SQL: no rows, and no next page.
@@ -222,12 +242,21 @@ describe.skipIf(skipWithout('moto_server', 'botocore'))('Lambda handlers against
     expect(alert.Messages?.map((m) => JSON.parse(m.Body ?? '{}').MessageAttributes.rule.Value)).toEqual([
       'offline',
     ]);
+    // Kept in the alert history too, and listed open by the query function.
+    const history = await new S3Client(moto.clientConfig).send(
+      new ListObjectsV2Command({ Bucket: 'lake', Prefix: 'alerts/' }),
+    );
+    expect(history.Contents?.length).toBeGreaterThanOrEqual(1);
+    const open = await query(api('GET', '/v1/alerts', '', '', KEY));
+    expect(JSON.parse(String(open.body)).rows).toContainEqual(
+      expect.objectContaining({ deviceId: 'quiet-1', rule: 'offline', severity: 'warning' }),
+    );
     const report = await daily({ day: '2026-11-24' });
     expect(report.day).toBe('2026-11-24');
     const s3 = new S3Client(moto.clientConfig);
     const manifest = await s3.send(new ListObjectsV2Command({ Bucket: 'lake', Prefix: 'reports/' }));
     expect(manifest.Contents?.map((o) => o.Key)).toEqual(['reports/manifest.json']);
-    // Three UNLOADs (curated readings, daily metrics, the report), as Athena received them.
+    // Four UNLOADs (curated readings, daily metrics, the report, uptime), as Athena received them.
     const athena = new AthenaClient(moto.clientConfig);
     const ids = (await athena.send(new ListQueryExecutionsCommand({}))).QueryExecutionIds ?? [];
     const sql = await Promise.all(
@@ -237,6 +266,9 @@ describe.skipIf(skipWithout('moto_server', 'botocore'))('Lambda handlers against
           '',
       ),
     );
-    expect(sql.filter((q) => q.startsWith('UNLOAD'))).toHaveLength(3);
+    expect(sql.filter((q) => q.startsWith('UNLOAD'))).toHaveLength(4);
+    // The uptime is measured by the deployed config's offline timeout (1 h).
+    const uptime = sql.find((q) => q.includes("TO 's3://lake/curated/daily_uptime/dt=2026-11-24/'"));
+    expect(uptime).toContain('CAST(3600000 AS BIGINT) AS timeout_ms');
   });
 });

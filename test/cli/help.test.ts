@@ -20,6 +20,7 @@ const COMMANDS = [
   'provision',
   'deprovision',
   'cost',
+  'users',
 ] as const;
 
 describe.concurrent('iot-pipeline <command> --help', () => {

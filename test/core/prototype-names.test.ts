@@ -10,7 +10,8 @@ import { type RuntimeConfig, validateRuntimeConfig } from '../../lambdas/core/co
 import { ConfigError } from '../../lambdas/core/config-error.ts';
 import { decodeSigfox, parseSigfoxGrammar } from '../../lambdas/core/decoders/sigfox-grammar.ts';
 import { type AlertEvent, applyReadings } from '../../lambdas/core/estate/alerts.ts';
-import { detectOffline, filterDevices, offlineTimeout } from '../../lambdas/core/estate/update.ts';
+import { filterDevices, type OfflineTimeouts } from '../../lambdas/core/estate/registry-query.ts';
+import { detectOffline, offlineTimeout } from '../../lambdas/core/estate/update.ts';
 import { DEVICE_ID_PATTERN, own, setOwn } from '../../lambdas/core/ids.ts';
 import { decodeMessage } from '../../lambdas/core/ingest/decode.ts';
 import { normalize } from '../../lambdas/core/ingest/normalize.ts';
@@ -32,6 +33,8 @@ import {
 /** The names the issue lists; the property test below takes every name of `Object.prototype`. */
 const NAMES = ['__proto__', 'constructor', 'toString', 'hasOwnProperty', 'valueOf'] as const;
 const PROTOTYPE_NAMES = Object.getOwnPropertyNames(Object.prototype);
+/** Listings here look at names, not status: no type is ever offline. */
+const NO_TIMEOUTS: OfflineTimeouts = { byType: {} };
 
 afterAll(closeTestDecoders);
 
@@ -257,7 +260,7 @@ describe('metrics with prototype names', () => {
         limits: DEFAULT_VALIDATION,
       }).readings;
     const raised = applyReadings(undefined, readingsAt(NOW, 42), config.alertRules);
-    expect(filterDevices([raised.record], {}, NOW)[0]?.openAlerts.map((a) => a.rule)).toEqual([
+    expect(filterDevices([raised.record], {}, NOW, NO_TIMEOUTS)[0]?.openAlerts.map((a) => a.rule)).toEqual([
       'constructor',
       '__proto__',
     ]);
@@ -373,9 +376,9 @@ describe('device ids with prototype names', () => {
     for (const id of ids)
       expect(registry.records.get(id)).toMatchObject({ deviceId: id, lastValues: { temp: 40 } });
     expect(events.map((e) => [e.deviceId, e.rule, e.state])).toEqual(ids.map((id) => [id, 'hot', 'raised']));
-    expect(filterDevices([...registry.records.values()], {}, NOW).map((d) => d.deviceId)).toEqual(
-      [...ids].sort((a, b) => a.localeCompare(b)),
-    );
+    expect(
+      filterDevices([...registry.records.values()], {}, NOW, NO_TIMEOUTS).map((d) => d.deviceId),
+    ).toEqual([...ids].sort((a, b) => a.localeCompare(b)));
     // Offline detection reads their type's timeout, not a prototype's.
     const offline = await detectOffline(
       { registry, config, publisher: { publish: async () => undefined } },
@@ -388,7 +391,8 @@ describe('device ids with prototype names', () => {
     const base = applyReadings(undefined, reading('__proto__', NOW, 40), []).record;
     const tagged = { ...base, deviceId: 'tagged', attributes: JSON.parse('{"__proto__": "x"}') };
     const plain = { ...base, deviceId: 'plain' };
-    const tag = (key: string, value: string) => filterDevices([tagged, plain], { tag: { key, value } }, NOW);
+    const tag = (key: string, value: string) =>
+      filterDevices([tagged, plain], { tag: { key, value } }, NOW, NO_TIMEOUTS);
     expect(tag('__proto__', 'x').map((d) => d.deviceId)).toEqual(['tagged']);
     expect(tag('constructor', String(Object))).toEqual([]);
     const scoped = configOf(

@@ -228,7 +228,7 @@ describe('PipelineStack (defaults)', () => {
     const statements = statementsOf(synth, 'DailyFunction');
     const writes = statements.find((s) => [s.Action].flat().includes('s3:DeleteObject'));
     expect(JSON.stringify(writes?.Resource)).toMatch(
-      /curated\/readings\/\*.*curated\/daily_metrics\/\*.*reports\/\*/,
+      /curated\/readings\/\*.*curated\/daily_metrics\/\*.*curated\/daily_uptime\/\*.*reports\/\*/,
     );
     const athena = statements.find((s) => [s.Action].flat().includes('athena:StartQueryExecution'));
     expect(JSON.stringify(athena?.Resource)).toContain('workgroup/iot-pipeline-dev');
@@ -392,6 +392,36 @@ describe('PipelineStack (defaults)', () => {
       }),
     });
     synth.template.resourceCountIs('AWS::Glue::Crawler', 0);
+  });
+
+  it('catalogs the daily uptime as Parquet by day, with the columns the estate API reads', () => {
+    synth.template.hasResourceProperties('AWS::Glue::Table', {
+      TableInput: Match.objectLike({
+        Name: 'daily_uptime',
+        PartitionKeys: [{ Name: 'dt', Type: 'string' }],
+        Parameters: Match.objectLike({
+          classification: 'parquet',
+          'projection.dt.type': 'date',
+          'storage.location.template': {
+            'Fn::Join': [
+              '',
+              // biome-ignore lint/suspicious/noTemplateCurlyInString: Athena's projection template, not JS
+              ['s3://', { Ref: Match.stringLikeRegexp('LakeBucket') }, '/curated/daily_uptime/dt=${dt}/'],
+            ],
+          },
+        }),
+        StorageDescriptor: Match.objectLike({
+          SerdeInfo: { SerializationLibrary: 'org.apache.hadoop.hive.ql.io.parquet.serde.ParquetHiveSerDe' },
+          Columns: [
+            Match.objectLike({ Name: 'device_id', Type: 'string' }),
+            Match.objectLike({ Name: 'device_type', Type: 'string' }),
+            Match.objectLike({ Name: 'uptime_pct', Type: 'double' }),
+            Match.objectLike({ Name: 'offline_ms', Type: 'bigint' }),
+            Match.objectLike({ Name: 'observed_ms', Type: 'bigint' }),
+          ],
+        }),
+      }),
+    });
   });
 
   it('enforces an encrypted results location and a scan limit on the Athena workgroup', () => {

@@ -12,6 +12,7 @@ import {
   curatedReadingsSelect,
   dailyMetricsSelect,
   dailyReportSelect,
+  dailyUptimeSelect,
 } from '../../lambdas/core/analytics/daily.ts';
 import { Analytics, QUERY_API_TABLES } from '../../lib/constructs/analytics.ts';
 import { DAILY_JOB_TABLES } from '../../lib/constructs/daily-job.ts';
@@ -174,6 +175,7 @@ const ROLES: Record<string, RoleGrants> = {
         '<LakeBucket.Arn>/raw/*',
         '<LakeBucket.Arn>/readings/*',
         '<LakeBucket.Arn>/quarantine/*',
+        '<LakeBucket.Arn>/alerts/*',
       ]),
       allow('dynamodb:PutItem', '<ClaimsTable.Arn>'),
       allow(['dynamodb:BatchGetItem', 'dynamodb:PutItem'], '<RegistryTable.Arn>'),
@@ -226,6 +228,8 @@ const ROLES: Record<string, RoleGrants> = {
       TRACING,
       allow(['dynamodb:Scan', 'dynamodb:PutItem'], '<RegistryTable.Arn>'),
       ...PUBLISH_ALERTS,
+      // The alert history: the offline alerts it raises.
+      allow('s3:PutObject', '<LakeBucket.Arn>/alerts/*'),
     ],
   },
   DailyFunctionServiceRole: {
@@ -252,6 +256,7 @@ const ROLES: Record<string, RoleGrants> = {
         [
           '<LakeBucket.Arn>/curated/readings/*',
           '<LakeBucket.Arn>/curated/daily_metrics/*',
+          '<LakeBucket.Arn>/curated/daily_uptime/*',
           '<LakeBucket.Arn>/reports/*',
         ],
       ),
@@ -263,6 +268,8 @@ const ROLES: Record<string, RoleGrants> = {
           'curated/readings/*',
           'curated/daily_metrics',
           'curated/daily_metrics/*',
+          'curated/daily_uptime',
+          'curated/daily_uptime/*',
           'reports',
           'reports/*',
         ),
@@ -286,7 +293,11 @@ const ROLES: Record<string, RoleGrants> = {
     statements: [
       TRACING,
       allow(['dynamodb:GetItem', 'dynamodb:UpdateItem'], '<KeysTable.Arn>'),
-      allow('dynamodb:Scan', '<RegistryTable.Arn>'),
+      // The estate's reads: the table's Scan and a page's BatchGetItem; the type index's Query and Scan.
+      allow(['dynamodb:BatchGetItem', 'dynamodb:Scan'], '<RegistryTable.Arn>'),
+      allow(['dynamodb:Query', 'dynamodb:Scan'], '<RegistryTable.Arn>/index/ByType'),
+      // GET /v1/estate: the ingest function's counts (GetMetricData has no resource-level permissions).
+      allow('cloudwatch:GetMetricData', '*'),
       ...ATHENA_RESULTS,
       allow(
         ['glue:GetDatabase', 'glue:GetTable', 'glue:GetPartitions'],
@@ -296,14 +307,41 @@ const ROLES: Record<string, RoleGrants> = {
           glue('database/default'),
           glue('table/iot_pipeline_dev/readings'),
           glue('table/iot_pipeline_dev/daily_metrics'),
+          glue('table/iot_pipeline_dev/alerts'),
+          glue('table/iot_pipeline_dev/quarantine'),
+          glue('table/iot_pipeline_dev/curated_readings'),
+          glue('table/iot_pipeline_dev/daily_uptime'),
         ],
       ),
-      // The two tables the query API reads: not raw payloads, not quarantine, not curated readings.
-      allow('s3:GetObject', ['<LakeBucket.Arn>/readings/*', '<LakeBucket.Arn>/curated/daily_metrics/*']),
+      // The tables the query API reads: the alert history and the quarantine (GET /v1/alerts,
+      // GET /v1/quarantine) besides readings and daily figures; never raw/.
+      allow('s3:GetObject', [
+        '<LakeBucket.Arn>/readings/*',
+        '<LakeBucket.Arn>/curated/daily_metrics/*',
+        '<LakeBucket.Arn>/alerts/*',
+        '<LakeBucket.Arn>/quarantine/*',
+        // The series route's compacted days (GET /v1/devices/{id}/series), and which days are.
+        '<LakeBucket.Arn>/curated/readings/*',
+        // GET /v1/estate's uptime.
+        '<LakeBucket.Arn>/curated/daily_uptime/*',
+      ]),
       allow(
         's3:ListBucket',
         '<LakeBucket.Arn>',
-        prefixes('readings', 'readings/*', 'curated/daily_metrics', 'curated/daily_metrics/*'),
+        prefixes(
+          'readings',
+          'readings/*',
+          'curated/daily_metrics',
+          'curated/daily_metrics/*',
+          'curated/readings',
+          'curated/readings/*',
+          'alerts',
+          'alerts/*',
+          'quarantine',
+          'quarantine/*',
+          'curated/daily_uptime',
+          'curated/daily_uptime/*',
+        ),
       ),
     ],
   },
@@ -438,9 +476,10 @@ describe('least privilege', () => {
     ];
     expect(tablesRead(...api)).toEqual([...QUERY_API_TABLES].sort());
     const day = '2026-01-01';
-    expect(tablesRead(curatedReadingsSelect(day), dailyMetricsSelect(day), dailyReportSelect(day))).toEqual(
-      [...DAILY_JOB_TABLES].sort(),
-    );
+    const uptime = dailyUptimeSelect(day, { offline: { severity: 'warning' }, deviceTypes: {} });
+    expect(
+      tablesRead(curatedReadingsSelect(day), dailyMetricsSelect(day), dailyReportSelect(day), uptime),
+    ).toEqual([...DAILY_JOB_TABLES].sort());
   });
 });
 

@@ -249,7 +249,7 @@ describe('local queue (the SQS semantics the ingest path relies on)', () => {
     const lines: string[] = [];
     const q = await queue({
       maxReceiveCount: 2,
-      diskFullRetryMs: 20,
+      diskFullRetryMs: 300,
       deadLetterFile,
       durable: true,
       journalDir: join(dir, 'journal'),
@@ -264,9 +264,10 @@ describe('local queue (the SQS semantics the ingest path relies on)', () => {
     full.on = true;
     const id = await q.send('doomed');
     await vi.waitFor(() => expect(lines.some((l) => l.startsWith('cannot write dead letters'))).toBe(true));
-    // Tried a few times meanwhile; the file stays as it was, the message waits, not received again.
-    await new Promise((resolve) => setTimeout(resolve, 100));
+    // Read between two attempts (each writes halves until the disk refuses, then cuts the file back).
     expect(await readFile(deadLetterFile, 'utf8')).toBe(earlier);
+    // Tried again meanwhile; the message waits, not received again.
+    await new Promise((resolve) => setTimeout(resolve, 400));
     expect(receives).toBe(2);
     expect(q.stats()).toMatchObject({ deadLettered: 0, pending: 1, journalled: 1 });
     expect(lines.filter((l) => l.startsWith('cannot write dead letters'))).toHaveLength(1);

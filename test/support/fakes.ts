@@ -7,6 +7,12 @@ import type { RuntimeConfig } from '../../lambdas/core/config.ts';
 import type { Decoders } from '../../lambdas/core/decoders/decoder.ts';
 import { buildDecoders } from '../../lambdas/core/decoders/registry.ts';
 import type { DeviceRecord } from '../../lambdas/core/estate/alerts.ts';
+import {
+  type EstateQuery,
+  queryRecords,
+  type TallyQuery,
+  tallyRecords,
+} from '../../lambdas/core/estate/registry-query.ts';
 import type { DeviceRegistry } from '../../lambdas/core/estate/update.ts';
 import type { Envelope, FormatConfig } from '../../lambdas/core/formats/format.ts';
 import type { IngestContext } from '../../lambdas/core/ingest/decode.ts';
@@ -86,6 +92,12 @@ export function memoryRegistry(): DeviceRegistry & { records: Map<string, Device
     },
     async list() {
       return [...records.values()];
+    },
+    async query(query: EstateQuery) {
+      return queryRecords(records.values(), query);
+    },
+    async tally(query: TallyQuery) {
+      return tallyRecords(records.values(), query);
     },
   };
   return registry;

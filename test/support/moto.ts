@@ -7,6 +7,7 @@ import { type ChildProcess, spawn } from 'node:child_process';
 import { createServer } from 'node:net';
 import { CreateTableCommand, type DynamoDBClient } from '@aws-sdk/client-dynamodb';
 import { CreatePolicyCommand, CreateThingTypeCommand, type IoTClient } from '@aws-sdk/client-iot';
+import { REGISTRY_TYPE_INDEX } from '../../lambdas/adapters/aws/dynamodb-registry.ts';
 
 export interface Moto {
   readonly endpoint: string;
@@ -99,6 +100,31 @@ export async function createTable(client: DynamoDBClient, name: string, key: str
       TableName: name,
       KeySchema: [{ AttributeName: key, KeyType: 'HASH' }],
       AttributeDefinitions: [{ AttributeName: key, AttributeType: 'S' }],
+      BillingMode: 'PAY_PER_REQUEST',
+    }),
+  );
+}
+
+/** The registry table as the stack makes it: key `deviceId`, and the `ByType` index (`deviceType`, `deviceId`, keys only). */
+export async function createRegistryTable(client: DynamoDBClient, name: string): Promise<void> {
+  await client.send(
+    new CreateTableCommand({
+      TableName: name,
+      KeySchema: [{ AttributeName: 'deviceId', KeyType: 'HASH' }],
+      AttributeDefinitions: [
+        { AttributeName: 'deviceId', AttributeType: 'S' },
+        { AttributeName: 'deviceType', AttributeType: 'S' },
+      ],
+      GlobalSecondaryIndexes: [
+        {
+          IndexName: REGISTRY_TYPE_INDEX,
+          KeySchema: [
+            { AttributeName: 'deviceType', KeyType: 'HASH' },
+            { AttributeName: 'deviceId', KeyType: 'RANGE' },
+          ],
+          Projection: { ProjectionType: 'KEYS_ONLY' },
+        },
+      ],
       BillingMode: 'PAY_PER_REQUEST',
     }),
   );

@@ -47,6 +47,7 @@ export const ROUTES = {
   devices: ['GET', '/v1/devices', ''],
   readings: ['GET', '/v1/devices/h-1/readings', ''],
   daily: ['GET', '/v1/devices/h-1/daily', ''],
+  estate: ['GET', '/v1/estate', ''],
 } as const;
 export type Route = keyof typeof ROUTES;
 
@@ -55,8 +56,26 @@ export const UNKNOWN_KEY = `iotp_0123456789abcdef_${'A'.repeat(43)}`;
 
 /** 2: allowed (2xx); 401: not a valid key; 403: a key without the scope, or not for these devices. */
 export const EXPECTED: Record<MatrixKey | 'unknown', Record<Route, 2 | 401 | 403>> = {
-  ingest: { telemetry: 2, sigfox: 2, ttn: 2, chirpstack: 2, devices: 403, readings: 403, daily: 403 },
-  sigfox: { telemetry: 403, sigfox: 2, ttn: 403, chirpstack: 403, devices: 403, readings: 403, daily: 403 },
+  ingest: {
+    telemetry: 2,
+    sigfox: 2,
+    ttn: 2,
+    chirpstack: 2,
+    devices: 403,
+    readings: 403,
+    daily: 403,
+    estate: 403,
+  },
+  sigfox: {
+    telemetry: 403,
+    sigfox: 2,
+    ttn: 403,
+    chirpstack: 403,
+    devices: 403,
+    readings: 403,
+    daily: 403,
+    estate: 403,
+  },
   telemetry: {
     telemetry: 2,
     sigfox: 403,
@@ -65,10 +84,20 @@ export const EXPECTED: Record<MatrixKey | 'unknown', Record<Route, 2 | 401 | 403
     devices: 403,
     readings: 403,
     daily: 403,
+    estate: 403,
   },
-  read: { telemetry: 403, sigfox: 403, ttn: 403, chirpstack: 403, devices: 2, readings: 2, daily: 2 },
-  both: { telemetry: 2, sigfox: 2, ttn: 2, chirpstack: 2, devices: 2, readings: 2, daily: 2 },
-  // Made for x-* and other-1: it lists only those devices and writes or reads no other.
+  read: {
+    telemetry: 403,
+    sigfox: 403,
+    ttn: 403,
+    chirpstack: 403,
+    devices: 2,
+    readings: 2,
+    daily: 2,
+    estate: 2,
+  },
+  both: { telemetry: 2, sigfox: 2, ttn: 2, chirpstack: 2, devices: 2, readings: 2, daily: 2, estate: 2 },
+  // Made for x-* and other-1: it lists (and counts, in the estate) only those devices and writes or reads no other.
   otherDevices: {
     telemetry: 403,
     sigfox: 403,
@@ -77,6 +106,7 @@ export const EXPECTED: Record<MatrixKey | 'unknown', Record<Route, 2 | 401 | 403
     devices: 2,
     readings: 403,
     daily: 403,
+    estate: 2,
   },
   revoked: {
     telemetry: 401,
@@ -86,6 +116,7 @@ export const EXPECTED: Record<MatrixKey | 'unknown', Record<Route, 2 | 401 | 403
     devices: 401,
     readings: 401,
     daily: 401,
+    estate: 401,
   },
   unknown: {
     telemetry: 401,
@@ -95,6 +126,7 @@ export const EXPECTED: Record<MatrixKey | 'unknown', Record<Route, 2 | 401 | 403
     devices: 401,
     readings: 401,
     daily: 401,
+    estate: 401,
   },
 };
 

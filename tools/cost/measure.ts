@@ -22,6 +22,7 @@ import { handleIngress } from '../../lambdas/core/api/ingress.ts';
 import { compileCodec } from '../../lambdas/core/decoders/codec.ts';
 import type { Decoders } from '../../lambdas/core/decoders/decoder.ts';
 import { buildDecoders, type DecoderConfig } from '../../lambdas/core/decoders/registry.ts';
+import type { DeviceRecord } from '../../lambdas/core/estate/alerts.ts';
 import { registrySources } from '../../lambdas/core/estate/sources.ts';
 import { detectOffline } from '../../lambdas/core/estate/update.ts';
 import { formatOf } from '../../lambdas/core/formats/index.ts';
@@ -31,6 +32,8 @@ import { lorawanRuleName } from '../../lambdas/core/iot-names.ts';
 import { ENV } from '../../lambdas/env.ts';
 import type { PipelineConfig } from '../../lib/config.ts';
 import { NETWORKS, networkRequest, type SimulatedFormat } from '../simulator/bodies.ts';
+import { athenaPrices, chartViewBytes, chartViewDollars } from './chart.ts';
+import { CONSOLE_VIEW, consoleViewUsage, type EstateCall, measureEstateCalls } from './estate.ts';
 import { DEFAULT_LATENCY, meteredClients, type ServiceLatency } from './metered-aws.ts';
 import {
   type AwsPrices,
@@ -84,6 +87,16 @@ export interface CostRunOptions {
   readonly latency?: ServiceLatency;
   /** Minutes between scheduled offline checks (the stack's default is 5). */
   readonly offlineCheckMinutes?: number;
+  /**
+   * Device charts viewed a day (the console's 7-day series, one Athena query each,
+   * `tools/cost/chart.ts`), priced as a fixed monthly line; two metrics a message assumed.
+   */
+  readonly chartViewsPerDay?: number;
+  /**
+   * Console views of the estate a day (`GET /v1/estate` and a page of `GET /v1/devices`,
+   * `tools/cost/estate.ts`), measured over the fleet's registry and priced as a fixed monthly line.
+   */
+  readonly estateCallsPerDay?: number;
   /** Memory of the naive design's per-message function. */
   readonly naiveMemoryMb?: number;
   /** When the simulated messages end (epoch ms); default now. */
@@ -168,6 +181,14 @@ export interface CostReport {
   readonly codec?: string;
   /** What a reader of the figures must know: lines not priced and how to price them, the codec used. */
   readonly notes: string[];
+  /** With `estateCallsPerDay`: each estate call's registry reads at the fleet's size, and a console view's price. */
+  readonly estate?: {
+    readonly devices: number;
+    readonly callsPerDay: number;
+    readonly calls: readonly EstateCall[];
+    /** One console view: `GET /v1/estate` and a page of `GET /v1/devices` (API Gateway, Lambda, registry reads). */
+    readonly dollarsPerView: number;
+  };
 }
 
 /** Table names for the run; their key attributes (`pk`, `deviceId`, `id`) are those of lib/constructs/claims.ts, registry.ts and api-keys.ts. */
@@ -489,6 +510,38 @@ async function meteredRun(options: CostRunOptions, decoders: Decoders): Promise<
       dollars: totalDollars(priceUsage(offlineUsage, prices)),
     },
   ];
+  if (options.chartViewsPerDay) {
+    const view = { devices: fleet.devices, readingsPerMinute: (2 * 60_000) / fleet.intervalMs };
+    const bytes = chartViewBytes(view);
+    const views = options.chartViewsPerDay * 30;
+    offlineLines.push({
+      line: `chart views (${options.chartViewsPerDay} a day, 7 days each: Athena scans ${Math.round((bytes.curated + bytes.ndjson) / 1e6)} MB a view)`,
+      units: views,
+      dollars: views * chartViewDollars(view, athenaPrices(prices)),
+    });
+  }
+  let estate: CostReport['estate'];
+  if (options.estateCallsPerDay) {
+    // The registry the run filled, grown to the fleet's size with records like its own.
+    const templates = [...(meter.tables.get(TABLES.registry)?.values() ?? [])].map(
+      (item) => JSON.parse(String(item.record?.S)) as DeviceRecord,
+    );
+    const calls = await measureEstateCalls({
+      devices: fleet.devices,
+      templates,
+      prices,
+      at: messages[messages.length - 1]?.time ?? 0,
+      latency,
+    });
+    const dollarsPerView = totalDollars(priceUsage(consoleViewUsage(calls), prices));
+    const views = options.estateCallsPerDay * 30;
+    estate = { devices: fleet.devices, callsPerDay: options.estateCallsPerDay, calls, dollarsPerView };
+    offlineLines.push({
+      line: `console views of the estate (${options.estateCallsPerDay} a day: ${CONSOLE_VIEW.join(' + ')}, ${consoleViewUsage(calls).dynamodbReadUnits} registry read units each)`,
+      units: views,
+      dollars: views * dollarsPerView,
+    });
+  }
   const fixed = totalDollars(offlineLines);
   const network = source === 'mqtt' ? undefined : NETWORKS[source];
   const title = formatOf(network?.source ?? source)?.title ?? source;
@@ -517,6 +570,11 @@ async function meteredRun(options: CostRunOptions, decoders: Decoders): Promise<
     );
   }
   if (options.codec !== undefined) notes.push(`decoded with the codec ${options.codec}`);
+  if (estate)
+    notes.push(
+      'console views: GET /v1/estate also reads the ingest counts from CloudWatch (GetMetricData, 2 metrics, $0.01 per 1,000 metrics, at most once a minute per function instance) ' +
+        "and the uptime from Athena (daily_uptime, the 10 MB minimum, $0.00005 a query, at most once per 10 minutes per instance): neither is in the price list's lines, nor in the figures",
+    );
   return {
     fleet,
     source,
@@ -534,5 +592,6 @@ async function meteredRun(options: CostRunOptions, decoders: Decoders): Promise<
     ratioToFloor: (basicIngest ?? pipeline).perMillion / floor.perMillion,
     ...(options.codec === undefined ? {} : { codec: options.codec }),
     notes,
+    ...(estate ? { estate } : {}),
   };
 }

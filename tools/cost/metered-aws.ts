@@ -12,6 +12,7 @@ import { S3Client } from '@aws-sdk/client-s3';
 import { SNSClient } from '@aws-sdk/client-sns';
 import { SQSClient } from '@aws-sdk/client-sqs';
 import { TimestreamWriteClient } from '@aws-sdk/client-timestream-write';
+import { REGISTRY_TYPE_INDEX } from '../../lambdas/adapters/aws/dynamodb-registry.ts';
 import {
   type AwsPrices,
   type DynamoValue,
@@ -50,6 +51,11 @@ export interface Meter {
   readonly objects: Map<string, Buffer>;
   /** Timestream writes the same records would have cost written one per call. */
   readonly singleRecordWrites: { units: number };
+  /**
+   * The in-memory DynamoDB tables, by name, items by key: what a run left there, and
+   * where a measurement puts items without metering their writes.
+   */
+  readonly tables: Map<string, Map<string, Record<string, DynamoValue>>>;
   readonly clients: {
     readonly s3: S3Client;
     readonly timestream: TimestreamWriteClient;
@@ -85,7 +91,8 @@ export function meteredClients(
   const objects = new Map<string, Buffer>();
   const singleRecordWrites = { units: 0 };
   let sqsMessages = 0;
-  const dynamodb = memoryDynamo(keys, usage);
+  const tables = new Map<string, Map<string, Item>>();
+  const dynamodb = memoryDynamo(keys, usage, tables);
   const responders: Record<string, Responder> = {
     S3: (command, input) => {
       if (command !== 'PutObject') throw new Error(`the cost model does not answer S3 ${command}`);
@@ -169,22 +176,24 @@ export function meteredClients(
       { step: 'initialize', name: 'costModelMeter', priority: 'high' },
     );
   }
-  return { usage, calls, objects, singleRecordWrites, clients };
+  return { usage, calls, objects, singleRecordWrites, tables, clients };
 }
 
 type Item = Record<string, DynamoValue>;
 
 /**
  * An in-memory DynamoDB for the calls the registry and the claims make: PutItem with
- * the conditions they use, BatchGetItem, GetItem, UpdateItem (the keys table), Scan. Metering follows DynamoDB on-demand: a
+ * the conditions they use, BatchGetItem, GetItem, UpdateItem (the keys table), and the
+ * estate's reads: Scan (of the table or the type index, in segments) and Query (of the
+ * type index), each request reading at most 1 MB. Metering follows DynamoDB on-demand: a
  * put costs the larger of the old and new item per 1 KB, failed or not; a read 4 KB
  * units, halved when eventually consistent.
  */
 function memoryDynamo(
   keys: Readonly<Record<string, string>>,
   usage: Usage,
+  tables: Map<string, Map<string, Item>>,
 ): (command: string, input: Record<string, unknown>) => Record<string, unknown> {
-  const tables = new Map<string, Map<string, Item>>();
   const table = (name: string) => {
     const key = keys[name];
     if (!key) throw new Error(`the cost model knows no key for DynamoDB table ${name}`);
@@ -206,6 +215,8 @@ function memoryDynamo(
       throw new ConditionalCheckFailedException({ message: 'The conditional request failed', $metadata: {} });
     }
     items.set(id, item);
+    // Scans read the table as it is now.
+    scanOrders.delete(items);
     return {};
   };
   return (command, input) => {
@@ -218,19 +229,24 @@ function memoryDynamo(
     if (command === 'BatchGetItem') {
       const requests = input.RequestItems as Record<string, { Keys: Item[]; ConsistentRead?: boolean }>;
       const responses: Record<string, Item[]> = {};
+      const consumed: { TableName: string; CapacityUnits: number }[] = [];
       for (const [name, request] of Object.entries(requests)) {
         const { key, items } = table(name);
         responses[name] = [];
+        let units = 0;
         for (const k of request.Keys) {
           const found = items.get(keyOf(k, key));
-          usage.dynamodbReadUnits += dynamodbReadUnits(
-            found ? dynamodbItemBytes(found) : 0,
-            request.ConsistentRead === true,
-          );
+          units += dynamodbReadUnits(found ? dynamodbItemBytes(found) : 0, request.ConsistentRead === true);
           if (found) responses[name].push(found);
         }
+        usage.dynamodbReadUnits += units;
+        consumed.push({ TableName: name, CapacityUnits: units });
       }
-      return { Responses: responses, UnprocessedKeys: {} };
+      return {
+        Responses: responses,
+        UnprocessedKeys: {},
+        ...(input.ReturnConsumedCapacity === 'TOTAL' ? { ConsumedCapacity: consumed } : {}),
+      };
     }
     if (command === 'GetItem') {
       const { key, items } = table(String(input.TableName));
@@ -256,15 +272,192 @@ function memoryDynamo(
         input,
       );
     }
-    if (command === 'Scan') {
-      const { items } = table(String(input.TableName));
-      const all = [...items.values()];
-      const bytes = all.reduce((n, item) => n + dynamodbItemBytes(item), 0);
-      usage.dynamodbReadUnits += dynamodbReadUnits(bytes, input.ConsistentRead === true);
-      return { Items: all, Count: all.length, ScannedCount: all.length };
+    if (command === 'Scan' || command === 'Query') {
+      const { key, items } = table(String(input.TableName));
+      const read = command === 'Scan' ? scanPage(key, items, input) : queryPage(key, items, input);
+      const bytes = read.items.reduce((n, item) => n + dynamodbItemBytes(item), 0);
+      // One request bills the bytes it read (before any filter) in 4 KB units: a page of a few small keys costs one.
+      const units = dynamodbReadUnits(bytes, input.ConsistentRead === true);
+      usage.dynamodbReadUnits += units;
+      const last = read.items[read.items.length - 1];
+      return {
+        ...(input.Select === 'COUNT' ? {} : { Items: read.items }),
+        Count: read.items.length,
+        ScannedCount: read.items.length,
+        ...(read.more && last ? { LastEvaluatedKey: keyOfItem(last, key, read.index) } : {}),
+        ...(input.ReturnConsumedCapacity === 'TOTAL'
+          ? { ConsumedCapacity: { TableName: input.TableName, CapacityUnits: units } }
+          : {}),
+      };
     }
     throw new Error(`the cost model does not answer DynamoDB ${command}`);
   };
+}
+
+/** What DynamoDB reads at most for one Scan or Query request, before any filter: 1 MB. */
+const PAGE_BYTES = 1024 * 1024;
+
+/**
+ * The registry's index as the stack makes it (lib/constructs/registry.ts): keys only, so
+ * an index item is its partition and sort key (the table's key among them).
+ */
+export const INDEXES: Readonly<Record<string, { readonly partition: string; readonly sort: string }>> = {
+  [REGISTRY_TYPE_INDEX]: { partition: 'deviceType', sort: 'deviceId' },
+};
+
+/** What one request read: its items (index items projected), and whether more follow. */
+interface Read {
+  readonly items: Item[];
+  readonly more: boolean;
+  readonly index?: { readonly partition: string; readonly sort: string };
+}
+
+function indexOf(input: Record<string, unknown>) {
+  if (input.IndexName === undefined) return undefined;
+  const index = INDEXES[String(input.IndexName)];
+  if (!index) throw new Error(`the cost model knows no index ${String(input.IndexName)}`);
+  return index;
+}
+
+/** The items of a table or of an index (its keys only, the items without them left out). */
+function itemsOf(items: Map<string, Item>, key: string, index: Read['index']): Item[] {
+  if (!index) return [...items.values()];
+  return [...items.values()].flatMap((item) => {
+    const partition = item[index.partition];
+    const sort = item[index.sort];
+    if (!partition || !sort) return [];
+    return [{ [index.partition]: partition, [index.sort]: sort, [key]: item[key] as DynamoValue }];
+  });
+}
+
+/**
+ * The items a Scan reads, in its order, kept until the next write to the table: a Scan
+ * of 100,000 items in 1 MB pages must not cost the model a copy of the table per page.
+ */
+const scanOrders = new WeakMap<Map<string, Item>, { orders: Map<string, Item[]> }>();
+
+function scanOrder(items: Map<string, Item>, name: string, make: () => Item[]): Item[] {
+  let cached = scanOrders.get(items);
+  if (!cached) {
+    cached = { orders: new Map() };
+    scanOrders.set(items, cached);
+  }
+  let order = cached.orders.get(name);
+  if (!order) {
+    order = make();
+    cached.orders.set(name, order);
+  }
+  return order;
+}
+
+/** Reads items in order from just after the start key, up to Limit items or 1 MB. */
+function readFrom(ordered: Item[], key: string, input: Record<string, unknown>, index: Read['index']): Read {
+  const start = input.ExclusiveStartKey as Item | undefined;
+  let from = 0;
+  if (start) {
+    const at = positions(ordered, key).get(String(start[key]?.S));
+    from = at === undefined ? ordered.length : at + 1;
+  }
+  const limit = typeof input.Limit === 'number' ? input.Limit : Number.POSITIVE_INFINITY;
+  const items: Item[] = [];
+  let bytes = 0;
+  let i = from;
+  for (; i < ordered.length && items.length < limit && bytes < PAGE_BYTES; i++) {
+    const item = ordered[i] as Item;
+    items.push(item);
+    bytes += dynamodbItemBytes(item);
+  }
+  return { items, more: i < ordered.length, ...(index ? { index } : {}) };
+}
+
+/**
+ * A Scan page: the items of the request's segment (by a hash of the table key), in a
+ * fixed order. FilterExpressions are not evaluated: they change what comes back, not
+ * what is read, which is what DynamoDB bills (the adapters check their matches again).
+ */
+function scanPage(key: string, items: Map<string, Item>, input: Record<string, unknown>): Read {
+  const index = indexOf(input);
+  const segments = typeof input.TotalSegments === 'number' ? input.TotalSegments : 1;
+  const segment = typeof input.Segment === 'number' ? input.Segment : 0;
+  const all = scanOrder(items, `${String(input.IndexName ?? '')}|${segment}/${segments}`, () =>
+    itemsOf(items, key, index).filter((item) => hashOf(String(item[key]?.S)) % segments === segment),
+  );
+  return readFrom(all, key, input, index);
+}
+
+const positionsOf = new WeakMap<Item[], Map<string, number>>();
+
+/** Where each key is in an order (built once per order). */
+function positions(ordered: Item[], key: string): Map<string, number> {
+  let found = positionsOf.get(ordered);
+  if (!found) {
+    found = new Map(ordered.map((item, i) => [String(item[key]?.S), i]));
+    positionsOf.set(ordered, found);
+  }
+  return found;
+}
+
+/** A Query page: one partition of the key condition (`#a = :v`, `AND begins_with(#b, :p)`), by sort key. */
+function queryPage(key: string, items: Map<string, Item>, input: Record<string, unknown>): Read {
+  const index = indexOf(input);
+  if (!index) throw new Error('the cost model answers Query on an index only');
+  const names = (input.ExpressionAttributeNames ?? {}) as Record<string, string>;
+  const values = (input.ExpressionAttributeValues ?? {}) as Item;
+  let partition: string | undefined;
+  let prefix = '';
+  for (const term of String(input.KeyConditionExpression).split(/\s+AND\s+/)) {
+    const equals = /^(#\w+) = (:\w+)$/.exec(term.trim());
+    const begins = /^begins_with\((#\w+), (:\w+)\)$/.exec(term.trim());
+    if (equals?.[1] && equals[2] && names[equals[1]] === index.partition)
+      partition = String(values[equals[2]]?.S);
+    else if (begins?.[1] && begins[2] && names[begins[1]] === index.sort)
+      prefix = String(values[begins[2]]?.S);
+    else throw new Error(`the cost model does not apply the key condition "${term}"`);
+  }
+  const sortOf = (item: Item) => String(item[index.sort]?.S);
+  const forward = input.ScanIndexForward !== false;
+  const ordered = scanOrder(
+    items,
+    `query|${String(input.IndexName)}|${partition}|${prefix}|${forward}`,
+    () => {
+      const found = itemsOf(items, key, index)
+        .filter((item) => item[index.partition]?.S === partition && sortOf(item).startsWith(prefix))
+        .sort((a, b) => (sortOf(a) < sortOf(b) ? -1 : sortOf(a) > sortOf(b) ? 1 : 0));
+      return forward ? found : found.reverse();
+    },
+  );
+  const start = input.ExclusiveStartKey as Item | undefined;
+  // A start key is a position: the items strictly after its sort key, whether or not it is an item.
+  const after = start?.[index.sort]?.S as string | undefined;
+  let from = 0;
+  if (after !== undefined) {
+    let high = ordered.length;
+    while (from < high) {
+      const mid = (from + high) >>> 1;
+      const sort = sortOf(ordered[mid] as Item);
+      if (forward ? sort <= after : sort >= after) from = mid + 1;
+      else high = mid;
+    }
+  }
+  const rest = ordered.slice(from);
+  return readFrom(rest, key, { ...input, ExclusiveStartKey: undefined }, index);
+}
+
+function keyOfItem(item: Item, key: string, index: Read['index']): Item {
+  return index
+    ? {
+        [key]: item[key] as DynamoValue,
+        [index.partition]: item[index.partition] as DynamoValue,
+        [index.sort]: item[index.sort] as DynamoValue,
+      }
+    : { [key]: item[key] as DynamoValue };
+}
+
+/** FNV-1a: a stable spread of keys over Scan segments. */
+function hashOf(text: string): number {
+  let hash = 2166136261;
+  for (let i = 0; i < text.length; i++) hash = Math.imul(hash ^ text.charCodeAt(i), 16777619) >>> 0;
+  return hash;
 }
 
 /** The condition forms the adapters write: `attribute_(not_)exists(a)`, `a = :v`, joined by OR or AND. */

@@ -195,6 +195,7 @@ export function athenaPagedQueries(
       }
       const began = Date.now();
       let delay = 250;
+      let bytesScanned: number | undefined;
       for (;;) {
         const { QueryExecution: execution } = await client.send(
           new GetQueryExecutionCommand({ QueryExecutionId: state.id }),
@@ -212,7 +213,10 @@ export function athenaPagedQueries(
             `Athena query ${state.id} ${status.toLowerCase()}: ${execution?.Status?.StateChangeReason ?? ''}`,
           );
         }
-        if (status === 'SUCCEEDED') break;
+        if (status === 'SUCCEEDED') {
+          bytesScanned = execution?.Statistics?.DataScannedInBytes;
+          break;
+        }
         if (Date.now() - began >= waitMs) return { rows: [], running: true, next: encode(state) };
         await sleep(delay);
         delay = Math.min(delay * 2, 2000);
@@ -231,7 +235,11 @@ export function athenaPagedQueries(
       const rows = (page.ResultSet?.Rows ?? [])
         .slice(first ? 1 : 0)
         .map((row) => Object.fromEntries(columns.map((c, k) => [c, row.Data?.[k]?.VarCharValue ?? null])));
-      return { rows, ...(page.NextToken ? { next: encode({ id: state.id, page: page.NextToken }) } : {}) };
+      return {
+        rows,
+        ...(page.NextToken ? { next: encode({ id: state.id, page: page.NextToken }) } : {}),
+        ...(bytesScanned === undefined ? {} : { bytesScanned }),
+      };
     },
   };
 }

@@ -14,6 +14,7 @@ import type { Context, SQSBatchResponse, SQSEvent } from 'aws-lambda';
 import type { RuntimeConfig } from '../../core/config.ts';
 import type { Decoders } from '../../core/decoders/decoder.ts';
 import { buildDecoders } from '../../core/decoders/registry.ts';
+import { withAlertHistory } from '../../core/estate/alert-history.ts';
 import { ingestBatch } from '../../core/ingest/batch.ts';
 import type { IngestDeps } from '../../core/ingest/write.ts';
 import { ENV, requireEnv } from '../../env.ts';
@@ -62,16 +63,18 @@ export function awsIngestDeps(
   // Timestream is optional: the stack sets both names, or neither when it is switched off.
   const database = resources[ENV.timestreamDatabase];
   const table = resources[ENV.timestreamTable];
+  const lake = s3Store(clients.s3, name(ENV.lakeBucket));
   return {
     config,
     decoders,
-    lake: s3Store(clients.s3, name(ENV.lakeBucket)),
+    lake,
     timeseries: database && table ? timestreamSink(clients.timestream, database, table) : undefined,
     claims: dynamodbClaims(clients.dynamodb, name(ENV.claimsTable)),
     estate: {
       config,
       registry: dynamodbRegistry(clients.dynamodb, name(ENV.registryTable)),
-      publisher: snsAlerts(clients.sns, name(ENV.alertTopicArn)),
+      // Each alert is also kept in the lake (`alerts/`): both are tried, a failure of either retries.
+      publisher: withAlertHistory(snsAlerts(clients.sns, name(ENV.alertTopicArn)), lake),
     },
     ...(metrics ? { metrics: emfMetrics(metrics) } : {}),
     log: {

@@ -11,10 +11,11 @@ import {
   type KeyStore,
   keyId,
   keyMatches,
+  READ_SCOPE,
   sameSecret,
 } from '../access/keys.ts';
 import { bucketsByName, tokenBucket } from '../access/throttle.ts';
-import { type HttpRequest, type HttpResponse, json } from './http.ts';
+import { type HttpRequest, type HttpResponse, json, type SignedInUser } from './http.ts';
 
 /** Who is calling: the key's name, scopes and devices. */
 export interface Caller {
@@ -52,8 +53,12 @@ export interface GateOptions {
 }
 
 export interface Gate {
-  /** The caller when the request may use a route needing `scope`, else the 401, 403 or 429 to answer. */
-  admit(request: Pick<HttpRequest, 'headers'>, scope: string): Promise<Caller | HttpResponse>;
+  /**
+   * The caller when the request may use a route needing `scope`, else the 401, 403 or 429 to
+   * answer. A request API Gateway verified as signed in ({@link HttpRequest.signedIn}) may
+   * read and nothing else; any other request needs a key.
+   */
+  admit(request: Pick<HttpRequest, 'headers' | 'signedIn'>, scope: string): Promise<Caller | HttpResponse>;
 }
 
 const MASTER_NAME = 'IOT_PIPELINE_API_KEY';
@@ -73,6 +78,7 @@ export function createGate(options: GateOptions): Gate {
   );
   return {
     async admit(request, scope) {
+      if (request.signedIn) return admitSignedIn(request.signedIn, scope);
       const presented = presentedKey(request.headers);
       const caller = presented === undefined ? undefined : await authenticate(presented);
       if (!caller) {
@@ -119,6 +125,31 @@ export function createGate(options: GateOptions): Gate {
       return caller;
     },
   };
+
+  /**
+   * A console user: read scope only, whatever else the token says (sending telemetry
+   * takes a key), throttled by their own bucket at the per-key limits.
+   */
+  function admitSignedIn(user: SignedInUser, scope: string): Caller | HttpResponse {
+    // ':' is never in a key name, so a user's bucket is never a key's.
+    const name = `console:${user.username ?? user.subject}`;
+    const wait = perKey(`console:${user.subject}`);
+    if (wait > 0)
+      return json(
+        429,
+        {
+          error: 'too_many_requests',
+          message: `${name} is over ${limits.keyRateLimit} requests a second (burst ${limits.keyBurstLimit}); retry after ${wait} s`,
+        },
+        { 'retry-after': String(wait) },
+      );
+    if (scope !== READ_SCOPE)
+      return json(403, {
+        error: 'forbidden',
+        message: `${name} signed in to the console, which may only read; this route needs scope "${scope}": use an API key`,
+      });
+    return { name, scopes: [READ_SCOPE] };
+  }
 
   async function authenticate(presented: string): Promise<Caller | undefined> {
     if (options.masterKey && sameSecret(presented, options.masterKey))

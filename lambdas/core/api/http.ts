@@ -10,6 +10,19 @@ export interface HttpRequest {
   readonly body: Buffer;
   readonly requestId: string;
   readonly receivedAt: number;
+  /**
+   * A person signed in to the console, as API Gateway's JWT authorizer verified them (the
+   * token's signature, issuer, audience and expiry). Only the API Gateway adapter sets it,
+   * and only from the authorizer's context, never from a header: a route without the
+   * authorizer, and the local runtime, never have one.
+   */
+  readonly signedIn?: SignedInUser;
+}
+
+/** Who signed in: the user pool's subject (stable id) and, when the token names it, the username. */
+export interface SignedInUser {
+  readonly subject: string;
+  readonly username?: string;
 }
 
 export interface HttpResponse {

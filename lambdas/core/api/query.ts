@@ -29,6 +29,8 @@ export interface QueryPage {
   readonly rows: readonly Record<string, unknown>[];
   readonly next?: string;
   readonly running?: boolean;
+  /** Bytes the query scanned, when the engine tells (Athena does). */
+  readonly bytesScanned?: number;
 }
 
 /** What the API needs from an engine: a page of a plan's result, resumable by token. */
@@ -47,7 +49,7 @@ const DEFAULT_PAGE = 500;
 const MAX_PAGE = 1000;
 const QUERY_PATH = /^\/v1\/devices\/([^/]+)\/(readings|daily)$/;
 // biome-ignore lint/suspicious/noControlCharactersInRegex: refusing control characters is the point
-const METRIC_PATTERN = /^[^\u0000-\u001f\u007f]{1,256}$/;
+export const METRIC_PATTERN = /^[^\u0000-\u001f\u007f]{1,256}$/;
 
 export function isQueryPath(path: string): boolean {
   return QUERY_PATH.test(path);
@@ -104,7 +106,7 @@ export function athenaLiteral(param: QueryParam): string {
 }
 
 /** A time parameter: ISO-8601 with a zone, or epoch milliseconds. */
-function parseTime(text: string | null, name: string): number | { error: string } | undefined {
+export function parseTime(text: string | null, name: string): number | { error: string } | undefined {
   if (text === null) return undefined;
   const ms = /^\d{1,15}$/.test(text)
     ? Number(text)

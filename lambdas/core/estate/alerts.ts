@@ -317,8 +317,3 @@ function raiseOffline(
     },
   };
 }
-
-/** Whether a device counts as online for listings: not in an offline alert. */
-export function isOnline(record: DeviceRecord): boolean {
-  return record.alerts[OFFLINE_RULE]?.state !== 'raised';
-}

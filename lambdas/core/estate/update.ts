@@ -15,10 +15,10 @@ import {
   applyReadings,
   checkOffline,
   type DeviceRecord,
-  isOnline,
   type Severity,
   signalOffline,
 } from './alerts.ts';
+import type { EstatePage, EstateQuery, EstateTally, TallyQuery } from './registry-query.ts';
 
 /** The device registry: DynamoDB, or a DuckDB table locally. */
 export interface DeviceRegistry {
@@ -28,7 +28,15 @@ export interface DeviceRegistry {
    * resolves false when another writer came first.
    */
   put(record: DeviceRecord, expectedVersion: number): Promise<boolean>;
+  /** Every record: what the estate's own passes read (the offline check). */
   list(): Promise<DeviceRecord[]>;
+  /**
+   * A page of the devices a query keeps, in its order, filtered where the records are
+   * (SQL, DynamoDB conditions and indexes), never the whole estate in one answer.
+   */
+  query(query: EstateQuery): Promise<EstatePage>;
+  /** The caller's devices by status and their open alerts (`GET /v1/estate`). */
+  tally(query: TallyQuery): Promise<EstateTally>;
 }
 
 /** Where alerts go: SNS, or the console and a webhook locally. */
@@ -145,54 +153,6 @@ export async function detectOffline(deps: EstateDeps, now: number): Promise<Aler
     await deps.registry.put({ ...next, version: record.version + 1 }, record.version);
   }
   return events;
-}
-
-export interface DeviceFilter {
-  readonly type?: string;
-  /** `key=value` of a device attribute. */
-  readonly tag?: { readonly key: string; readonly value: string };
-  readonly status?: 'online' | 'offline';
-  /** Silent at least this long (ms) at `now`. */
-  readonly silentForMs?: number;
-}
-
-/** A device as listings show it (CLI, GET /v1/devices). */
-export interface DeviceSummary {
-  readonly deviceId: string;
-  readonly deviceType: string;
-  readonly status: 'online' | 'offline';
-  readonly lastSeen: string;
-  readonly firstSeen: string;
-  readonly attributes: Readonly<Record<string, string>>;
-  readonly lastValues: Readonly<Record<string, number | string | boolean>>;
-  readonly lostMessages: number;
-  readonly openAlerts: { readonly rule: string; readonly since: string }[];
-}
-
-export function filterDevices(
-  records: readonly DeviceRecord[],
-  filter: DeviceFilter,
-  now: number,
-): DeviceSummary[] {
-  return records
-    .filter((r) => filter.type === undefined || r.deviceType === filter.type)
-    .filter((r) => !filter.tag || own(r.attributes, filter.tag.key) === filter.tag.value)
-    .filter((r) => filter.status === undefined || (filter.status === 'online') === isOnline(r))
-    .filter((r) => filter.silentForMs === undefined || now - r.lastSeen >= filter.silentForMs)
-    .sort((a, b) => a.deviceId.localeCompare(b.deviceId))
-    .map((r) => ({
-      deviceId: r.deviceId,
-      deviceType: r.deviceType,
-      status: isOnline(r) ? 'online' : 'offline',
-      lastSeen: new Date(r.lastSeen).toISOString(),
-      firstSeen: new Date(r.firstSeen).toISOString(),
-      attributes: r.attributes,
-      lastValues: r.lastValues,
-      lostMessages: r.lostMessages,
-      openAlerts: Object.entries(r.alerts)
-        .filter(([, a]) => a.state === 'raised')
-        .map(([rule, a]) => ({ rule, since: new Date(a.since).toISOString() })),
-    }));
 }
 
 /** The JSON body of an alert message (SNS Message, webhook body). */

@@ -9,8 +9,10 @@ export const LAKE_PREFIXES = {
   raw: 'raw/',
   readings: 'readings/',
   quarantine: 'quarantine/',
+  alerts: 'alerts/',
   curated: 'curated/readings/',
   dailyMetrics: 'curated/daily_metrics/',
+  dailyUptime: 'curated/daily_uptime/',
   reports: 'reports/',
   ruleErrors: 'errors/iot-rule/',
 } as const;
@@ -37,4 +39,10 @@ export function readingsKey(epochMs: number, batchId: string): string {
 export function quarantineKey(epochMs: number, batchId: string): string {
   const { dt } = partitionOf(epochMs);
   return `${LAKE_PREFIXES.quarantine}dt=${dt}/${batchId}.ndjson.gz`;
+}
+
+/** `alerts/dt=YYYY-MM-DD/<alert id>.ndjson.gz`: one object per alert event, named after it. */
+export function alertKey(epochMs: number, alertId: string): string {
+  const { dt } = partitionOf(epochMs);
+  return `${LAKE_PREFIXES.alerts}dt=${dt}/${alertId}.ndjson.gz`;
 }

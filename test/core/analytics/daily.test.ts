@@ -9,10 +9,13 @@ import {
   athenaCost,
   checkDay,
   dailyMetricsSelect,
+  dailyUptimeSelect,
   NAMED_QUERIES,
   quicksightManifest,
   REPORT_COLUMNS,
   runDailyJob,
+  timeoutSql,
+  UPTIME_LOOKBACK_DAYS,
   VIEWS,
 } from '../../../lambdas/core/analytics/daily.ts';
 import { validateRuntimeConfig } from '../../../lambdas/core/config.ts';
@@ -255,6 +258,175 @@ describe('analytics SQL and manifest', () => {
   });
 
   it('defines views over the Glue tables', () => {
-    expect(VIEWS.map((v) => v.name)).toEqual(['v_readings', 'v_daily_metrics']);
+    expect(VIEWS.map((v) => v.name)).toEqual(['v_readings', 'v_daily_metrics', 'v_uptime']);
+  });
+});
+
+describe('daily uptime (the SQL Athena runs, run by DuckDB over known readings with known gaps)', () => {
+  const HOUR = 3_600_000;
+  const DAY_MS = 24 * HOUR;
+  const MIN = 60_000;
+  const midnight = Date.parse(`${DAY}T00:00:00Z`);
+  // 30 minutes by default; trackers 2 hours.
+  const config = validateRuntimeConfig({
+    offline: { after: '30m' },
+    deviceTypes: { tracker: { offlineAfter: '2h' } },
+  });
+  const every = (from: number, to: number, step: number) =>
+    Array.from({ length: Math.floor((to - from) / step) + 1 }, (_, i) => from + i * step);
+  /** Readings of one device: one message per time, received a minute later. */
+  const device = (type: string, id: string, times: readonly number[]) =>
+    times.map((t, i) => ({ id: `${id}-${i}`, type, device: id, t }));
+  const fleet = [
+    // Every 20 minutes from yesterday 23:40 to 23:40, timeout 30 min: never offline.
+    ...device('thermo', 'always-on', every(midnight - 20 * MIN, midnight + DAY_MS - 20 * MIN, 20 * MIN)),
+    // The same, but silent from 08:00 to 14:30: offline 08:30 to 14:30, 6 h past its timeout.
+    ...device('thermo', 'gap', [
+      ...every(midnight - 20 * MIN, midnight + 8 * HOUR, 20 * MIN),
+      ...every(midnight + 14.5 * HOUR, midnight + DAY_MS - 10 * MIN, 20 * MIN),
+    ]),
+    // First seen at noon, hourly, silent 13:00 to 21:00 (2 h timeout): offline 15:00 to 21:00.
+    ...device('tracker', 'noon', [
+      midnight + 12 * HOUR,
+      midnight + 13 * HOUR,
+      ...every(midnight + 21 * HOUR, midnight + 23 * HOUR, HOUR),
+    ]),
+    // Silent since yesterday 22:00 (timeout 30 min): offline from midnight, all day.
+    ...device('thermo', 'silent', every(midnight - 3 * HOUR, midnight - 2 * HOUR, 20 * MIN)),
+    // Silent since yesterday 23:00, a 2 h timeout: online until 01:00, then offline.
+    ...device('tracker', 'fading', [midnight - 2 * HOUR, midnight - HOUR]),
+    // Last heard before the lookback: gone, no row.
+    ...device('thermo', 'gone', [midnight - (UPTIME_LOOKBACK_DAYS + 1) * DAY_MS]),
+    // The next day's reading is not the day's.
+    ...device('thermo', 'tomorrow', [midnight + DAY_MS + 10 * MIN]),
+  ];
+  const expected = [
+    { device_id: 'always-on', device_type: 'thermo', offline_ms: 0, observed_ms: DAY_MS },
+    { device_id: 'fading', device_type: 'tracker', offline_ms: 23 * HOUR, observed_ms: DAY_MS },
+    { device_id: 'gap', device_type: 'thermo', offline_ms: 6 * HOUR, observed_ms: DAY_MS },
+    { device_id: 'noon', device_type: 'tracker', offline_ms: 6 * HOUR, observed_ms: 12 * HOUR },
+    { device_id: 'silent', device_type: 'thermo', offline_ms: DAY_MS, observed_ms: DAY_MS },
+  ];
+  let dir: string;
+  let instance: DuckDBInstance;
+  let lake: ReturnType<typeof folderStore>;
+
+  const write = (readings: readonly { id: string; type: string; device: string; t: number }[]) =>
+    writeBatch(
+      readings.map((r) =>
+        decodeMessage(
+          mqttMessage(r.id, { $ts: r.t, temp: 1 }, `dt/${r.type}/${r.device}`, r.t + MIN),
+          ingestOf(config, () => r.t + MIN),
+        ),
+      ),
+      { lake },
+    );
+  const engine = async () => duckdbEngine(await instance.connect(), join(dir, 'lake'));
+  const uptime = async () =>
+    (
+      await (
+        await engine()
+      ).run(
+        `SELECT device_id, device_type, uptime_pct, offline_ms::INT AS offline_ms, observed_ms::INT AS observed_ms FROM daily_uptime WHERE dt = '${DAY}' ORDER BY device_id`,
+      )
+    ).rows;
+
+  beforeAll(async () => {
+    dir = await mkdtemp(join(tmpdir(), 'uptime-'));
+    lake = folderStore(join(dir, 'lake'));
+    await write(fleet);
+    instance = await DuckDBInstance.create(':memory:');
+    await runDailyJob(DAY, { engine: await engine(), lake, bucket: 'b', config });
+  });
+  afterAll(() => instance?.closeSync());
+
+  it("gives each device the share of the day it was not offline by its type's timeout", async () => {
+    const rows = await uptime();
+    expect(rows.filter((r) => r.device_id !== '*')).toEqual(
+      expected.map((e) => ({ ...e, uptime_pct: (100 * (e.observed_ms - e.offline_ms)) / e.observed_ms })),
+    );
+    // The rule, in figures: always on 100; silent 6 h past its timeout (24 - 6) / 24; first
+    // seen at noon 6 h offline of 12 h observed; silent since yesterday 0.
+    expect(Object.fromEntries(rows.map((r) => [r.device_id, r.uptime_pct]))).toMatchObject({
+      'always-on': 100,
+      gap: 75,
+      noon: 50,
+      silent: 0,
+    });
+  });
+
+  it("adds one estate row ('*'), each device weighted by its observed time", async () => {
+    const observed = expected.reduce((sum, e) => sum + e.observed_ms, 0);
+    const offline = expected.reduce((sum, e) => sum + e.offline_ms, 0);
+    const estate = (await uptime()).filter((r) => r.device_id === '*');
+    expect(estate).toEqual([
+      {
+        device_id: '*',
+        device_type: '*',
+        uptime_pct: (100 * (observed - offline)) / observed,
+        offline_ms: offline,
+        observed_ms: observed,
+      },
+    ]);
+    // 4.5 device-days observed, 59 h of them offline (23 + 6 + 6 + 24).
+    expect(estate[0]?.uptime_pct).toBeCloseTo((100 * (108 - 59)) / 108, 9);
+  });
+
+  it('has exactly the columns of its lake table, and the v_uptime view over it', async () => {
+    const described = (await (await engine()).run('DESCRIBE SELECT * FROM daily_uptime')).rows;
+    expect(described.map((c) => `${c.column_name} ${c.column_type}`)).toEqual([
+      'device_id VARCHAR',
+      'device_type VARCHAR',
+      'uptime_pct DOUBLE',
+      'offline_ms BIGINT',
+      'observed_ms BIGINT',
+      'dt VARCHAR',
+    ]);
+    const view = (
+      await (
+        await engine()
+      ).run(
+        `SELECT CAST(day AS VARCHAR) AS day, uptime_pct FROM v_uptime WHERE device_id = 'gap' AND day = DATE '${DAY}'`,
+      )
+    ).rows;
+    // The view keeps the last 30 days: the fixed test day is within them only until 2026-12-24.
+    if (Date.now() < midnight + 30 * DAY_MS) expect(view).toEqual([{ day: DAY, uptime_pct: 75 }]);
+    else expect(view).toEqual([]);
+  });
+
+  it('replaces the day on a re-run: late data counts, nothing twice', async () => {
+    // Arrange: the silent device's readings of the afternoon arrive late.
+    const late = every(midnight + 18 * HOUR, midnight + 23 * HOUR + 40 * MIN, 20 * MIN);
+    await write(device('thermo', 'silent', late).map((r) => ({ ...r, id: `late-${r.id}` })));
+    // Act
+    await runDailyJob(DAY, { engine: await engine(), lake, bucket: 'b', config });
+    // Assert: offline until 18:00, then not (23:40 + 30 min is tomorrow); one file, one row a device.
+    const rows = await uptime();
+    expect(rows.find((r) => r.device_id === 'silent')).toEqual({
+      device_id: 'silent',
+      device_type: 'thermo',
+      uptime_pct: 25,
+      offline_ms: 18 * HOUR,
+      observed_ms: DAY_MS,
+    });
+    expect(rows.map((r) => r.device_id)).toEqual(['*', 'always-on', 'fading', 'gap', 'noon', 'silent']);
+    expect(await lake.list(`curated/daily_uptime/dt=${DAY}/`)).toEqual([
+      `curated/daily_uptime/dt=${DAY}/data.parquet`,
+    ]);
+  });
+
+  it('counts a device with no timeout (none for its type, no default) as never offline', async () => {
+    const none = validateRuntimeConfig({ deviceTypes: { tracker: {} } });
+    const rows = (await (await engine()).run(dailyUptimeSelect(DAY, none))).rows;
+    expect(rows.every((r) => Number(r.offline_ms) === 0 && r.uptime_pct === 100)).toBe(true);
+    expect(rows).toHaveLength(6);
+  });
+
+  it('renders the timeouts per type into the SQL, quoted, the default after', () => {
+    expect(timeoutSql(config)).toBe(
+      "CASE device_type WHEN 'tracker' THEN CAST(7200000 AS BIGINT) ELSE CAST(1800000 AS BIGINT) END",
+    );
+    expect(timeoutSql(validateRuntimeConfig({}))).toBe('CAST(NULL AS BIGINT)');
+    expect(() => dailyUptimeSelect("2026-11-24' --", config)).toThrow('is not a day');
   });
 });

@@ -8,7 +8,8 @@ import {
   evaluateRule,
   lostBetween,
 } from '../../../lambdas/core/estate/alerts.ts';
-import { detectOffline, filterDevices, updateEstate } from '../../../lambdas/core/estate/update.ts';
+import { filterDevices, offlineTimeouts } from '../../../lambdas/core/estate/registry-query.ts';
+import { detectOffline, updateEstate } from '../../../lambdas/core/estate/update.ts';
 import type { Reading } from '../../../lambdas/core/reading.ts';
 import { memoryRegistry } from '../../support/fakes.ts';
 
@@ -220,6 +221,9 @@ describe('updateEstate and detectOffline', () => {
   });
 
   it('raises offline once per silence with the type timeout or the default (fake clock)', async () => {
+    // From a base past 0: a lastSeen of 0 is a device never heard.
+    const T0 = 1000 * MIN;
+    const timeouts = offlineTimeouts(config);
     const registry = memoryRegistry();
     const sent: string[] = [];
     const deps = {
@@ -231,24 +235,33 @@ describe('updateEstate and detectOffline', () => {
       },
     };
     await updateEstate(
-      [reading(0, { temp: 1 }), reading(0, { temp: 1 }, { deviceId: 't-1', deviceType: 'tracker' })],
+      [reading(T0, { temp: 1 }), reading(T0, { temp: 1 }, { deviceId: 't-1', deviceType: 'tracker' })],
       deps,
     );
-    expect(await detectOffline(deps, 29 * MIN)).toEqual([]);
-    await detectOffline(deps, 31 * MIN);
-    await detectOffline(deps, 60 * MIN);
-    await detectOffline(deps, 121 * MIN);
+    expect(await detectOffline(deps, T0 + 29 * MIN)).toEqual([]);
+    await detectOffline(deps, T0 + 31 * MIN);
+    await detectOffline(deps, T0 + 60 * MIN);
+    await detectOffline(deps, T0 + 121 * MIN);
     expect(sent).toEqual(['d-1 raised', 't-1 raised']);
     expect(
-      filterDevices(await registry.list(), { status: 'offline' }, 121 * MIN).map((d) => d.deviceId),
+      filterDevices(await registry.list(), { status: 'offline' }, T0 + 121 * MIN, timeouts).map(
+        (d) => d.deviceId,
+      ),
     ).toEqual(['d-1', 't-1']);
-    await updateEstate([reading(122 * MIN, { temp: 1 })], deps);
+    await updateEstate([reading(T0 + 122 * MIN, { temp: 1 })], deps);
     expect(sent).toEqual(['d-1 raised', 't-1 raised', 'd-1 cleared']);
     expect(
-      filterDevices(await registry.list(), { status: 'online' }, 122 * MIN).map((d) => d.deviceId),
+      filterDevices(await registry.list(), { status: 'online' }, T0 + 122 * MIN, timeouts).map(
+        (d) => d.deviceId,
+      ),
     ).toEqual(['d-1']);
     expect(
-      filterDevices(await registry.list(), { type: 'tracker', silentForMs: 60 * MIN }, 122 * MIN),
+      filterDevices(
+        await registry.list(),
+        { type: 'tracker', silentForMs: 60 * MIN },
+        T0 + 122 * MIN,
+        timeouts,
+      ),
     ).toHaveLength(1);
   });
 });

@@ -1,0 +1,2 @@
+/** CSS imports: esbuild bundles them into `main.css`. */
+declare module '*.css';

@@ -1,0 +1,272 @@
+/**
+ * The device page (`#/device/<id>`): the latest value of each metric, a line chart of each
+ * chosen metric over a chosen range (`GET /v1/devices/{id}/readings`, paged), the daily
+ * min/max/avg band (`/daily`) and the radio metrics. Refreshed every few seconds.
+ */
+import type { Api } from './api.ts';
+import { lineChart } from './chart.ts';
+import { ago, formatValue, h } from './dom.ts';
+import { showError } from './estate.ts';
+import {
+  type DailyRow,
+  type DeviceList,
+  type DeviceSummary,
+  type QueryPage,
+  RADIO_METRIC,
+  type ReadingRow,
+} from './types.ts';
+
+const RANGES: readonly [string, number][] = [
+  ['1 h', 3_600_000],
+  ['6 h', 6 * 3_600_000],
+  ['24 h', 86_400_000],
+  ['7 d', 7 * 86_400_000],
+  ['30 d', 30 * 86_400_000],
+];
+/** Pages of readings at most per chart (1,000 rows each): 30 days at one a minute. */
+const MAX_PAGES = 50;
+/** Ranges longer than this are drawn from `/series` (min, max and average per bucket) where the API has it. */
+const RAW_UP_TO_MS = 86_400_000;
+const SERIES_POINTS = 1500;
+
+interface Series {
+  readonly times: number[];
+  /** The line, and for buckets the band around it (min, max). */
+  readonly values: (number | null)[][];
+  readonly names: string[];
+  readonly bucketed: boolean;
+}
+
+interface SeriesAnswer {
+  readonly bucketMs: number;
+  readonly buckets: readonly { time: string; min: number; max: number; avg: number; count: number }[];
+  readonly running?: boolean;
+}
+
+/** One metric over [from, to): every reading for short ranges, else buckets from `/series` when present. */
+async function metricSeries(api: Api, id: string, metric: string, from: number, to: number): Promise<Series> {
+  if (to - from > RAW_UP_TO_MS) {
+    const answer = await api.optional<SeriesAnswer>(`/v1/devices/${encodeURIComponent(id)}/series`, {
+      metric,
+      from,
+      to,
+      points: SERIES_POINTS,
+    });
+    if (answer && !answer.running) {
+      const buckets = answer.buckets.filter((b) => b.count > 0);
+      return {
+        times: buckets.map((b) => Date.parse(b.time) / 1000),
+        values: [buckets.map((b) => b.avg), buckets.map((b) => b.min), buckets.map((b) => b.max)],
+        names: [metric, 'min', 'max'],
+        bucketed: true,
+      };
+    }
+  }
+  const rows = (await readings(api, id, metric, from, to)).filter((r) => typeof r.value === 'number');
+  return {
+    times: rows.map((r) => Date.parse(r.time) / 1000),
+    values: [rows.map((r) => r.value)],
+    names: [metric],
+    bucketed: false,
+  };
+}
+
+const chosen = { rangeMs: 86_400_000, metrics: new Set<string>() };
+
+async function findDevice(api: Api, id: string): Promise<DeviceSummary | undefined> {
+  const list = await api.get<DeviceList>('/v1/devices', { q: id, limit: 100 });
+  return list.devices.find((d) => d.deviceId === id);
+}
+
+async function readings(
+  api: Api,
+  id: string,
+  metric: string,
+  from: number,
+  to: number,
+): Promise<ReadingRow[]> {
+  const rows: ReadingRow[] = [];
+  let next: string | undefined;
+  for (let page = 0; page < MAX_PAGES; page++) {
+    const answer = await api.get<QueryPage<ReadingRow>>(`/v1/devices/${encodeURIComponent(id)}/readings`, {
+      metric,
+      limit: 1000,
+      ...(next === undefined ? { from, to } : { next }),
+    });
+    rows.push(...answer.rows);
+    next = answer.next;
+    if (next === undefined) break;
+  }
+  return rows;
+}
+
+export async function renderDevice(main: HTMLElement, api: Api, id: string, signal: AbortSignal) {
+  const device = await findDevice(api, id);
+  if (signal.aborted) return async () => {};
+  if (!device) {
+    main.replaceChildren(
+      h('h1', { id: 'page-title' }, id),
+      h('p', { role: 'alert' }, 'No such device in the registry.'),
+    );
+    return async () => {};
+  }
+  const numeric = Object.entries(device.lastValues)
+    .filter(([, v]) => typeof v === 'number')
+    .map(([name]) => name)
+    .sort();
+  if (chosen.metrics.size === 0 || ![...chosen.metrics].every((m) => numeric.includes(m)))
+    chosen.metrics = new Set(numeric.filter((m) => !RADIO_METRIC.test(m)).slice(0, 2));
+  const latest = h('section', { 'aria-labelledby': 'latest-title' });
+  const controls = h('form', { 'aria-label': 'Chart options', class: 'filters' });
+  const charts = h('section', { 'aria-labelledby': 'charts-title', id: 'charts' });
+  const daily = h('section', { 'aria-labelledby': 'daily-title', id: 'daily' });
+  main.replaceChildren(
+    h('p', {}, h('a', { href: '#/' }, '← Estate')),
+    h('h1', { id: 'page-title' }, `Device ${id}`),
+    h(
+      'p',
+      {},
+      `${device.deviceType} · ${device.status} · last seen ${device.lastSeen ? ago(device.lastSeen) : 'never'}`,
+    ),
+    latest,
+    h('h2', { id: 'charts-title' }, 'Readings'),
+    controls,
+    charts,
+    h('h2', { id: 'daily-title' }, 'Daily min, max and average'),
+    daily,
+  );
+  const range = h(
+    'select',
+    { id: 'range', name: 'range' },
+    ...RANGES.map(([label, ms]) => h('option', { value: ms, selected: ms === chosen.rangeMs }, label)),
+  );
+  controls.append(
+    h('label', { for: 'range' }, 'Range', range),
+    h(
+      'fieldset',
+      {},
+      h('legend', {}, 'Metrics'),
+      ...numeric.map((m) =>
+        h(
+          'label',
+          {},
+          h('input', { type: 'checkbox', name: 'metric', value: m, checked: chosen.metrics.has(m) }),
+          m,
+        ),
+      ),
+    ),
+  );
+  const refresh = async () => {
+    const fresh = (await findDevice(api, id)) ?? device;
+    if (signal.aborted) return;
+    latest.replaceChildren(...latestValues(fresh));
+    await drawCharts(api, id, charts, daily, signal);
+  };
+  controls.addEventListener('change', () => {
+    chosen.rangeMs = Number(range.value);
+    chosen.metrics = new Set(
+      [...controls.querySelectorAll<HTMLInputElement>('input[name=metric]:checked')].map((i) => i.value),
+    );
+    void drawCharts(api, id, charts, daily, signal).catch(showError(charts));
+  });
+  latest.replaceChildren(...latestValues(device));
+  await drawCharts(api, id, charts, daily, signal);
+  return refresh;
+}
+
+function latestValues(device: DeviceSummary) {
+  const entries = Object.entries(device.lastValues).sort(([a], [b]) => a.localeCompare(b));
+  const table = (title: string, id: string, list: [string, unknown][]) => [
+    h('h2', { id }, title),
+    list.length === 0
+      ? h('p', {}, 'None reported.')
+      : h(
+          'table',
+          { 'aria-labelledby': id, class: 'values' },
+          h(
+            'thead',
+            {},
+            h('tr', {}, h('th', { scope: 'col' }, 'Metric'), h('th', { scope: 'col' }, 'Value')),
+          ),
+          h(
+            'tbody',
+            {},
+            ...list.map(([name, value]) =>
+              h(
+                'tr',
+                { 'data-metric': name },
+                h('th', { scope: 'row' }, name),
+                h('td', {}, formatValue(value)),
+              ),
+            ),
+          ),
+        ),
+  ];
+  return [
+    ...table(
+      'Latest values',
+      'latest-title',
+      entries.filter(([n]) => !RADIO_METRIC.test(n)),
+    ),
+    ...table(
+      'Radio',
+      'radio-title',
+      entries.filter(([n]) => RADIO_METRIC.test(n)),
+    ),
+  ];
+}
+
+async function drawCharts(
+  api: Api,
+  id: string,
+  charts: HTMLElement,
+  daily: HTMLElement,
+  signal: AbortSignal,
+) {
+  const to = Date.now();
+  const from = to - chosen.rangeMs;
+  const metrics = [...chosen.metrics].sort();
+  const [series, days] = await Promise.all([
+    Promise.all(metrics.map((m) => metricSeries(api, id, m, from, to))),
+    api.get<QueryPage<DailyRow>>(`/v1/devices/${encodeURIComponent(id)}/daily`, {
+      from: to - 30 * 86_400_000,
+      to,
+      limit: 1000,
+    }),
+  ]);
+  if (signal.aborted) return;
+  for (const chart of charts.querySelectorAll<HTMLElement & { chart?: { destroy(): void } }>('.chart'))
+    chart.chart?.destroy();
+  charts.replaceChildren(
+    ...(metrics.length === 0 ? [h('p', {}, 'Choose a metric.')] : []),
+    ...metrics.map((metric, i) => {
+      const line = series[i] ?? { times: [], values: [[]], names: [metric], bucketed: false };
+      const chart = lineChart(line.bucketed ? `${metric} (min, max and average per bucket)` : metric, {
+        label: metric,
+        ...line,
+      });
+      chart.dataset.source = line.bucketed ? 'series' : 'readings';
+      return chart;
+    }),
+  );
+  charts.dataset.drawn = String(Date.now());
+  for (const chart of daily.querySelectorAll<HTMLElement & { chart?: { destroy(): void } }>('.chart'))
+    chart.chart?.destroy();
+  const byMetric = new Map<string, DailyRow[]>();
+  for (const row of days.rows) byMetric.set(row.metric, [...(byMetric.get(row.metric) ?? []), row]);
+  daily.replaceChildren(
+    ...(byMetric.size === 0 ? [h('p', {}, 'No daily figures yet.')] : []),
+    ...metrics
+      .filter((m) => byMetric.has(m))
+      .map((metric) => {
+        const rows = byMetric.get(metric) ?? [];
+        return lineChart(`${metric}, daily`, {
+          label: `${metric}-daily`,
+          names: ['max', 'min', 'avg'],
+          band: true,
+          times: rows.map((r) => Date.parse(`${r.day}T00:00:00Z`) / 1000),
+          values: [rows.map((r) => r.max), rows.map((r) => r.min), rows.map((r) => r.avg)],
+        });
+      }),
+  );
+}
