@@ -9,7 +9,7 @@
 import { coversDevice, READ_SCOPE } from '../access/keys.ts';
 import { DEVICE_ID_PATTERN } from '../ids.ts';
 import { lakeTimestamp } from '../lake/tables.ts';
-import { type Gate, isResponse } from './gate.ts';
+import { type Caller, type Gate, isResponse } from './gate.ts';
 import { type HttpRequest, type HttpResponse, json, pathSegment } from './http.ts';
 
 /** A parameter of a planned query: its SQL type and value. */
@@ -147,12 +147,24 @@ export interface QueryApiDeps {
   readonly now?: () => number;
 }
 
-export async function handleQueryRequest(request: HttpRequest, deps: QueryApiDeps): Promise<HttpResponse> {
-  const match = QUERY_PATH.exec(request.path);
+/**
+ * The steps every per-device read route takes, in order: the route matched, GET, the
+ * caller admitted with the read scope, the device id in the path validated and covered
+ * by the caller's key. The path's match, the device and the query's parameters, or the
+ * answer (404, 405, 401/403/429, 400) to send instead.
+ */
+export async function admitDeviceRead(
+  request: HttpRequest,
+  path: RegExp,
+  gate: Gate,
+): Promise<
+  { match: RegExpExecArray; deviceId: string; params: URLSearchParams; caller: Caller } | HttpResponse
+> {
+  const match = path.exec(request.path);
   if (!match) return json(404, { error: 'not_found', message: `No route ${request.path}` });
   if (request.method !== 'GET')
     return json(405, { error: 'method_not_allowed', message: 'Use GET' }, { allow: 'GET' });
-  const caller = await deps.gate.admit(request, READ_SCOPE);
+  const caller = await gate.admit(request, READ_SCOPE);
   if (isResponse(caller)) return caller;
   const deviceId = pathSegment(match[1] ?? '');
   if (deviceId === undefined || !DEVICE_ID_PATTERN.test(deviceId)) {
@@ -166,7 +178,13 @@ export async function handleQueryRequest(request: HttpRequest, deps: QueryApiDep
       error: 'forbidden_device',
       message: `Key "${caller.name}" may not read device "${deviceId}": it was created for ${caller.devices?.join(', ')}`,
     });
-  const params = new URLSearchParams(request.query ?? '');
+  return { match, deviceId, params: new URLSearchParams(request.query ?? ''), caller };
+}
+
+export async function handleQueryRequest(request: HttpRequest, deps: QueryApiDeps): Promise<HttpResponse> {
+  const admitted = await admitDeviceRead(request, QUERY_PATH, deps.gate);
+  if ('statusCode' in admitted) return admitted;
+  const { match, deviceId, params } = admitted;
   const now = (deps.now ?? Date.now)();
   const from = parseTime(params.get('from'), 'from');
   const to = parseTime(params.get('to'), 'to');

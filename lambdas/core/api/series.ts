@@ -11,14 +11,14 @@
  * their `dt` and `hour` partitions.
  */
 
-import { coversDevice, READ_SCOPE } from '../access/keys.ts';
 import { DEVICE_ID_PATTERN } from '../ids.ts';
 import type { LakeStore } from '../ingest/ports.ts';
 import { LAKE_PREFIXES, partitionOf } from '../lake/layout.ts';
 import { lakeTimestamp } from '../lake/tables.ts';
-import { type Gate, isResponse } from './gate.ts';
-import { type HttpRequest, type HttpResponse, json, pathSegment } from './http.ts';
+import type { Gate } from './gate.ts';
+import { type HttpRequest, type HttpResponse, json } from './http.ts';
 import {
+  admitDeviceRead,
   InvalidTokenError,
   METRIC_PATTERN,
   type PagedQueries,
@@ -165,25 +165,9 @@ function bucketOf(row: Record<string, unknown>, from: number, width: number) {
 }
 
 export async function handleSeriesRequest(request: HttpRequest, deps: SeriesApiDeps): Promise<HttpResponse> {
-  const match = SERIES_PATH.exec(request.path);
-  if (!match) return json(404, { error: 'not_found', message: `No route ${request.path}` });
-  if (request.method !== 'GET')
-    return json(405, { error: 'method_not_allowed', message: 'Use GET' }, { allow: 'GET' });
-  const caller = await deps.gate.admit(request, READ_SCOPE);
-  if (isResponse(caller)) return caller;
-  const deviceId = pathSegment(match[1] ?? '');
-  if (deviceId === undefined || !DEVICE_ID_PATTERN.test(deviceId)) {
-    return json(400, {
-      error: 'invalid_device_id',
-      message: `The device id must match ${DEVICE_ID_PATTERN}${deviceId === undefined ? ' (its %-escapes are malformed)' : ''}`,
-    });
-  }
-  if (!coversDevice(caller.devices, deviceId))
-    return json(403, {
-      error: 'forbidden_device',
-      message: `Key "${caller.name}" may not read device "${deviceId}": it was created for ${caller.devices?.join(', ')}`,
-    });
-  const params = new URLSearchParams(request.query ?? '');
+  const admitted = await admitDeviceRead(request, SERIES_PATH, deps.gate);
+  if ('statusCode' in admitted) return admitted;
+  const { deviceId, params } = admitted;
   const metric = params.get('metric');
   if (metric === null || !METRIC_PATTERN.test(metric))
     return json(400, {
