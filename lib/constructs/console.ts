@@ -1,7 +1,6 @@
 import { existsSync } from 'node:fs';
 import { join, resolve } from 'node:path';
 import { Aws, Duration, Fn, RemovalPolicy, Stack, Validations } from 'aws-cdk-lib';
-import { AccessLogFormat } from 'aws-cdk-lib/aws-apigateway';
 import * as apigw from 'aws-cdk-lib/aws-apigatewayv2';
 import { HttpUserPoolAuthorizer } from 'aws-cdk-lib/aws-apigatewayv2-authorizers';
 import { HttpLambdaIntegration } from 'aws-cdk-lib/aws-apigatewayv2-integrations';
@@ -9,11 +8,10 @@ import * as cloudfront from 'aws-cdk-lib/aws-cloudfront';
 import * as origins from 'aws-cdk-lib/aws-cloudfront-origins';
 import * as cognito from 'aws-cdk-lib/aws-cognito';
 import type * as lambda from 'aws-cdk-lib/aws-lambda';
-import * as logs from 'aws-cdk-lib/aws-logs';
 import * as s3 from 'aws-cdk-lib/aws-s3';
 import * as s3deploy from 'aws-cdk-lib/aws-s3-deployment';
 import { Construct } from 'constructs';
-import type { HttpApi } from './http-api.ts';
+import { addLoggedStage, type HttpApi } from './http-api.ts';
 
 /** Where `npm run console:build` writes the page, relative to the working directory (where `cdk.json` is). */
 export const CONSOLE_DIST = 'console/dist';
@@ -226,31 +224,16 @@ export class Console extends Construct {
     const authorizer = new HttpUserPoolAuthorizer('SignedIn', this.userPool, {
       userPoolClients: [this.userPoolClient],
     });
-    const accessLogs = new logs.LogGroup(this, 'ApiAccessLogs', {
-      retention: logs.RetentionDays.ONE_MONTH,
-      removalPolicy: RemovalPolicy.DESTROY,
-    });
-    this.api.addStage('DefaultStage', {
-      stageName: '$default',
-      autoDeploy: true,
-      throttle: { rateLimit, burstLimit },
-      accessLogSettings: {
-        destination: new apigw.LogGroupLogDestination(accessLogs),
-        format: AccessLogFormat.custom(
-          JSON.stringify({
-            requestId: '$context.requestId',
-            ip: '$context.identity.sourceIp',
-            requestTime: '$context.requestTime',
-            route: '$context.routeKey',
-            status: '$context.status',
-            user: '$context.authorizer.claims.sub',
-            authorizerError: '$context.authorizer.error',
-            latency: '$context.integrationLatency',
-            error: '$context.integrationErrorMessage',
-          }),
-        ),
+    addLoggedStage(
+      this,
+      this.api,
+      'ApiAccessLogs',
+      { rateLimit, burstLimit },
+      {
+        user: '$context.authorizer.claims.sub',
+        authorizerError: '$context.authorizer.error',
       },
-    });
+    );
     // One integration per function (an integration belongs to one API), one route per read path.
     const integrations = new Map<lambda.IFunction, HttpLambdaIntegration>();
     for (const route of props.http.readRoutes) {

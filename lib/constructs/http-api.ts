@@ -109,31 +109,16 @@ export class HttpApi extends Construct {
       description: 'IoT pipeline HTTP ingress',
       createDefaultStage: false,
     });
-    const accessLogs = new logs.LogGroup(this, 'AccessLogs', {
-      retention: logs.RetentionDays.ONE_MONTH,
-      removalPolicy: RemovalPolicy.DESTROY,
-    });
-    this.api.addStage('DefaultStage', {
-      stageName: '$default',
-      autoDeploy: true,
-      throttle: { rateLimit, burstLimit },
-      accessLogSettings: {
-        destination: new apigw.LogGroupLogDestination(accessLogs),
-        format: AccessLogFormat.custom(
-          JSON.stringify({
-            requestId: '$context.requestId',
-            ip: '$context.identity.sourceIp',
-            requestTime: '$context.requestTime',
-            method: '$context.httpMethod',
-            route: '$context.routeKey',
-            status: '$context.status',
-            responseLength: '$context.responseLength',
-            latency: '$context.integrationLatency',
-            error: '$context.integrationErrorMessage',
-          }),
-        ),
+    addLoggedStage(
+      this,
+      this.api,
+      'AccessLogs',
+      { rateLimit, burstLimit },
+      {
+        method: '$context.httpMethod',
+        responseLength: '$context.responseLength',
       },
-    });
+    );
 
     const integration = new HttpLambdaIntegration('Integration', this.function, {
       payloadFormatVersion: apigw.PayloadFormatVersion.VERSION_2_0,
@@ -196,4 +181,41 @@ export class HttpApi extends Construct {
   get url(): string {
     return this.api.apiEndpoint;
   }
+}
+
+/**
+ * The `$default` stage of an HTTP API: auto-deployed, throttled, its access log (a month
+ * in `logGroupId`) one JSON line a request with the fields every API logs and `fields`.
+ */
+export function addLoggedStage(
+  scope: Construct,
+  api: apigw.HttpApi,
+  logGroupId: string,
+  throttle: { readonly rateLimit: number; readonly burstLimit: number },
+  fields: Readonly<Record<string, string>>,
+): void {
+  const accessLogs = new logs.LogGroup(scope, logGroupId, {
+    retention: logs.RetentionDays.ONE_MONTH,
+    removalPolicy: RemovalPolicy.DESTROY,
+  });
+  api.addStage('DefaultStage', {
+    stageName: '$default',
+    autoDeploy: true,
+    throttle,
+    accessLogSettings: {
+      destination: new apigw.LogGroupLogDestination(accessLogs),
+      format: AccessLogFormat.custom(
+        JSON.stringify({
+          requestId: '$context.requestId',
+          ip: '$context.identity.sourceIp',
+          requestTime: '$context.requestTime',
+          route: '$context.routeKey',
+          status: '$context.status',
+          ...fields,
+          latency: '$context.integrationLatency',
+          error: '$context.integrationErrorMessage',
+        }),
+      ),
+    },
+  });
 }
