@@ -24,6 +24,7 @@ export interface PipelineConfig extends RuntimeConfig {
   readonly athena: AthenaConfig;
   readonly http: HttpConfig;
   readonly ingest: IngestConfig;
+  readonly estate: EstateConfig;
   readonly alerts: AlertsConfig;
   readonly quicksight: QuickSightConfig;
   readonly tracing: TracingConfig;
@@ -111,6 +112,16 @@ export interface IngestConfig {
   readonly timeoutSeconds: number;
 }
 
+export interface EstateConfig {
+  /**
+   * Seconds the estate queue gathers the ingest batches' readings before the estate
+   * function applies them to the registry and raises alerts. 0 to 300. A device reporting
+   * every minute is read and written once per window: longer is cheaper, and threshold,
+   * lost-message and network offline alerts wait up to the window (README, Costs).
+   */
+  readonly maxBatchingWindowSeconds: number;
+}
+
 export interface QuickSightConfig {
   /**
    * For accounts with QuickSight: the QuickSight user or group ARN that gets an Athena data
@@ -147,13 +158,14 @@ export const DEFAULT_CONFIG: PipelineConfig = {
     anonymousBurstLimit: 20,
   },
   ingest: {
-    batchSize: 100,
-    maxBatchingWindowSeconds: 5,
+    batchSize: 1000,
+    maxBatchingWindowSeconds: 20,
     maxReceiveCount: 5,
     maxConcurrency: 5,
     memorySizeMb: 512,
     timeoutSeconds: 60,
   },
+  estate: { maxBatchingWindowSeconds: 300 },
   alerts: {},
   quicksight: {},
   tracing: { enabled: true },
@@ -328,6 +340,14 @@ export function validateConfig(input: unknown): PipelineConfig {
       memorySizeMb: int('ingest.memorySizeMb', ingest.memorySizeMb, 128, 10_240),
       // 15 minutes is Lambda's limit; the visibility timeout (6x) must stay within SQS's 12 hours.
       timeoutSeconds: int('ingest.timeoutSeconds', ingest.timeoutSeconds, 1, 900),
+    },
+    estate: {
+      maxBatchingWindowSeconds: int(
+        'estate.maxBatchingWindowSeconds',
+        section('estate').maxBatchingWindowSeconds,
+        0,
+        300,
+      ),
     },
     alerts: {
       ...(typeof alerts.email === 'string' ? { email: alerts.email } : {}),

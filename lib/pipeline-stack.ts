@@ -7,9 +7,11 @@ import { Alerts } from './constructs/alerts.ts';
 import { Analytics } from './constructs/analytics.ts';
 import { ApiKeys } from './constructs/api-keys.ts';
 import { ReadingClaimsTable } from './constructs/claims.ts';
+import { LakeCompaction } from './constructs/compaction.ts';
 import { Console } from './constructs/console.ts';
 import { DailyJob } from './constructs/daily-job.ts';
 import { Devices } from './constructs/devices.ts';
+import { EstateUpdates } from './constructs/estate-updates.ts';
 import { HttpApi } from './constructs/http-api.ts';
 import { Ingest } from './constructs/ingest.ts';
 import { Lake } from './constructs/lake.ts';
@@ -69,17 +71,24 @@ export class PipelineStack extends Stack {
     // The offline alerts it raises are kept in the alert history too.
     lake.grantWrite(registry.offlineFunction, [LAKE_PREFIXES.alerts]);
     const claims = new ReadingClaimsTable(this, 'Claims');
+    // The registry and alerts move on from the ingest batches' readings, a window at a time.
+    const estate = new EstateUpdates(this, 'Estate', {
+      registry,
+      alerts,
+      lake,
+      runtimeConfig: runtimeConfigJson(config, { decoders: false }),
+      ...config.estate,
+    });
 
     // How they arrive: devices over IoT Core into the ingest queue, and its function
-    // decoding into the lake, Timestream, the registry and alerts.
+    // decoding into the lake and Timestream, and on to the estate queue.
     const ingest = new Ingest(this, 'Ingest', {
       stage: config.stage,
       ...config.ingest,
       lake,
       timeseries,
       claims,
-      registry,
-      alerts,
+      estate,
       runtimeConfig: runtimeConfigJson(config, { decoders: true }),
       codecSandbox: usesCodecs(config),
     });
@@ -100,6 +109,8 @@ export class PipelineStack extends Stack {
       analytics,
       runtimeConfig: runtimeConfigJson(config, { decoders: false }),
     });
+    // Today's small objects merged every few minutes, so Athena opens few of them.
+    const compaction = new LakeCompaction(this, 'Compaction', { lake });
     if (config.quicksight.principalArn) {
       new QuickSightReports(this, 'QuickSight', {
         analytics,
@@ -133,12 +144,14 @@ export class PipelineStack extends Stack {
     // Who hears when something fails.
     new Monitoring(this, 'Monitoring', {
       alerts,
-      deadLetterQueues: { Ingest: ingest.deadLetterQueue },
+      deadLetterQueues: { Ingest: ingest.deadLetterQueue, Estate: estate.deadLetterQueue },
       functions: {
         Ingest: ingest.function,
+        Estate: estate.function,
         Http: http.function,
         Offline: registry.offlineFunction,
         Daily: daily.function,
+        Compaction: compaction.function,
         ...(http.queryFunction && { Query: http.queryFunction }),
       },
       topicRuleNames: [ingest.ruleName, ingest.lorawanRuleName],

@@ -20,6 +20,7 @@ import { type HttpRequest, json } from '../lambdas/core/api/http.ts';
 import { type HttpIngressDeps, handleIngress } from '../lambdas/core/api/ingress.ts';
 import { handleQuarantineRequest, QUARANTINE_PATH } from '../lambdas/core/api/quarantine.ts';
 import { handleQueryRequest, isQueryPath, type PagedQueries } from '../lambdas/core/api/query.ts';
+import { handleRawRequest, isRawPath } from '../lambdas/core/api/raw.ts';
 import { type CuratedDays, handleSeriesRequest, isSeriesPath } from '../lambdas/core/api/series.ts';
 import type { RuntimeConfig } from '../lambdas/core/config.ts';
 import type { AlertRule } from '../lambdas/core/estate/alerts.ts';
@@ -258,7 +259,12 @@ async function serve(
                           traffic: lakeTraffic(options.queries),
                           engine: options.queries,
                         })
-                      : await handleIngress(asRequest, options.ingress);
+                      : isRawPath(path) && options.queries
+                        ? await handleRawRequest(asRequest, {
+                            gate: options.ingress.gate,
+                            engine: options.queries,
+                          })
+                        : await handleIngress(asRequest, options.ingress);
   send(response, result);
   options.onRequest?.({
     method: request.method ?? '',

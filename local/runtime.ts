@@ -11,11 +11,13 @@ import { createGate, usageRecorder } from '../lambdas/core/api/gate.ts';
 import { curatedDaysOf } from '../lambdas/core/api/series.ts';
 import { buildDecoders } from '../lambdas/core/decoders/registry.ts';
 import { withAlertHistory } from '../lambdas/core/estate/alert-history.ts';
+import { applyNow } from '../lambdas/core/estate/delta.ts';
 import { registrySources } from '../lambdas/core/estate/sources.ts';
 import { type DeviceRegistry, detectOffline, type EstateDeps } from '../lambdas/core/estate/update.ts';
 import { ingestBatch } from '../lambdas/core/ingest/batch.ts';
 import type { IngestLog, ObjectStore, TimeSeriesSink } from '../lambdas/core/ingest/ports.ts';
 import type { IngestDeps } from '../lambdas/core/ingest/write.ts';
+import { compactionDays, compactLake, MIN_AGE_MS } from '../lambdas/core/lake/compaction.ts';
 import { DEFAULT_CONFIG, type PipelineConfig } from '../lib/config.ts';
 import { localAlerts } from './adapters/alerts.ts';
 import {
@@ -69,6 +71,12 @@ export interface LocalRuntimeOptions {
   readonly offlineCheckMs?: number;
   /** Clock for offline checks (tests). */
   readonly now?: () => number;
+  /**
+   * Intraday compaction of the lake (`lambdas/core/lake/compaction.ts`), as the stack's
+   * schedule runs it: every `everyMs` (default 10 minutes), objects older than `minAgeMs`
+   * (default 2 minutes; tests).
+   */
+  readonly compaction?: { readonly everyMs?: number; readonly minAgeMs?: number };
   /** How often the tables' snapshot for the CLI (`<dataDir>/snapshot/`) is refreshed while they change; default every 5 s. */
   readonly snapshotEveryMs?: number;
   /** Where messages for the operator go (quarantines, retries, alerts); silent when absent. */
@@ -187,7 +195,8 @@ export async function startLocalRuntime(options: LocalRuntimeOptions): Promise<L
       ? options.wrapTimeSeries(await duckdbTimeSeries(connection))
       : await duckdbTimeSeries(connection),
     claims: await duckdbClaims(connection),
-    estate,
+    // Here the registry is a DuckDB table: updated in the batch's turn, alerts at once.
+    estate: applyNow(estate),
     log: ingestLog,
   };
   // Durable: a message is journalled before it is acknowledged; what was not settled at the last stop comes first.
@@ -282,6 +291,27 @@ export async function startLocalRuntime(options: LocalRuntimeOptions): Promise<L
   };
   const offlineTimer = setInterval(checkOffline, options.offlineCheckMs ?? 30_000);
   offlineTimer.unref();
+  // Today's small lake objects merged, in the writes' turn as the ingest writes are, on the
+  // folder itself (not the tapped store: the live view has heard of these rows already).
+  const compactionStore = folderStore(lakeDir);
+  let compacting = Promise.resolve();
+  const compact = () => {
+    compacting = exclusive(() =>
+      compactLake(
+        compactionStore,
+        {
+          days: compactionDays(Date.now()),
+          now: Date.now(),
+          limits: { minAgeMs: options.compaction?.minAgeMs ?? MIN_AGE_MS },
+        },
+        { skipped: (key, reason) => log?.(`compaction left ${key} in place: ${reason}`) },
+      ),
+    )
+      .then(() => undefined)
+      .catch((error: Error) => log?.(`compaction failed: ${error.message}`));
+  };
+  const compactionTimer = setInterval(compact, options.compaction?.everyMs ?? 10 * 60_000);
+  compactionTimer.unref();
   // The tables as Parquet for the CLI, which cannot open the file while this holds it.
   const snapshots = startSnapshots({
     connect: () => database.connect(),
@@ -316,9 +346,11 @@ export async function startLocalRuntime(options: LocalRuntimeOptions): Promise<L
     close() {
       closing ??= (async () => {
         clearInterval(offlineTimer);
+        clearInterval(compactionTimer);
         events.close();
         await Promise.all([started.broker.close(), started.http.close()]);
         await checking;
+        await compacting;
         await queue.drain();
         await queue.close();
         await snapshots.close();

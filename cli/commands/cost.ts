@@ -2,9 +2,16 @@
 
 import { DEFAULT_CONFIG } from '../../lib/config.ts';
 import { readConfigFile } from '../../lib/config-sources.ts';
-import { CODEC_SOURCES, runCostModel, withCodec, withDeviceCodec } from '../../tools/cost/measure.ts';
+import { FLEET_SIZES, runFleetSizes } from '../../tools/cost/fleets.ts';
+import {
+  CODEC_SOURCES,
+  type CostReport,
+  runCostModel,
+  withCodec,
+  withDeviceCodec,
+} from '../../tools/cost/measure.ts';
 import { checkPrices, LORAWAN_UPLINK_PRICE } from '../../tools/cost/model.ts';
-import { costTable, PRICES_FILE } from '../../tools/cost/report.ts';
+import { costTable, fleetTable, PRICES_FILE } from '../../tools/cost/report.ts';
 import { SIMULATED_FORMATS } from '../../tools/simulator/bodies.ts';
 import { parseDuration } from '../../tools/simulator/fleet.ts';
 import { parse, UsageError, wholeNumber } from '../args.ts';
@@ -12,7 +19,7 @@ import { readFlagFile } from '../files.ts';
 import { formatTable } from '../table.ts';
 
 export const options = {
-  devices: { type: 'string', default: '1000' },
+  devices: { type: 'string' },
   interval: { type: 'string', default: '60s' },
   bytes: { type: 'string', default: '200' },
   source: { type: 'string', default: 'mqtt' },
@@ -34,10 +41,13 @@ const DEFAULT_LORAWAN_CODEC_FILE = new URL('../../codecs/lht65.js', import.meta.
 export const usage = `Usage: iot-pipeline cost [options]
 
 What the pipeline would cost on AWS each month: runs messages through the real ingest code
-against metered in-memory AWS clients, counts the calls, and prices them at list prices.
+against metered in-memory AWS clients, counts the calls, and prices them at list prices,
+next to the designs a user would pick instead (IoT rule -> Firehose -> S3, IoT rule ->
+Kinesis -> Lambda, a Lambda per message, the IoT Core and Basic Ingest floors) and the
+lake objects it writes a day. Without --devices: ${FLEET_SIZES.map((n) => n.toLocaleString('en-US')).join(', ')} devices side by side.
 
 Options:
-  --devices <n>            devices in the fleet (default 1000)
+  --devices <n>            devices in the fleet: one fleet in detail (default: the fleet sizes side by side)
   --interval <60s>         how often each device sends (default 60s)
   --bytes <n>              bytes in a message (default 200)
   --source <source>        how messages arrive (default mqtt):
@@ -50,7 +60,7 @@ Options:
                              iot-lorawan  AWS IoT Core for LoRaWAN uplinks through the LoRaWAN rule (LHT65
                                           frames through ${DEFAULT_LORAWAN_CODEC}); its per-uplink charge is
                                           not in the price list: add ${LORAWAN_UPLINK_PRICE} with --prices
-  --messages <n>           messages to run through the model (default: enough for a steady count)
+  --messages <n>           messages to run through the model, per fleet (default: enough for a steady count)
   --chart-views-per-day <n> device charts viewed a day (7-day series, one Athena query each; default 0)
   --estate-calls-per-day <n> console views of the estate a day (GET /v1/estate and a page of
                            GET /v1/devices, their registry reads measured at --devices; default 0)
@@ -58,10 +68,11 @@ Options:
   --prices <file>          the price list (default: tools/cost/aws-prices.json, us-east-1 list prices)
   --codec <file.js>        with --source ${CODEC_SOURCES.join(', ')}: the uplinks carry this codec's example
                            frames and go through it (iot-lorawan: default ${DEFAULT_LORAWAN_CODEC})
-  --json                   print the report as one JSON document on stdout
+  --json                   print the report as one JSON document on stdout (side by side: { fleets: [...] })
   -h, --help               show this help
 
 Examples:
+  iot-pipeline cost
   iot-pipeline cost --devices 5000 --interval 5m
   iot-pipeline cost --source sigfox-form --interval 10m
   iot-pipeline cost --source ttn --codec codecs/lht65.js --json
@@ -112,9 +123,10 @@ export async function run(args: string[]): Promise<number> {
     );
     codec = `${DEFAULT_LORAWAN_CODEC} (the default for iot-lorawan; --codec <file> prices another)`;
   }
-  const report = await runCostModel({
+  const devices =
+    values.devices === undefined ? undefined : wholeNumber('--devices', values.devices, 1, 10_000_000);
+  const run = {
     source,
-    fleet: { devices: wholeNumber('--devices', values.devices, 1, 10_000_000), intervalMs },
     messageBytes: wholeNumber('--bytes', values.bytes, 1, 128 * 1024),
     config,
     ...(frames ? { frames } : {}),
@@ -141,13 +153,58 @@ export async function run(args: string[]): Promise<number> {
           ),
         }
       : {}),
-  });
+  };
+  if (devices === undefined) {
+    const reports = await runFleetSizes({ ...run, intervalMs });
+    if (values.json) {
+      process.stdout.write(`${JSON.stringify({ fleets: reports }, null, 2)}\n`);
+      return 0;
+    }
+    process.stdout.write(describeFleets(reports, values.interval));
+    return 0;
+  }
+  const report = await runCostModel({ ...run, fleet: { devices, intervalMs } });
   if (values.json) {
     process.stdout.write(`${JSON.stringify(report, null, 2)}\n`);
     return 0;
   }
-  process.stdout.write(describe(report, values.interval));
+  process.stdout.write(
+    `${describe(report, values.interval)}\n${formatTable(fleetTable([report]))}${alternativesNotes([report])}`,
+  );
   return 0;
+}
+
+/** Fleet sizes side by side: one table, a column a fleet, then what the designs leave out. */
+function describeFleets(reports: readonly CostReport[], interval: string): string {
+  const first = reports[0];
+  if (!first) return '';
+  return (
+    `One ${first.messageBytes}-byte message every ${interval} a device (${first.source}); ` +
+    `counted over ${reports.map((r) => `${r.messagesRun} messages in ${r.batches} batches`).join(', ')}.\n\n` +
+    formatTable(fleetTable(reports)) +
+    alternativesNotes(reports) +
+    [...new Set(reports.flatMap((r) => r.notes))].map((note) => `Note: ${note}\n`).join('')
+  );
+}
+
+/** What the alternative designs are, and where Kinesis becomes cheaper than the queue. */
+function alternativesNotes(reports: readonly CostReport[]): string {
+  const alternatives = reports[0]?.alternatives;
+  if (!alternatives) {
+    return '\nThe IoT rule designs (Firehose, Kinesis) apply to --source mqtt and iot-lorawan only.\n';
+  }
+  const { crossover } = alternatives;
+  const where =
+    crossover.devices === undefined
+      ? `Kinesis: ${crossover.reason}.`
+      : `Kinesis (provisioned) is cheaper than SQS for the queue above ${Math.round(crossover.devices).toLocaleString('en-US')} devices ` +
+        `(${crossover.messagesPerSecond?.toFixed(1)} messages a second): one shard $${crossover.shardMonthly.toFixed(2)} a month ` +
+        `against SQS $${crossover.sqsPerMillion.toFixed(3)} and Kinesis PUT payload units $${crossover.kinesisPerMillion.toFixed(3)} per million messages (the ${reports[0]?.fleet.devices.toLocaleString('en-US')}-device run).`;
+  return (
+    `\n${alternatives.firehose.design}: ${alternatives.firehose.note}.\n` +
+    `${alternatives.kinesis.design}: ${alternatives.kinesis.note}.\n` +
+    `${where}\n`
+  );
 }
 
 /** The report for people: the fleet, the table of costs, the calls per message and the comparison. */

@@ -1,12 +1,14 @@
 /**
  * The device page (`#/device/<id>`): the latest value of each metric, a line chart of each
  * chosen metric over a chosen range (`GET /v1/devices/{id}/readings`, paged), the daily
- * min/max/avg band (`/daily`) and the radio metrics. Refreshed every few seconds.
+ * min/max/avg band (`/daily`), the radio metrics, and the device's last raw messages and
+ * quarantined ones with their reason (messages.ts). Refreshed every few seconds.
  */
 import type { Api } from './api.ts';
 import { lineChart } from './chart.ts';
 import { ago, formatValue, h } from './dom.ts';
 import { showError } from './estate.ts';
+import { deviceMessages } from './messages.ts';
 import {
   type DailyRow,
   type DeviceList,
@@ -120,6 +122,8 @@ export async function renderDevice(main: HTMLElement, api: Api, id: string, sign
   const controls = h('form', { 'aria-label': 'Chart options', class: 'filters' });
   const charts = h('section', { 'aria-labelledby': 'charts-title', id: 'charts' });
   const daily = h('section', { 'aria-labelledby': 'daily-title', id: 'daily' });
+  const messages = h('section', { 'aria-labelledby': 'messages-title', id: 'messages' });
+  const quarantined = h('section', { 'aria-labelledby': 'quarantined-title', id: 'device-quarantine' });
   main.replaceChildren(
     h('p', {}, h('a', { href: '#/' }, '← Estate')),
     h('h1', { id: 'page-title' }, `Device ${id}`),
@@ -134,7 +138,12 @@ export async function renderDevice(main: HTMLElement, api: Api, id: string, sign
     charts,
     h('h2', { id: 'daily-title' }, 'Daily min, max and average'),
     daily,
+    h('h2', { id: 'messages-title' }, 'Last messages'),
+    messages,
+    h('h2', { id: 'quarantined-title' }, 'Quarantined (24 h)'),
+    quarantined,
   );
+  const drawMessages = deviceMessages(api, id, messages, quarantined, signal);
   const range = h(
     'select',
     { id: 'range', name: 'range' },
@@ -160,7 +169,7 @@ export async function renderDevice(main: HTMLElement, api: Api, id: string, sign
     const fresh = (await findDevice(api, id)) ?? device;
     if (signal.aborted) return;
     latest.replaceChildren(...latestValues(fresh));
-    await drawCharts(api, id, charts, daily, signal);
+    await Promise.all([drawCharts(api, id, charts, daily, signal), drawMessages(fresh.lastSeen)]);
   };
   controls.addEventListener('change', () => {
     chosen.rangeMs = Number(range.value);
@@ -170,7 +179,10 @@ export async function renderDevice(main: HTMLElement, api: Api, id: string, sign
     void drawCharts(api, id, charts, daily, signal).catch(showError(charts));
   });
   latest.replaceChildren(...latestValues(device));
-  await drawCharts(api, id, charts, daily, signal);
+  await Promise.all([
+    drawCharts(api, id, charts, daily, signal),
+    drawMessages(device.lastSeen).catch(showError(messages)),
+  ]);
   return refresh;
 }
 

@@ -50,3 +50,35 @@ export interface QueryPage<T> {
 /** Metrics shown as the device's radio: signal strength and quality, LoRaWAN and Sigfox alike. */
 export const RADIO_METRIC = /rssi|snr|lqi|signal|link|spreading|^sf$|gateway/i;
 export const BATTERY_METRIC = /^bat/i;
+
+/** `GET /v1/devices/{id}/raw`: one message as it arrived (`lambdas/core/api/raw.ts`). */
+export interface RawMessage {
+  readonly receivedAt: string | null;
+  readonly messageId: string | null;
+  readonly source: string | null;
+  readonly topic: string | null;
+  readonly deviceType: string | null;
+  /** The payload bytes, base64. */
+  readonly payload: string;
+  readonly warnings: readonly string[];
+  /** `npm run cli -- decode ...` for this payload; null without a device type or for a long payload. */
+  readonly decode: string | null;
+}
+
+/** `GET /v1/quarantine`: the examples part, as the device page reads it (`lambdas/core/api/quarantine.ts`). */
+export interface QuarantineExample {
+  readonly receivedAt: string | null;
+  readonly messageId: string | null;
+  readonly source: string | null;
+  readonly topic: string | null;
+  readonly reasonCode: string | null;
+  readonly reason: string | null;
+  readonly payload: string;
+  readonly decode: string | null;
+}
+
+export interface QuarantinePage {
+  readonly examples?: readonly QuarantineExample[];
+  readonly next?: string;
+  readonly running?: boolean;
+}

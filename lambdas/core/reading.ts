@@ -34,6 +34,15 @@ export interface Reading {
   readonly attributes?: Readonly<Record<string, string>>;
 }
 
+/**
+ * What of a reading moves the device estate on (last seen, values, sequence, alerts,
+ * attributes): not its message id, key or arrival, which only the lake needs.
+ */
+export type EstateReading = Pick<
+  Reading,
+  'deviceId' | 'deviceType' | 'time' | 'source' | 'metrics' | 'seq' | 'attributes'
+>;
+
 /** One row of the `readings` table: the shape of each line {@link toNdjsonRows} writes. */
 export interface ReadingRow {
   readonly device_id: string;

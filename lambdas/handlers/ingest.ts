@@ -2,7 +2,7 @@ import { Logger } from '@aws-lambda-powertools/logger';
 import { Metrics } from '@aws-lambda-powertools/metrics';
 import { DynamoDBClient } from '@aws-sdk/client-dynamodb';
 import { S3Client } from '@aws-sdk/client-s3';
-import { SNSClient } from '@aws-sdk/client-sns';
+import { SQSClient } from '@aws-sdk/client-sqs';
 import { TimestreamWriteClient } from '@aws-sdk/client-timestream-write';
 import { onFirstUse } from '../adapters/aws/clients.ts';
 import { awsIngestDeps, type IngestClients, sqsIngestHandler } from '../adapters/aws/ingest-lambda.ts';
@@ -21,8 +21,8 @@ const trace = await clientTracer();
 const clients = onFirstUse<IngestClients>({
   s3: () => trace(new S3Client({})),
   dynamodb: () => trace(new DynamoDBClient({})),
-  sns: () => trace(new SNSClient({})),
   timestream: () => trace(new TimestreamWriteClient({})),
+  sqs: () => trace(new SQSClient({})),
 });
 
 export const handler = sqsIngestHandler(

@@ -19,6 +19,7 @@ import { DEVICES_PATH, handleDevicesRequest } from '../core/api/devices.ts';
 import { cachedFirstPages, cachedTraffic, ESTATE_PATH, handleEstateRequest } from '../core/api/estate.ts';
 import { handleQuarantineRequest, QUARANTINE_PATH } from '../core/api/quarantine.ts';
 import { handleQueryRequest } from '../core/api/query.ts';
+import { handleRawRequest, isRawPath } from '../core/api/raw.ts';
 import { curatedDaysOf, handleSeriesRequest, isSeriesPath } from '../core/api/series.ts';
 import { offlineTimeouts } from '../core/estate/registry-query.ts';
 import { ENV, requireEnv } from '../env.ts';
@@ -67,7 +68,7 @@ const engine = athenaPagedQueries(trace(new AthenaClient({})), {
 // The estate's uptime (daily_uptime changes once a day): Athena at most once per 10 minutes.
 const uptimeEngine = cachedFirstPages(engine);
 
-/** GET /v1/devices and GET /v1/devices/{id}/readings|daily: reads only, never ingest. */
+/** GET /v1/devices and GET /v1/devices/{id}/readings|daily|series|raw: reads only, never ingest. */
 export const handler = async (event: APIGatewayProxyEventV2): Promise<APIGatewayProxyStructuredResultV2> => {
   const request = httpRequestOf(event);
   readUnits = 0;
@@ -91,8 +92,10 @@ export const handler = async (event: APIGatewayProxyEventV2): Promise<APIGateway
             ? await handleQuarantineRequest(request, { gate, engine, waitMs: 20_000 })
             : isSeriesPath(event.rawPath)
               ? await handleSeriesRequest(request, { gate, engine, curatedDays, waitMs: 20_000 })
-              : // API Gateway gives an integration 30 s: wait 20, then hand back a token.
-                await handleQueryRequest(request, { gate, engine, recent, waitMs: 20_000 });
+              : isRawPath(event.rawPath)
+                ? await handleRawRequest(request, { gate, engine, waitMs: 20_000 })
+                : // API Gateway gives an integration 30 s: wait 20, then hand back a token.
+                  await handleQueryRequest(request, { gate, engine, recent, waitMs: 20_000 });
   logger.info('query', { path: event.rawPath, status: response.statusCode, registryReadUnits: readUnits });
   return response;
 };

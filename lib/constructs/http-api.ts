@@ -149,8 +149,9 @@ export class HttpApi extends Construct {
       // The series route reads compacted days from curated_readings, and lists which days are.
       // GET /v1/alerts reads the alert history, GET /v1/quarantine the quarantine (payloads included).
       // GET /v1/estate reads each day's uptime from daily_uptime, and the ingest function's counts.
+      // GET /v1/devices/{id}/raw reads a device's last messages from raw (the payloads /v1/quarantine serves too).
       analytics.grantQuery(this.queryFunction, {
-        tables: [...QUERY_API_TABLES, 'curated_readings', 'alerts', 'quarantine', 'daily_uptime'],
+        tables: [...QUERY_API_TABLES, 'curated_readings', 'alerts', 'quarantine', 'daily_uptime', 'raw'],
       });
       props.ingest.grantReadMetrics(this.queryFunction);
       analytics.lake.addEnvironment(this.queryFunction);
@@ -162,6 +163,7 @@ export class HttpApi extends Construct {
         `${DEVICES_PATH}/{id}/readings`,
         `${DEVICES_PATH}/{id}/daily`,
         `${DEVICES_PATH}/{id}/series`,
+        `${DEVICES_PATH}/{id}/raw`,
         ALERTS_PATH,
         QUARANTINE_PATH,
         ESTATE_PATH,

@@ -9,11 +9,10 @@ import { telemetryRuleSql } from '../../lambdas/core/formats/mqtt-topic.ts';
 import { lorawanRuleName, telemetryRuleName } from '../../lambdas/core/iot-names.ts';
 import { LAKE_PREFIXES } from '../../lambdas/core/lake/layout.ts';
 import { ENV } from '../../lambdas/env.ts';
-import type { Alerts } from './alerts.ts';
 import type { ReadingClaimsTable } from './claims.ts';
+import type { EstateUpdates } from './estate-updates.ts';
 import type { Lake } from './lake.ts';
 import { PipelineFunction } from './pipeline-function.ts';
-import type { Registry } from './registry.ts';
 import type { TimeSeries } from './timeseries.ts';
 
 export interface IngestProps {
@@ -32,10 +31,8 @@ export interface IngestProps {
   readonly timeseries?: TimeSeries;
   /** Claims of Sigfox and The Things Stack readings, so a resent callback is stored once. */
   readonly claims: ReadingClaimsTable;
-  /** The device registry the function updates (last seen, last values, alert state). */
-  readonly registry: Registry;
-  /** Where the function publishes device alerts. */
-  readonly alerts: Alerts;
+  /** Where the function sends each stored batch's readings: the registry and alerts are updated from there. */
+  readonly estate: EstateUpdates;
   /** The run-time config JSON, built into the function's bundle. */
   readonly runtimeConfig: string;
   /**
@@ -47,13 +44,14 @@ export interface IngestProps {
   /**
    * Records per ingest invocation.
    *
-   * @default 100
+   * @default 1000
    */
   readonly batchSize?: number;
   /**
-   * Seconds SQS waits to fill a batch: fewer, fuller invocations for a few seconds of latency.
+   * Seconds SQS waits to fill a batch: fewer, fuller invocations (and lake objects) for
+   * seconds of latency; the lake has a message within this and the invocation.
    *
-   * @default 5
+   * @default 20
    */
   readonly maxBatchingWindowSeconds?: number;
   /**
@@ -108,8 +106,8 @@ export class Ingest extends Construct {
 
   constructor(scope: Construct, id: string, props: IngestProps) {
     super(scope, id);
-    const batchSize = props.batchSize ?? 100;
-    const window = props.maxBatchingWindowSeconds ?? 5;
+    const batchSize = props.batchSize ?? 1000;
+    const window = props.maxBatchingWindowSeconds ?? 20;
     const timeoutSeconds = props.timeoutSeconds ?? 60;
     const maxReceiveCount = props.maxReceiveCount ?? 5;
     const maxConcurrency = props.maxConcurrency ?? 5;
@@ -180,17 +178,14 @@ export class Ingest extends Construct {
     // A queue under a customer managed key needs it to read messages (SSE-SQS needs nothing).
     this.queue.encryptionMasterKey?.grant(this.function, 'kms:Decrypt');
     // Each sink grants the function exactly its access and names itself in the environment.
-    // alerts/: the alert history, one object per alert event the function publishes.
     props.lake.grantWrite(this.function, [
       LAKE_PREFIXES.raw,
       LAKE_PREFIXES.readings,
       LAKE_PREFIXES.quarantine,
-      LAKE_PREFIXES.alerts,
     ]);
     props.timeseries?.grantWrite(this.function);
     props.claims.grantClaim(this.function);
-    props.registry.grantUpdate(this.function);
-    props.alerts.grantPublish(this.function);
+    props.estate.grantSend(this.function);
 
     this.ruleName = telemetryRuleName(props.stage);
     this.lorawanRuleName = lorawanRuleName(props.stage);

@@ -10,7 +10,7 @@ import { SANDBOX_FILES, wasmPath } from '../../lambdas/core/decoders/sandbox/was
 import { ENV } from '../../lambdas/env.ts';
 
 /** The Lambda handlers this project ships, by file name under `lambdas/handlers/`. */
-export type HandlerName = 'ingest' | 'http' | 'offline' | 'analytics' | 'query';
+export type HandlerName = 'ingest' | 'estate' | 'http' | 'offline' | 'analytics' | 'query' | 'compact';
 
 export interface PipelineFunctionProps {
   /** Which handler under `lambdas/handlers/` this function runs. */

@@ -1,8 +1,14 @@
 import { mkdtempSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { gunzipSync } from 'node:zlib';
-import { CreateBucketCommand, GetObjectCommand, ListObjectsV2Command, S3Client } from '@aws-sdk/client-s3';
+import { gunzipSync, gzipSync } from 'node:zlib';
+import {
+  CreateBucketCommand,
+  DeleteObjectsCommand,
+  GetObjectCommand,
+  ListObjectsV2Command,
+  S3Client,
+} from '@aws-sdk/client-s3';
 import { mockClient } from 'aws-sdk-client-mock';
 import S3rver from 's3rver';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
@@ -10,6 +16,7 @@ import { s3Store } from '../../lambdas/adapters/aws/s3-store.ts';
 import { validateRuntimeConfig } from '../../lambdas/core/config.ts';
 import { decodeMessage } from '../../lambdas/core/ingest/decode.ts';
 import { writeBatch } from '../../lambdas/core/ingest/write.ts';
+import { compactLake } from '../../lambdas/core/lake/compaction.ts';
 import { redecode } from '../../tools/redecode/redecode.ts';
 import { ingestOf, mqttMessage } from '../support/fakes.ts';
 
@@ -92,6 +99,38 @@ describe('s3Store against a local server speaking the S3 protocol', () => {
     );
   });
 
+  it('compacts an hour of readings on S3: listed with times and sizes, merged, inputs deleted in one call', async () => {
+    await client.send(new CreateBucketCommand({ Bucket: 'compact' }));
+    const store = s3Store(client, 'compact');
+    const prefix = 'readings/dt=2026-12-01/hour=12/';
+    const row = (minute: number) =>
+      JSON.stringify({ device_id: 'd', time: `2026-12-01 12:0${minute}:00.000`, metric: 't', value: minute });
+    for (const minute of [1, 2, 3])
+      await store.put(
+        `${prefix}b${minute}.ndjson.gz`,
+        gzipSync(`${row(minute)}\n`),
+        'application/x-ndjson',
+        'gzip',
+      );
+    const listed = await store.listObjects(prefix);
+    expect(listed.map((o) => o.key).sort()).toEqual([1, 2, 3].map((m) => `${prefix}b${m}.ndjson.gz`));
+    for (const object of listed) {
+      expect(object.size).toBeGreaterThan(20);
+      expect(Math.abs(object.lastModified - Date.now())).toBeLessThan(3_600_000);
+    }
+    const result = await compactLake(store, {
+      days: ['2026-12-01'],
+      now: Date.now(),
+      limits: { minAgeMs: 0 },
+    });
+    expect(result).toMatchObject({ objectsRead: 3, objectsWritten: 1, objectsDeleted: 3 });
+    const keys = await store.list(prefix);
+    expect(keys).toEqual([expect.stringMatching(/\/compacted-[0-9a-f]{32}\.ndjson\.gz$/)]);
+    expect(gunzipSync(await store.get(keys[0] as string)).toString()).toBe(
+      `${[1, 2, 3].map(row).join('\n')}\n`,
+    );
+  });
+
   it('decodes the S3 raw archive again (redecode)', async () => {
     await client.send(new CreateBucketCommand({ Bucket: 'history' }));
     const store = s3Store(client, 'history');
@@ -123,6 +162,26 @@ describe('s3Store listing', () => {
       { Bucket: 'lake', Prefix: 'raw/', ContinuationToken: undefined },
       { Bucket: 'lake', Prefix: 'raw/', ContinuationToken: 't1' },
     ]);
+    s3.restore();
+  });
+});
+
+describe('s3Store deleteMany', () => {
+  it('deletes in calls of at most 1,000 keys, and throws naming a key S3 did not delete', async () => {
+    const s3 = mockClient(S3Client);
+    s3.on(DeleteObjectsCommand)
+      .resolves({})
+      .on(DeleteObjectsCommand, { Bucket: 'bad' })
+      .resolves({
+        Errors: [{ Key: 'readings/x', Code: 'AccessDenied', Message: 'Access Denied' }],
+      });
+    const keys = Array.from({ length: 1001 }, (_, i) => `readings/k${i}`);
+    await s3Store(new S3Client({}), 'lake').deleteMany(keys);
+    const calls = s3.commandCalls(DeleteObjectsCommand).map((c) => c.args[0].input.Delete?.Objects?.length);
+    expect(calls).toEqual([1000, 1]);
+    await expect(s3Store(new S3Client({}), 'bad').deleteMany(['readings/x'])).rejects.toThrow(
+      /1 of 1 keys not deleted, e.g. readings\/x: AccessDenied/,
+    );
     s3.restore();
   });
 });

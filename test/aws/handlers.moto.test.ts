@@ -68,11 +68,13 @@ describe.skipIf(skipWithout('moto_server', 'botocore'))('Lambda handlers against
   let http: ApiHandler;
   let query: ApiHandler;
   let ingest: (event: SQSEvent, context: Context) => Promise<{ batchItemFailures: unknown[] }>;
+  let estate: (event: SQSEvent, context: Context) => Promise<{ batchItemFailures: unknown[] }>;
   let offline: () => Promise<{ raised: number }>;
   let daily: (event: { day?: string }) => Promise<{ day: string; reportDays: number }>;
   let sqs: SQSClient;
   let queueUrl: string;
   let inboxUrl: string;
+  let estateUrl: string;
 
   beforeAll(async () => {
     moto = await startMoto();
@@ -89,6 +91,7 @@ describe.skipIf(skipWithout('moto_server', 'botocore'))('Lambda handlers against
     sqs = new SQSClient(config);
     queueUrl = (await sqs.send(new CreateQueueCommand({ QueueName: 'ingest' }))).QueueUrl as string;
     inboxUrl = (await sqs.send(new CreateQueueCommand({ QueueName: 'inbox' }))).QueueUrl as string;
+    estateUrl = (await sqs.send(new CreateQueueCommand({ QueueName: 'estate' }))).QueueUrl as string;
     const sns = new SNSClient(config);
     const { TopicArn } = await sns.send(new CreateTopicCommand({ Name: 'alerts' }));
     const { Attributes } = await sqs.send(
@@ -103,6 +106,7 @@ describe.skipIf(skipWithout('moto_server', 'botocore'))('Lambda handlers against
       CLAIMS_TABLE: 'claims',
       ALERT_TOPIC_ARN: TopicArn as string,
       INGEST_QUEUE_URL: queueUrl,
+      ESTATE_QUEUE_URL: estateUrl,
       KEYS_TABLE: 'keys',
       INGEST_FUNCTION_NAME: 'ingest',
       ATHENA_WORKGROUP: 'primary',
@@ -119,6 +123,7 @@ describe.skipIf(skipWithout('moto_server', 'botocore'))('Lambda handlers against
     }
     ({ handler: http } = await import('../../lambdas/handlers/http.ts'));
     ({ handler: ingest } = await import('../../lambdas/handlers/ingest.ts'));
+    ({ handler: estate } = await import('../../lambdas/handlers/estate.ts'));
     ({ handler: offline } = await import('../../lambdas/handlers/offline.ts'));
     ({ handler: query } = await import('../../lambdas/handlers/query.ts'));
     ({ handler: daily } = await import('../../lambdas/handlers/analytics.ts'));
@@ -128,7 +133,7 @@ describe.skipIf(skipWithout('moto_server', 'botocore'))('Lambda handlers against
     await moto?.stop();
   });
 
-  it('takes a POST through the http function and an MQTT envelope through the ingest function into the lake, the registry and an alert', async () => {
+  it('takes a POST through the http function and an MQTT envelope through the ingest function into the lake, and through the estate queue and function into the registry and an alert', async () => {
     const posted = await http(api('POST', '/v1/telemetry', JSON.stringify({ $id: 'h-1', temp: 35 })));
     expect(posted.statusCode).toBe(202);
     const { Messages } = await sqs.send(
@@ -146,9 +151,21 @@ describe.skipIf(skipWithout('moto_server', 'botocore'))('Lambda handlers against
       (await s3.send(new ListObjectsV2Command({ Bucket: 'lake' }))).Contents?.map((o) => o.Key) ?? [];
     expect(keys.filter((k) => k?.startsWith('raw/'))).toHaveLength(2);
     expect(keys.filter((k) => k?.startsWith('readings/')).length).toBeGreaterThan(0);
-    const devices = await new DynamoDBClient(moto.clientConfig).send(
-      new ScanCommand({ TableName: 'registry' }),
+    // The registry is the estate function's: nothing there until it has run.
+    const registry = new DynamoDBClient(moto.clientConfig);
+    expect((await registry.send(new ScanCommand({ TableName: 'registry' }))).Items).toEqual([]);
+    const queued = await sqs.send(
+      new ReceiveMessageCommand({ QueueUrl: estateUrl, MaxNumberOfMessages: 10 }),
     );
+    expect(queued.Messages).toHaveLength(1);
+    const deltas = (queued.Messages ?? []).map((m) => ({
+      messageId: m.MessageId as string,
+      body: m.Body as string,
+    }));
+    expect((await estate(sqsEvent(...deltas), context)).batchItemFailures).toEqual([]);
+    // The same window again (SQS delivers at least once): nothing changes, no second alert.
+    expect((await estate(sqsEvent(...deltas), context)).batchItemFailures).toEqual([]);
+    const devices = await registry.send(new ScanCommand({ TableName: 'registry' }));
     expect(devices.Items?.map((i) => i.deviceId?.S).sort()).toEqual(['h-1', 'mq-1']);
     const alerts = await sqs.send(new ReceiveMessageCommand({ QueueUrl: inboxUrl, MaxNumberOfMessages: 10 }));
     expect(alerts.Messages?.map((m) => JSON.parse(m.Body ?? '{}').MessageAttributes.rule.Value)).toEqual([

@@ -2,11 +2,13 @@
  * The web console in real headless Chromium against a local runtime with devices sent
  * over HTTP: the page works with no key typed (the runtime hands it the read key), its
  * counts match the registry, filters narrow the table, a device's chart holds the readings
- * that were sent, a raised alert is listed, and the table updates without a reload.
+ * that were sent, its last raw messages and quarantined ones with their reason are shown,
+ * a raised alert is listed, and the table updates without a reload.
  * Screenshots go to `test-artifacts/console/`.
  */
 import { mkdirSync } from 'node:fs';
 import { join } from 'node:path';
+import mqtt from 'mqtt';
 import type { Browser, Page } from 'playwright-core';
 import { afterAll, beforeAll, describe, expect, it, vi } from 'vitest';
 import { offlineTimeouts, statusAt } from '../../lambdas/core/estate/registry-query.ts';
@@ -162,6 +164,107 @@ describe.skipIf(!CHROMIUM)('the web console in headless chromium', () => {
     expect(await page.textContent('tr[data-metric=rssi] td')).toBe('-88');
     expect(await page.textContent('tr[data-metric=battery] td')).toBe('3.10');
     await page.screenshot({ path: join(ARTIFACTS, 'device.png'), fullPage: true });
+  });
+
+  it("shows a device's last raw messages, and its quarantined ones with their reason", async () => {
+    // Over MQTT the topic names the device, so its raw messages are the device's: bytes
+    // that are not JSON (quarantined, invalid_json), then a reading.
+    const text = JSON.stringify({ temp: 22.5, note: 'hello from th-1' });
+    const binary = Buffer.from([0xff, 0x00, 0x01]);
+    const device = await mqtt.connectAsync(`mqtt://127.0.0.1:${rt.mqttPort}`, { clientId: 'th-1' });
+    try {
+      await device.publishAsync('dt/thermo/th-1', binary, { qos: 1 });
+      await device.publishAsync('dt/thermo/th-1', text, { qos: 1 });
+    } finally {
+      await device.endAsync();
+    }
+    await vi.waitFor(async () => {
+      const { rows } = await rt.query("SELECT message_id FROM raw WHERE device_id = 'th-1'");
+      expect(rows).toHaveLength(2);
+      expect(
+        (await rt.query("SELECT 1 FROM quarantine WHERE reason_code = 'invalid_json'")).rows,
+      ).toHaveLength(1);
+    }, WAIT);
+    await page.reload();
+    await page.waitForSelector('#messages[data-state=loaded] tr[data-message]');
+    const messages = page.locator('#messages tbody tr');
+    expect(await messages.count()).toBe(2);
+    // Newest first: the reading as text, then the bytes that are not UTF-8 text in base64.
+    const newest = messages.nth(0).locator('td.payload');
+    expect(await newest.getAttribute('data-encoding')).toBe('text');
+    expect(await newest.locator('code').textContent()).toBe(text);
+    expect(await messages.nth(0).locator('td').nth(1).textContent()).toBe('mqtt');
+    expect(await messages.nth(0).locator('code.command').textContent()).toBe(
+      `npm run cli -- decode --type thermo --base64 ${Buffer.from(text).toString('base64')}`,
+    );
+    const older = messages.nth(1).locator('td.payload');
+    expect(await older.getAttribute('data-encoding')).toBe('base64');
+    expect(await older.locator('code').textContent()).toBe(binary.toString('base64'));
+    expect(await page.locator('#messages caption').textContent()).toBe(
+      'The last messages of th-1, newest first',
+    );
+    // Quarantined: the bytes over MQTT, and the reading from an hour ahead sent over HTTP.
+    await page.waitForSelector('#device-quarantine[data-state=loaded]');
+    const invalid = page.locator('#device-quarantine tr[data-quarantine=invalid_json]');
+    expect(await invalid.count()).toBe(1);
+    expect(await invalid.locator('td.reason').textContent()).toMatch(/^invalid_json: \S/);
+    expect(await invalid.locator('td.payload code').textContent()).toBe(binary.toString('base64'));
+    const future = page.locator('#device-quarantine tr[data-quarantine=timestamp_in_future]');
+    expect(await future.locator('td.reason').textContent()).toMatch(/^timestamp_in_future: \S/);
+    expect(await page.locator('#device-quarantine td.reason').count()).toBe(2);
+    // The decode command opens and is labelled for its button.
+    await messages.nth(0).locator('summary').click();
+    expect(
+      await messages
+        .nth(0)
+        .getByRole('button', { name: /^Copy the decode command/ })
+        .isVisible(),
+    ).toBe(true);
+    await page.screenshot({ path: join(ARTIFACTS, 'device-messages.png'), fullPage: true });
+  });
+
+  it('shows "loading" while the raw query runs (202), and resumes it with its next at the next refresh', async () => {
+    const asked: string[] = [];
+    const resumed = Buffer.from('resumed page').toString('base64');
+    await page.route('**/v1/devices/th-1/raw?*', async (route) => {
+      asked.push(route.request().url());
+      await route.fulfill({
+        status: asked.length === 1 ? 202 : 200,
+        contentType: 'application/json',
+        body: JSON.stringify(
+          asked.length === 1
+            ? { running: true, rows: [], next: '1~2~token' }
+            : {
+                rows: [
+                  {
+                    receivedAt: new Date().toISOString(),
+                    messageId: 'm-resumed',
+                    source: 'mqtt',
+                    topic: 'dt/thermo/th-1',
+                    deviceType: 'thermo',
+                    payload: resumed,
+                    warnings: ['a warning'],
+                    decode: null,
+                  },
+                ],
+              },
+        ),
+      });
+    });
+    try {
+      await page.reload();
+      await page.waitForSelector('#messages[data-state=loading]');
+      expect(await page.textContent('#messages')).toMatch(/^Loading/);
+      // A reading arrives: the page refreshes, and asks for the running query by its token.
+      await post({ $id: 'th-1', temp: 21 }, 'thermo');
+      await page.waitForSelector('#messages[data-state=loaded] tr[data-message=m-resumed]', WAIT);
+      expect(new URL(asked[1] ?? '').searchParams.get('next')).toBe('1~2~token');
+      expect(new URL(asked[1] ?? '').searchParams.get('from')).toBeNull();
+      expect(await page.textContent('tr[data-message=m-resumed] td.payload code')).toBe('resumed page');
+      expect(await page.textContent('tr[data-message=m-resumed] td.warnings')).toBe('a warning');
+    } finally {
+      await page.unroute('**/v1/devices/th-1/raw?*');
+    }
   });
 
   it('lists a raised alert and a quarantined message with its reason', async () => {

@@ -4,12 +4,14 @@
  * `constructor`, `toString`, `hasOwnProperty`, `valueOf`) are found only when set and
  * stored as own properties, never looked up on or written to a prototype.
  */
+
 import fc from 'fast-check';
 import { afterAll, describe, expect, it } from 'vitest';
 import { type RuntimeConfig, validateRuntimeConfig } from '../../lambdas/core/config.ts';
 import { ConfigError } from '../../lambdas/core/config-error.ts';
 import { decodeSigfox, parseSigfoxGrammar } from '../../lambdas/core/decoders/sigfox-grammar.ts';
 import { type AlertEvent, applyReadings } from '../../lambdas/core/estate/alerts.ts';
+import { applyNow } from '../../lambdas/core/estate/delta.ts';
 import { filterDevices, type OfflineTimeouts } from '../../lambdas/core/estate/registry-query.ts';
 import { detectOffline, offlineTimeout } from '../../lambdas/core/estate/update.ts';
 import { DEVICE_ID_PATTERN, own, setOwn } from '../../lambdas/core/ids.ts';
@@ -58,7 +60,7 @@ async function ingest(config: RuntimeConfig, messages: { messageId: string; body
   const failures = await writeBatch(outcomes, {
     lake,
     timeseries,
-    estate: { registry, config, publisher: { publish: async (e) => void events.push(...e) } },
+    estate: applyNow({ registry, config, publisher: { publish: async (e) => void events.push(...e) } }),
   });
   return { outcomes, failures, lake, timeseries, registry, events };
 }

@@ -261,7 +261,13 @@ describe('Console (console.enabled)', () => {
       .filter((r) => String(r.Properties.RouteKey).startsWith('GET ') && !ingestPaths.has(pathOf(r)))
       .map((r) => r.Properties.RouteKey);
     expect(behindSignIn.map((r) => r.Properties.RouteKey).sort()).toEqual(keyedReads.sort());
-    expect(keyedReads).toEqual(expect.arrayContaining(['GET /v1/devices', 'GET /v1/devices/{id}/readings']));
+    expect(keyedReads).toEqual(
+      expect.arrayContaining([
+        'GET /v1/devices',
+        'GET /v1/devices/{id}/readings',
+        'GET /v1/devices/{id}/raw',
+      ]),
+    );
     expect(behindSignIn.filter((r) => ingestPaths.has(pathOf(r)))).toEqual([]);
     for (const route of behindSignIn) {
       expect(route.Properties).toMatchObject({

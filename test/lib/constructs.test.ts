@@ -2,17 +2,24 @@ import { Logger } from '@aws-lambda-powertools/logger';
 import { DynamoDBClient } from '@aws-sdk/client-dynamodb';
 import { S3Client } from '@aws-sdk/client-s3';
 import { SNSClient } from '@aws-sdk/client-sns';
+import { SQSClient } from '@aws-sdk/client-sqs';
 import { TimestreamWriteClient } from '@aws-sdk/client-timestream-write';
 import { App, Duration, Stack } from 'aws-cdk-lib';
 import { Annotations, Match, Template } from 'aws-cdk-lib/assertions';
 import { describe, expect, it } from 'vitest';
 import { onFirstUse } from '../../lambdas/adapters/aws/clients.ts';
-import { awsIngestDeps, type IngestClients } from '../../lambdas/adapters/aws/ingest-lambda.ts';
+import {
+  awsEstateDeps,
+  awsIngestDeps,
+  type EstateClients,
+  type IngestClients,
+} from '../../lambdas/adapters/aws/ingest-lambda.ts';
 import { ENV } from '../../lambdas/env.ts';
 import { DEFAULT_CONFIG } from '../../lib/config.ts';
 import { Alerts } from '../../lib/constructs/alerts.ts';
 import { Analytics } from '../../lib/constructs/analytics.ts';
 import { ReadingClaimsTable } from '../../lib/constructs/claims.ts';
+import { EstateUpdates } from '../../lib/constructs/estate-updates.ts';
 import { Ingest } from '../../lib/constructs/ingest.ts';
 import { Lake } from '../../lib/constructs/lake.ts';
 import { Monitoring } from '../../lib/constructs/monitoring.ts';
@@ -64,8 +71,8 @@ describe('constructs wire themselves', () => {
       const clients = onFirstUse<IngestClients>({
         s3: counted('s3', () => new S3Client(region)),
         dynamodb: counted('dynamodb', () => new DynamoDBClient(region)),
-        sns: counted('sns', () => new SNSClient(region)),
         timestream: counted('timestream', () => new TimestreamWriteClient(region)),
+        sqs: counted('sqs', () => new SQSClient(region)),
       });
       // Act: what the handler does at cold start
       const deps = awsIngestDeps(DEFAULT_CONFIG, clients, env, new Logger({ logLevel: 'SILENT' }));
@@ -73,10 +80,46 @@ describe('constructs wire themselves', () => {
       expect(deps.timeseries !== undefined).toBe(timestream);
       expect(made.includes('timestream')).toBe(timestream);
       expect(Object.keys(env).filter((name) => !/^(POWERTOOLS_|NODE_OPTIONS)/.test(name))).toEqual(
-        expect.arrayContaining([ENV.lakeBucket, ENV.claimsTable, ENV.registryTable, ENV.alertTopicArn]),
+        expect.arrayContaining([ENV.lakeBucket, ENV.claimsTable, ENV.estateQueueUrl]),
       );
+      // The registry and the alert topic are the estate function's, not the ingest function's.
+      expect(Object.keys(env)).not.toContain(ENV.registryTable);
+      expect(Object.keys(env)).not.toContain(ENV.alertTopicArn);
     },
   );
+
+  it('gives the estate function every resource name its adapters read, and a 300 s window by default', () => {
+    const { template } = synthPipeline({});
+    const env = environmentOf(template, /^Applies queued readings/);
+    const made: string[] = [];
+    const region = { region: 'us-east-1' };
+    awsEstateDeps(
+      DEFAULT_CONFIG,
+      onFirstUse<EstateClients>({
+        s3: () => {
+          made.push('s3');
+          return new S3Client(region);
+        },
+        dynamodb: () => {
+          made.push('dynamodb');
+          return new DynamoDBClient(region);
+        },
+        sns: () => {
+          made.push('sns');
+          return new SNSClient(region);
+        },
+      }),
+      env,
+    );
+    expect(made.sort()).toEqual(['dynamodb', 's3', 'sns']);
+    const mappings = Object.values(template.findResources('AWS::Lambda::EventSourceMapping')).map(
+      (m) => m.Properties as { BatchSize: number; MaximumBatchingWindowInSeconds?: number },
+    );
+    expect(mappings.map((m) => [m.BatchSize, m.MaximumBatchingWindowInSeconds]).sort()).toEqual([
+      [1000, 20],
+      [10000, 300],
+    ]);
+  });
 
   it('tells the query function the hours Timestream answers for: its memory store retention', () => {
     const { template } = synthPipeline({
@@ -142,11 +185,11 @@ describe('construct props', () => {
       const lake = new Lake(stack, 'Lake');
       const alerts = new Alerts(stack, 'Alerts');
       const registry = new Registry(stack, 'Registry', { alerts, runtimeConfig: '{}' });
+      const estate = new EstateUpdates(stack, 'Estate', { registry, alerts, lake, runtimeConfig: '{}' });
       return new Ingest(stack, 'Ingest', {
         stage: 'dev',
         lake,
-        alerts,
-        registry,
+        estate,
         claims: new ReadingClaimsTable(stack, 'Claims'),
         runtimeConfig: '{}',
         ...props,
@@ -162,6 +205,22 @@ describe('construct props', () => {
     ],
     ['Ingest maxConcurrency', () => build.ingest({ maxConcurrency: 1 }), /Ingest: maxConcurrency .* got 1/],
     ['Ingest stage', () => build.ingest({ stage: 'Prod' }), /Ingest: stage .* got "Prod"/],
+    [
+      'EstateUpdates maxBatchingWindowSeconds',
+      () => {
+        const stack = emptyStack();
+        const alerts = new Alerts(stack, 'Alerts');
+        const registry = new Registry(stack, 'Registry', { alerts, runtimeConfig: '{}' });
+        new EstateUpdates(stack, 'Estate', {
+          registry,
+          alerts,
+          lake: new Lake(stack, 'Lake'),
+          runtimeConfig: '{}',
+          maxBatchingWindowSeconds: 301,
+        });
+      },
+      /EstateUpdates: maxBatchingWindowSeconds must be 0 to 300/,
+    ],
     [
       'Registry offlineCheckInterval',
       () => {

@@ -40,7 +40,8 @@ describe('PipelineStack (defaults)', () => {
     const provider = Object.keys(functions).filter((id) => id.startsWith('CustomS3AutoDeleteObjects'));
     expect(provider).toHaveLength(1);
     for (const id of provider) delete functions[id];
-    expect(Object.keys(functions)).toHaveLength(5);
+    // ingest, estate, http, query, offline, daily, compaction.
+    expect(Object.keys(functions)).toHaveLength(7);
     for (const fn of Object.values(functions)) {
       expect(fn.Properties).toMatchObject({ Runtime: 'nodejs24.x', Architectures: ['arm64'] });
       expect(fn.Properties.MemorySize).toBeGreaterThanOrEqual(128);
@@ -62,10 +63,27 @@ describe('PipelineStack (defaults)', () => {
 
   it('triggers the ingest function from the queue in batches with partial batch responses', () => {
     synth.template.hasResourceProperties('AWS::Lambda::EventSourceMapping', {
-      BatchSize: 100,
-      MaximumBatchingWindowInSeconds: 5,
+      EventSourceArn: { 'Fn::GetAtt': [Match.stringLikeRegexp('^IngestQueue'), 'Arn'] },
+      BatchSize: 1000,
+      MaximumBatchingWindowInSeconds: 20,
       FunctionResponseTypes: ['ReportBatchItemFailures'],
       ScalingConfig: { MaximumConcurrency: 5 },
+    });
+  });
+
+  it('triggers the estate function from its queue a 300 s window at a time, two at most, with partial batch responses', () => {
+    synth.template.hasResourceProperties('AWS::Lambda::EventSourceMapping', {
+      EventSourceArn: { 'Fn::GetAtt': [Match.stringLikeRegexp('^EstateQueue'), 'Arn'] },
+      BatchSize: 10_000,
+      MaximumBatchingWindowInSeconds: 300,
+      FunctionResponseTypes: ['ReportBatchItemFailures'],
+      ScalingConfig: { MaximumConcurrency: 2 },
+    });
+    // Six times the function's 2 minutes, plus the window; and a DLQ.
+    synth.template.hasResourceProperties('AWS::SQS::Queue', {
+      VisibilityTimeout: 6 * 120 + 300,
+      SqsManagedSseEnabled: true,
+      RedrivePolicy: { deadLetterTargetArn: Match.anyValue(), maxReceiveCount: 5 },
     });
   });
 
@@ -171,9 +189,11 @@ describe('PipelineStack (defaults)', () => {
         .flatMap((s) => [s.Action].flat())
         .filter((a) => a.startsWith('dynamodb:'))
         .sort(),
-    ).toEqual(['dynamodb:BatchGetItem', 'dynamodb:PutItem', 'dynamodb:PutItem']);
-    const publish = statements.find((s) => s.Action === 'sns:Publish');
-    expect(publish?.Resource).toEqual({ Ref: expect.stringMatching(/^AlertsTopic/) });
+    ).toEqual(['dynamodb:PutItem']);
+    // The registry and alerts are the estate function's: the ingest function only sends it each batch.
+    expect(statements.find((s) => s.Action === 'sns:Publish')).toBeUndefined();
+    const send = statements.find((s) => s.Action === 'sqs:SendMessage');
+    expect(send?.Resource).toEqual({ 'Fn::GetAtt': [expect.stringMatching(/^EstateQueue/), 'Arn'] });
   });
 
   it('keeps the device registry with point-in-time recovery and checks it for silent devices on a schedule', () => {
@@ -496,7 +516,12 @@ describe('PipelineStack (defaults)', () => {
   it('alarms to the alert topic on the DLQ, on each function and on rule failures', () => {
     const alarms = Object.values(synth.template.findResources('AWS::CloudWatch::Alarm'));
     expect(alarms.map((a) => a.Properties.MetricName).sort()).toEqual([
+      // The ingest and estate dead-letter queues.
       'ApproximateNumberOfMessagesVisible',
+      'ApproximateNumberOfMessagesVisible',
+      // Each of the seven functions.
+      'Errors',
+      'Errors',
       'Errors',
       'Errors',
       'Errors',

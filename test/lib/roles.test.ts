@@ -175,11 +175,22 @@ const ROLES: Record<string, RoleGrants> = {
         '<LakeBucket.Arn>/raw/*',
         '<LakeBucket.Arn>/readings/*',
         '<LakeBucket.Arn>/quarantine/*',
-        '<LakeBucket.Arn>/alerts/*',
       ]),
       allow('dynamodb:PutItem', '<ClaimsTable.Arn>'),
+      // Each batch's readings to the estate queue: no registry, no alert topic.
+      allow('sqs:SendMessage', '<EstateQueue.Arn>'),
+    ],
+  },
+  EstateFunctionServiceRole: {
+    trust: LAMBDA_TRUST,
+    managed: BASIC_EXECUTION,
+    statements: [
+      TRACING,
+      allow(['sqs:ReceiveMessage', 'sqs:DeleteMessage', 'sqs:GetQueueAttributes'], '<EstateQueue.Arn>'),
       allow(['dynamodb:BatchGetItem', 'dynamodb:PutItem'], '<RegistryTable.Arn>'),
       ...PUBLISH_ALERTS,
+      // The alert history: the alerts it raises.
+      allow('s3:PutObject', '<LakeBucket.Arn>/alerts/*'),
     ],
   },
   IngestRuleRole: {
@@ -276,6 +287,19 @@ const ROLES: Record<string, RoleGrants> = {
       ),
     ],
   },
+  // Intraday compaction: merges readings/ and raw/ objects in place, nothing else.
+  CompactionFunctionServiceRole: {
+    trust: LAMBDA_TRUST,
+    managed: BASIC_EXECUTION,
+    statements: [
+      TRACING,
+      allow(
+        ['s3:GetObject', 's3:PutObject', 's3:DeleteObject'],
+        ['<LakeBucket.Arn>/readings/*', '<LakeBucket.Arn>/raw/*'],
+      ),
+      allow('s3:ListBucket', '<LakeBucket.Arn>', prefixes('readings', 'readings/*', 'raw', 'raw/*')),
+    ],
+  },
   // The HTTP and query functions: their API key grants (the keys table) belong to the keys rewrite.
   HttpFunctionServiceRole: {
     trust: LAMBDA_TRUST,
@@ -311,10 +335,12 @@ const ROLES: Record<string, RoleGrants> = {
           glue('table/iot_pipeline_dev/quarantine'),
           glue('table/iot_pipeline_dev/curated_readings'),
           glue('table/iot_pipeline_dev/daily_uptime'),
+          glue('table/iot_pipeline_dev/raw'),
         ],
       ),
       // The tables the query API reads: the alert history and the quarantine (GET /v1/alerts,
-      // GET /v1/quarantine) besides readings and daily figures; never raw/.
+      // GET /v1/quarantine) besides readings and daily figures, and a device's last raw
+      // messages (GET /v1/devices/{id}/raw: payloads as the quarantine serves them).
       allow('s3:GetObject', [
         '<LakeBucket.Arn>/readings/*',
         '<LakeBucket.Arn>/curated/daily_metrics/*',
@@ -324,6 +350,7 @@ const ROLES: Record<string, RoleGrants> = {
         '<LakeBucket.Arn>/curated/readings/*',
         // GET /v1/estate's uptime.
         '<LakeBucket.Arn>/curated/daily_uptime/*',
+        '<LakeBucket.Arn>/raw/*',
       ]),
       allow(
         's3:ListBucket',
@@ -341,6 +368,8 @@ const ROLES: Record<string, RoleGrants> = {
           'quarantine/*',
           'curated/daily_uptime',
           'curated/daily_uptime/*',
+          'raw',
+          'raw/*',
         ),
       ),
     ],
@@ -475,6 +504,9 @@ describe('least privilege', () => {
       dailyPlan('d', '2026-01-01', '2026-01-02', 'temp').sql,
     ];
     expect(tablesRead(...api)).toEqual([...QUERY_API_TABLES].sort());
+    // GET /v1/devices/{id}/raw reads the raw table alone (granted to the query function above).
+    const { rawPlan } = await import('../../lambdas/core/api/raw.ts');
+    expect(tablesRead(rawPlan({ deviceId: 'd', from: 0, to: 3_600_000 }).sql)).toEqual(['raw']);
     const day = '2026-01-01';
     const uptime = dailyUptimeSelect(day, { offline: { severity: 'warning' }, deviceTypes: {} });
     expect(

@@ -181,6 +181,68 @@ describe('local runtime, end to end', () => {
       expect(stored.rows).toEqual([{ value: 30 }]);
     }, WAIT);
   });
+
+  it("answers a device's last raw messages newest first, each payload as it was sent", async () => {
+    const raw = (query = '', device = 'raw-1', key: string | null = API_KEY) =>
+      fetch(`http://127.0.0.1:${rt.httpPort}/v1/devices/${device}/raw${query}`, {
+        headers: key === null ? {} : { authorization: `Bearer ${key}` },
+      });
+    const sent = [
+      Buffer.from(JSON.stringify({ temp: 1 })),
+      Buffer.from([0x00, 0xff, 0x10, 0x80]),
+      Buffer.from(JSON.stringify({ temp: 3, label: 'é ✓' })),
+    ];
+    const client = await mqtt.connectAsync(`mqtt://127.0.0.1:${rt.mqttPort}`, { clientId: 'raw-1' });
+    try {
+      // One at a time, each in the lake before the next: their arrival order is the order sent.
+      for (const [i, payload] of sent.entries()) {
+        await client.publishAsync('dt/thermo/raw-1', payload, { qos: 1 });
+        await vi.waitFor(async () => {
+          const { rows } = await rt.query("SELECT count(*)::INTEGER AS n FROM raw WHERE device_id = 'raw-1'");
+          expect(rows[0]?.n).toBe(i + 1);
+        }, WAIT);
+      }
+    } finally {
+      await client.endAsync();
+    }
+    interface RawAnswer {
+      readonly rows: { payload: string; source: string; topic: string; warnings: string[]; decode: string }[];
+      readonly next?: string;
+    }
+    const first = await raw('?limit=2');
+    expect(first.status).toBe(200);
+    const page = (await first.json()) as RawAnswer;
+    const rest = (await (
+      await raw(`?limit=2&next=${encodeURIComponent(page.next ?? '')}`)
+    ).json()) as RawAnswer;
+    const rows = [...page.rows, ...rest.rows];
+    expect(rest.next).toBeUndefined();
+    expect(rows.map((r) => Buffer.from(r.payload, 'base64'))).toEqual([...sent].reverse());
+    expect(rows.map((r) => [r.source, r.topic, r.warnings])).toEqual(
+      sent.map(() => ['mqtt', 'dt/thermo/raw-1', []]),
+    );
+    expect(rows[0]?.decode).toBe(
+      `npm run cli -- decode --type thermo --base64 ${sent[2]?.toString('base64')}`,
+    );
+    // Another device's messages are not in it; an hour ago holds none; bad input is a 400 with a reason.
+    const other = (await (await raw('', 'dev-2')).json()) as RawAnswer;
+    // dev-2's three messages of the quarantine case above.
+    expect(other.rows.map((r) => r.topic)).toEqual(Array(3).fill('dt/thermo/dev-2'));
+    const hourAgo = (await (await raw(`?to=${Date.now() - 3_600_000}`)).json()) as RawAnswer;
+    expect(hourAgo.rows).toEqual([]);
+    for (const [query, device] of [
+      ['?limit=26', 'raw-1'],
+      [`?from=${Date.now() - 8 * 86_400_000}`, 'raw-1'],
+      ['', "raw-1'%20OR%20'1'='1"],
+    ]) {
+      const refused = await raw(query, device);
+      expect([refused.status, typeof ((await refused.json()) as { message?: string }).message]).toEqual([
+        400,
+        'string',
+      ]);
+    }
+    expect((await raw('', 'raw-1', null)).status).toBe(401);
+  });
 });
 
 describe('local runtime, failures', () => {

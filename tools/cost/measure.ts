@@ -13,7 +13,12 @@ import type { SQSEvent, SQSRecord } from 'aws-lambda';
 import { dynamodbKeyStore } from '../../lambdas/adapters/aws/dynamodb-keys.ts';
 import { dynamodbRegistry } from '../../lambdas/adapters/aws/dynamodb-registry.ts';
 import { KEY_CACHE_MS } from '../../lambdas/adapters/aws/gate.ts';
-import { awsIngestDeps, sqsIngestHandler } from '../../lambdas/adapters/aws/ingest-lambda.ts';
+import {
+  awsEstateDeps,
+  awsIngestDeps,
+  sqsEstateHandler,
+  sqsIngestHandler,
+} from '../../lambdas/adapters/aws/ingest-lambda.ts';
 import { sqsEnqueue } from '../../lambdas/adapters/aws/queue.ts';
 import { snsAlerts } from '../../lambdas/adapters/aws/sns-alerts.ts';
 import { createKey } from '../../lambdas/core/access/keys.ts';
@@ -29,10 +34,21 @@ import { formatOf } from '../../lambdas/core/formats/index.ts';
 import { applyLorawanRule } from '../../lambdas/core/formats/iot-lorawan.ts';
 import { applyTelemetryRule } from '../../lambdas/core/formats/mqtt-topic.ts';
 import { lorawanRuleName } from '../../lambdas/core/iot-names.ts';
+import { compactionUsage } from '../../lambdas/core/lake/compaction.ts';
 import { ENV } from '../../lambdas/env.ts';
 import type { PipelineConfig } from '../../lib/config.ts';
 import { NETWORKS, networkRequest, type SimulatedFormat } from '../simulator/bodies.ts';
 import { athenaPrices, chartViewBytes, chartViewDollars } from './chart.ts';
+import {
+  type AlternativeDesign,
+  basicIngestFloor,
+  type Crossover,
+  firehoseDesign,
+  kinesisCrossover,
+  kinesisDesign,
+  type LakeWrites,
+  lakeWrites,
+} from './designs.ts';
 import { CONSOLE_VIEW, consoleViewUsage, type EstateCall, measureEstateCalls } from './estate.ts';
 import { DEFAULT_LATENCY, meteredClients, type ServiceLatency } from './metered-aws.ts';
 import {
@@ -189,6 +205,40 @@ export interface CostReport {
     /** One console view: `GET /v1/estate` and a page of `GET /v1/devices` (API Gateway, Lambda, registry reads). */
     readonly dollarsPerView: number;
   };
+  /** The S3 objects the ingest path writes a day (PutObject calls counted, scaled to the fleet), all and by folder. */
+  readonly lake: LakeWrites;
+  /**
+   * Seconds from a message's arrival to its readings in the lake (the ingest window and
+   * invocation) and to its device's record and alerts (then the estate window and its
+   * invocation), over the messages run, as the event sources close batches.
+   */
+  readonly latency: { readonly lake: Percentiles; readonly estate: Percentiles };
+  /**
+   * IoT rule sources (MQTT, IoT Core for LoRaWAN): the designs a user would pick instead,
+   * priced from the same messages (`tools/cost/designs.ts`), and where a provisioned stream
+   * becomes cheaper than the queue.
+   */
+  readonly alternatives?: {
+    readonly firehose: AlternativeDesign;
+    readonly kinesis: AlternativeDesign;
+    /** MQTT: the rule and action without the messaging charge. */
+    readonly basicIngestFloor?: AlternativeDesign;
+    readonly crossover: Crossover;
+  };
+}
+
+export interface Percentiles {
+  readonly p50: number;
+  readonly p99: number;
+  readonly max: number;
+}
+
+/** p50, p99 and the largest of durations in ms, in seconds. */
+function percentiles(ms: readonly number[]): Percentiles {
+  const sorted = [...ms].sort((a, b) => a - b);
+  const at = (q: number) =>
+    (sorted[Math.min(sorted.length - 1, Math.ceil(q * sorted.length) - 1)] ?? 0) / 1000;
+  return { p50: at(0.5), p99: at(0.99), max: (sorted[sorted.length - 1] ?? 0) / 1000 };
 }
 
 /** Table names for the run; their key attributes (`pk`, `deviceId`, `id`) are those of lib/constructs/claims.ts, registry.ts and api-keys.ts. */
@@ -198,13 +248,27 @@ const TABLES = {
   keys: 'iot-pipeline-keys',
 };
 const ALERT_TOPIC_ARN = 'arn:aws:sns:us-east-1:123456789012:iot-pipeline-alerts';
-/** The ingest function's environment as the stack sets it (names from `lambdas/env.ts`). */
+const ESTATE_QUEUE_URL = 'https://sqs.us-east-1.amazonaws.com/123456789012/iot-pipeline-estate';
+/** The ingest and estate functions' environments as the stack sets them (names from `lambdas/env.ts`). */
 const RESOURCES = {
   [ENV.lakeBucket]: 'iot-pipeline-lake',
   [ENV.claimsTable]: TABLES.claims,
   [ENV.registryTable]: TABLES.registry,
   [ENV.alertTopicArn]: ALERT_TOPIC_ARN,
+  [ENV.estateQueueUrl]: ESTATE_QUEUE_URL,
 };
+/** The estate function's memory and its event source's batch size (lib/constructs/estate-updates.ts). */
+const ESTATE_MEMORY_MB = 512;
+const ESTATE_BATCH_SIZE = 10_000;
+/**
+ * Devices a run simulates at most. A larger fleet is run as a sample of this many at the
+ * same interval: the ingest batches still fill to their batch size (at 1,000 a batch and
+ * a 20 s window, 3,000 devices at one message a minute fill them) and the estate
+ * function's 6 MB invocations are scaled by the sample's share, so both see per message
+ * what the whole fleet's would; what is per fleet (connectivity, the offline Scan, the
+ * estate's listings) is scaled back to the fleet.
+ */
+export const SAMPLE_DEVICES = 3000;
 /** A certificate id as IoT Core's `principal()` gives it: 64 hex characters. */
 const PRINCIPAL = 'c'.repeat(64);
 const SQS_BATCH_CALL = 10;
@@ -244,16 +308,19 @@ export async function runCostModel(options: CostRunOptions): Promise<CostReport>
 async function meteredRun(options: CostRunOptions, decoders: Decoders): Promise<CostReport> {
   const { fleet, config, prices } = options;
   const latency = options.latency ?? DEFAULT_LATENCY;
-  // Enough messages for every device to report five times and for three batching windows.
-  const perSecond = (fleet.devices * 1000) / fleet.intervalMs;
+  // A fleet past SAMPLE_DEVICES runs as a sample of it: `share` of the fleet.
+  const sample: Fleet = { ...fleet, devices: Math.min(fleet.devices, SAMPLE_DEVICES) };
+  const share = sample.devices / fleet.devices;
+  // Enough messages for every device to report five times, and for three windows of
+  // the ingest batching and of the estate's.
+  const perSecond = (sample.devices * 1000) / sample.intervalMs;
+  const longestWindow = Math.max(
+    config.ingest.maxBatchingWindowSeconds,
+    config.estate.maxBatchingWindowSeconds,
+  );
   const total =
     options.messages ??
-    Math.round(
-      Math.min(
-        50_000,
-        Math.max(2_000, fleet.devices * 5, 3 * perSecond * config.ingest.maxBatchingWindowSeconds),
-      ),
-    );
+    Math.round(Math.min(60_000, Math.max(2_000, sample.devices * 5, 3 * perSecond * longestWindow)));
   const usage = emptyUsage();
   const meter = meteredClients(
     usage,
@@ -308,7 +375,8 @@ async function meteredRun(options: CostRunOptions, decoders: Decoders): Promise<
     logger,
   );
 
-  const messages = simulate(fleet, options.messageBytes, total, options.endAt ?? Date.now());
+  const estateHandler = sqsEstateHandler(awsEstateDeps(config, meter.clients, RESOURCES), logger);
+  const messages = simulate(sample, options.messageBytes, total, options.endAt ?? Date.now());
   let payloadBytes = 0;
   let batches = 0;
   let billedMs = 0;
@@ -316,15 +384,87 @@ async function meteredRun(options: CostRunOptions, decoders: Decoders): Promise<
   let batch: SQSRecord[] = [];
   let batchBytes = 0;
   let opened = 0;
-  const flush = async () => {
+  // The estate queue's event source: its deltas gathered for the estate window, or until
+  // 10,000 messages or the 6 MB an invocation takes (scaled to the sample's share).
+  const estateWindowMs = config.estate.maxBatchingWindowSeconds * 1000;
+  let deltas: SQSRecord[] = [];
+  let deltaBytes = 0;
+  let estateOpened = 0;
+  const estateRun = { invocations: 0, billedMs: 0, deltas: 0 };
+  // Arrival times of the messages whose readings wait in the estate queue, and how long
+  // each message took to reach the lake and the registry (the event sources close a batch
+  // when its window runs out, or when it is full).
+  let waiting: number[] = [];
+  let lastDeltaAt = 0;
+  const toLake: number[] = [];
+  const toEstate: number[] = [];
+  const flushEstate = async (trigger = Number.POSITIVE_INFINITY) => {
+    if (deltas.length === 0) return;
+    const records = deltas;
+    const times = waiting;
+    const full = records.length >= ESTATE_BATCH_SIZE || trigger === lastDeltaAt;
+    const closedAt = full ? lastDeltaAt : Math.min(trigger, estateOpened + estateWindowMs);
+    deltas = [];
+    waiting = [];
+    deltaBytes = 0;
+    for (let i = 0; i < records.length; i += SQS_BATCH_CALL) {
+      const bytes = records.slice(i, i + SQS_BATCH_CALL).reduce((n, r) => n + Buffer.byteLength(r.body), 0);
+      usage.sqsRequests += meteredUnits(bytes, prices.sqs.requestChunkBytes) + 1;
+    }
+    const started = performance.now();
+    const result = await estateHandler(
+      { Records: records } as SQSEvent,
+      lambdaContext(estateRun.invocations),
+    );
+    const ms = Math.ceil(performance.now() - started);
+    if (result.batchItemFailures.length > 0) {
+      throw new Error(
+        `the cost run's estate function failed ${result.batchItemFailures.length} updates: the model counts a pipeline that works`,
+      );
+    }
+    estateRun.invocations++;
+    estateRun.billedMs += ms;
+    estateRun.deltas += records.length;
+    for (const t of times) toEstate.push(closedAt + ms - t);
+    usage.lambdaRequests++;
+    usage.lambdaGbSeconds += lambdaGbSeconds(ms, ESTATE_MEMORY_MB);
+  };
+  /** The deltas the ingest function sent at `at` for messages that arrived at `times`, onto the estate's event source. */
+  const takeDeltas = async (at: number, times: readonly number[]) => {
+    const sent = meter.sent.splice(0, meter.sent.length).filter((m) => m.queueUrl === ESTATE_QUEUE_URL);
+    for (const [n, delta] of sent.entries()) {
+      const bytes = Buffer.byteLength(delta.body);
+      if (
+        deltas.length > 0 &&
+        (at - estateOpened >= estateWindowMs || deltaBytes + bytes > MAX_EVENT_BYTES * share)
+      ) {
+        await flushEstate(deltaBytes + bytes > MAX_EVENT_BYTES * share ? lastDeltaAt : at);
+      }
+      if (deltas.length === 0) estateOpened = at;
+      deltas.push(sqsRecord(delta.messageId, delta.body, at));
+      deltaBytes += bytes;
+      lastDeltaAt = at;
+      if (n === 0) waiting.push(...times);
+      if (deltas.length >= ESTATE_BATCH_SIZE) await flushEstate(at);
+    }
+  };
+  /** The ingest queue's SQS requests (the rule's sends, the event source mapping's receives and deletes): what a stream would replace. */
+  let ingestQueueRequests = 0;
+  let batchTimes: number[] = [];
+  const flush = async (at: number) => {
     if (batch.length === 0) return;
     const records = batch;
+    const times = batchTimes;
+    const full = records.length >= config.ingest.batchSize;
+    const closedAt = full ? (times[times.length - 1] ?? at) : Math.min(at, opened + windowMs);
     batch = [];
+    batchTimes = [];
     batchBytes = 0;
     // The event source mapping receives and deletes up to ten messages a call.
     for (let i = 0; i < records.length; i += SQS_BATCH_CALL) {
       const bytes = records.slice(i, i + SQS_BATCH_CALL).reduce((n, r) => n + Buffer.byteLength(r.body), 0);
       usage.sqsRequests += meteredUnits(bytes, prices.sqs.requestChunkBytes) + 1;
+      ingestQueueRequests += meteredUnits(bytes, prices.sqs.requestChunkBytes) + 1;
     }
     const started = performance.now();
     const result = await handler({ Records: records } as SQSEvent, lambdaContext(batches));
@@ -338,6 +478,8 @@ async function meteredRun(options: CostRunOptions, decoders: Decoders): Promise<
     billedMs += ms;
     usage.lambdaRequests++;
     usage.lambdaGbSeconds += lambdaGbSeconds(ms, config.ingest.memorySizeMb);
+    for (const t of times) toLake.push(closedAt + ms - t);
+    await takeDeltas(closedAt + ms, times);
   };
   const source = options.source ?? 'mqtt';
   const lorawanRule = lorawanRuleName(config.stage);
@@ -361,6 +503,7 @@ async function meteredRun(options: CostRunOptions, decoders: Decoders): Promise<
       usage.iotRulesTriggered++;
       usage.iotActions++;
       usage.sqsRequests += meteredUnits(Buffer.byteLength(body), prices.sqs.requestChunkBytes);
+      ingestQueueRequests += meteredUnits(Buffer.byteLength(body), prices.sqs.requestChunkBytes);
       return { id: `m-${message.index}`, body };
     }
     const frame = options.frames?.[message.index % options.frames.length];
@@ -384,6 +527,7 @@ async function meteredRun(options: CostRunOptions, decoders: Decoders): Promise<
       usage.iotRulesTriggered++;
       usage.iotActions++;
       usage.sqsRequests += meteredUnits(Buffer.byteLength(body), prices.sqs.requestChunkBytes);
+      ingestQueueRequests += meteredUnits(Buffer.byteLength(body), prices.sqs.requestChunkBytes);
       return { id: `m-${message.index}`, body };
     }
     // API Gateway, then the http function: the same request handling as the Lambda, enqueueing through SQS.
@@ -422,21 +566,29 @@ async function meteredRun(options: CostRunOptions, decoders: Decoders): Promise<
     }
     return queued;
   };
+  /** The bodies the front door hands the queue, by size: what an IoT rule's action would hand another service. */
+  const records = new Map<number, number>();
   for (const message of messages) {
     const { id, body } = await arrive(message);
+    const recordBytes = Buffer.byteLength(body);
+    records.set(recordBytes, (records.get(recordBytes) ?? 0) + 1);
     if (
       batch.length > 0 &&
       (batch.length >= config.ingest.batchSize ||
         message.time - opened >= windowMs ||
         batchBytes + body.length > MAX_EVENT_BYTES)
     ) {
-      await flush();
+      await flush(message.time);
     }
     if (batch.length === 0) opened = message.time;
     batch.push(sqsRecord(id, body, message.time));
+    batchTimes.push(message.time);
     batchBytes += body.length;
   }
-  await flush();
+  const end = messages[messages.length - 1]?.time ?? 0;
+  await flush(end);
+  // What the estate queue holds at the end goes in one last invocation (a window cut short: it coalesces less).
+  await flushEstate();
   const callsPerMessage = Object.fromEntries(
     [...meter.calls].sort(([a], [b]) => a.localeCompare(b)).map(([call, n]) => [call, n / messages.length]),
   );
@@ -455,9 +607,26 @@ async function meteredRun(options: CostRunOptions, decoders: Decoders): Promise<
     messages[messages.length - 1]?.time ?? 0,
   );
   const offlineMs = Math.ceil(performance.now() - offlineStarted);
-  const scanUnits = usage.dynamodbReadUnits - ingestUsage.dynamodbReadUnits;
+  // The sample's registry scanned; the fleet's is larger by the sample's share.
+  const scanUnits = (usage.dynamodbReadUnits - ingestUsage.dynamodbReadUnits) / share;
   const monthly = messagesPerMonth(fleet);
   const meanBytes = payloadBytes / messages.length;
+  // The intraday compaction of readings/ and raw/ (every 10 minutes, lib/constructs/compaction.ts),
+  // from the objects the run wrote: it grows with the messages, so its month is spread over them.
+  const lake = lakeWrites(meter.puts, messages.length, fleet);
+  const hourly = (prefix: string) => (lake.byPrefix[prefix]?.objectsPerDay ?? 0) / 24;
+  const storedPerHour = (prefix: string) =>
+    ((lake.byPrefix[prefix]?.objectsPerDay ?? 0) * (lake.byPrefix[prefix]?.averageBytes ?? 0)) / 24;
+  const compaction = compactionUsage({
+    batchesPerHour: hourly('readings/'),
+    bytesPerHour: storedPerHour('readings/') + storedPerHour('raw/'),
+    sourcesInUse: 1,
+  });
+  const ofRun = messages.length / monthly;
+  ingestUsage.s3Puts += (compaction.put + compaction.list) * ofRun;
+  ingestUsage.s3Gets += compaction.get * ofRun;
+  ingestUsage.lambdaRequests += compaction.runs * ofRun;
+  ingestUsage.lambdaGbSeconds += compaction.lambdaGbSeconds * ofRun;
 
   const design = (name: string, runUsage: Usage, fixed: number): DesignCost => {
     const perMillionUsage = perMillionMessages(runUsage, messages.length);
@@ -543,6 +712,25 @@ async function meteredRun(options: CostRunOptions, decoders: Decoders): Promise<
     });
   }
   const fixed = totalDollars(offlineLines);
+  // The designs a user would pick instead, behind the same IoT rule (Basic Ingest for MQTT).
+  const ruleInputs =
+    source === 'mqtt' || source === 'iot-lorawan'
+      ? {
+          fleet,
+          messages: messages.length,
+          records,
+          frontDoor: { ...floorUsage(), iotMessages: 0 },
+          pipeline: ingestUsage,
+          queueRequests: ingestQueueRequests,
+          fixedMonthly: totalDollars(connectivity),
+        }
+      : undefined;
+  const alternatives: CostReport['alternatives'] = ruleInputs && {
+    firehose: firehoseDesign(ruleInputs, prices),
+    kinesis: kinesisDesign(ruleInputs, prices),
+    ...(source === 'mqtt' ? { basicIngestFloor: basicIngestFloor(ruleInputs, prices) } : {}),
+    crossover: kinesisCrossover(ruleInputs, prices),
+  };
   const network = source === 'mqtt' ? undefined : NETWORKS[source];
   const title = formatOf(network?.source ?? source)?.title ?? source;
   const label = source === 'sigfox-form' ? `${title}, form body` : title;
@@ -593,5 +781,8 @@ async function meteredRun(options: CostRunOptions, decoders: Decoders): Promise<
     ...(options.codec === undefined ? {} : { codec: options.codec }),
     notes,
     ...(estate ? { estate } : {}),
+    lake,
+    latency: { lake: percentiles(toLake), estate: percentiles(toEstate) },
+    ...(alternatives ? { alternatives } : {}),
   };
 }

@@ -49,8 +49,18 @@ export interface Meter {
   readonly calls: CallCounts;
   /** The S3 objects put, by key (the last body written under each). */
   readonly objects: Map<string, Buffer>;
+  /**
+   * Every PutObject call, by the key's first folder (`readings/`, `raw/`, ...): how many
+   * and their body bytes, rewrites of a key included (each is a PUT on the bill).
+   */
+  readonly puts: Map<string, { objects: number; bytes: number }>;
   /** Timestream writes the same records would have cost written one per call. */
   readonly singleRecordWrites: { units: number };
+  /**
+   * The SQS messages sent (SendMessage, SendMessageBatch), in order, with the queue and
+   * id: what a consumer downstream (the estate function) is handed. A run takes them out.
+   */
+  readonly sent: { queueUrl: string; messageId: string; body: string }[];
   /**
    * The in-memory DynamoDB tables, by name, items by key: what a run left there, and
    * where a measurement puts items without metering their writes.
@@ -89,15 +99,24 @@ export function meteredClients(
 ): Meter {
   const calls: CallCounts = new Map();
   const objects = new Map<string, Buffer>();
+  const puts = new Map<string, { objects: number; bytes: number }>();
   const singleRecordWrites = { units: 0 };
   let sqsMessages = 0;
+  const sent: Meter['sent'] = [];
   const tables = new Map<string, Map<string, Item>>();
   const dynamodb = memoryDynamo(keys, usage, tables);
   const responders: Record<string, Responder> = {
     S3: (command, input) => {
       if (command !== 'PutObject') throw new Error(`the cost model does not answer S3 ${command}`);
       usage.s3Puts++;
-      objects.set(String(input.Key), Buffer.from(input.Body as Uint8Array));
+      const key = String(input.Key);
+      const body = Buffer.from(input.Body as Uint8Array);
+      objects.set(key, body);
+      const folder = key.includes('/') ? `${key.slice(0, key.indexOf('/'))}/` : key;
+      const put = puts.get(folder) ?? { objects: 0, bytes: 0 };
+      put.objects++;
+      put.bytes += body.length;
+      puts.set(folder, put);
       return { output: { ETag: '"metered"' }, latency: latency.s3 };
     },
     'Timestream Write': (command, input) => {
@@ -117,12 +136,27 @@ export function meteredClients(
       };
     },
     SQS: (command, input) => {
-      if (command !== 'SendMessage') throw new Error(`the cost model does not answer SQS ${command}`);
-      usage.sqsRequests += meteredUnits(
-        Buffer.byteLength(String(input.MessageBody)),
-        prices.sqs.requestChunkBytes,
-      );
-      return { output: { MessageId: `sqs-${++sqsMessages}` }, latency: latency.sqs };
+      const queueUrl = String(input.QueueUrl);
+      if (command === 'SendMessage') {
+        const body = String(input.MessageBody);
+        usage.sqsRequests += meteredUnits(Buffer.byteLength(body), prices.sqs.requestChunkBytes);
+        const messageId = `sqs-${++sqsMessages}`;
+        sent.push({ queueUrl, messageId, body });
+        return { output: { MessageId: messageId }, latency: latency.sqs };
+      }
+      if (command === 'SendMessageBatch') {
+        // One request per 64 KB chunk of the batch's messages together.
+        const entries = input.Entries as { Id: string; MessageBody: string }[];
+        const bytes = entries.reduce((n, e) => n + Buffer.byteLength(e.MessageBody), 0);
+        usage.sqsRequests += meteredUnits(bytes, prices.sqs.requestChunkBytes);
+        const successful = entries.map((e) => {
+          const messageId = `sqs-${++sqsMessages}`;
+          sent.push({ queueUrl, messageId, body: e.MessageBody });
+          return { Id: e.Id, MessageId: messageId };
+        });
+        return { output: { Successful: successful, Failed: [] }, latency: latency.sqs };
+      }
+      throw new Error(`the cost model does not answer SQS ${command}`);
     },
     DynamoDB: (command, input) => ({ output: dynamodb(command, input), latency: latency.dynamodb }),
     SNS: (command, input) => {
@@ -176,7 +210,7 @@ export function meteredClients(
       { step: 'initialize', name: 'costModelMeter', priority: 'high' },
     );
   }
-  return { usage, calls, objects, singleRecordWrites, tables, clients };
+  return { usage, calls, objects, puts, singleRecordWrites, sent, tables, clients };
 }
 
 type Item = Record<string, DynamoValue>;

@@ -28,7 +28,7 @@ export interface AwsPrices {
     readonly writesPerMillion: number;
     readonly writeMeteringBytes: number;
   };
-  readonly s3: { readonly putPerThousand: number };
+  readonly s3: { readonly putPerThousand: number; readonly getPerThousand: number };
   readonly sns: { readonly publishesPerMillion: number };
   readonly dynamodbOnDemand: {
     readonly writeRequestUnitsPerMillion: number;
@@ -39,6 +39,21 @@ export interface AwsPrices {
    * so optional; a `--prices` file may add it. Without it that line is reported as not priced.
    */
   readonly iotCoreLorawan?: { readonly uplinkMessagesPerMillion?: number };
+  /**
+   * Amazon Data Firehose ingestion, for the Firehose design next to the pipeline
+   * (`tools/cost/designs.ts`): optional; without it that design is reported as not priced.
+   */
+  readonly firehose?: { readonly ingestPerGb?: number; readonly recordRoundingBytes?: number };
+  /**
+   * Kinesis Data Streams in provisioned mode, for the Kinesis design next to the pipeline:
+   * not in the shared price list, so optional (our copy has it, with its source); without
+   * it that design is reported as not priced.
+   */
+  readonly kinesisDataStreams?: {
+    readonly shardHour?: number;
+    readonly putPayloadUnitsPerMillion?: number;
+    readonly putPayloadUnitBytes?: number;
+  };
 }
 
 /** Where a prices file puts the IoT Core for LoRaWAN uplink price (see {@link AwsPrices.iotCoreLorawan}). */
@@ -58,7 +73,7 @@ export function checkPrices(value: unknown): AwsPrices {
     sqs: ['requestsPerMillion', 'requestChunkBytes', 'maxMessagesPerBatchCall'],
     apiGatewayHttpApi: ['requestsPerMillion', 'requestMeteringBytes'],
     timestreamLiveAnalytics: ['writesPerMillion', 'writeMeteringBytes'],
-    s3: ['putPerThousand'],
+    s3: ['putPerThousand', 'getPerThousand'],
     sns: ['publishesPerMillion'],
     dynamodbOnDemand: ['writeRequestUnitsPerMillion', 'readRequestUnitsPerMillion'],
   };
@@ -76,6 +91,18 @@ export function checkPrices(value: unknown): AwsPrices {
     const price = lorawan?.uplinkMessagesPerMillion;
     if (price !== undefined && (typeof price !== 'number' || !(price >= 0)))
       throw new Error(`${LORAWAN_UPLINK_PRICE} must be a number of dollars per million uplinks, or left out`);
+  }
+  // The optional sections the alternative designs read: a number where given.
+  const optional: Record<string, readonly string[]> = {
+    firehose: ['ingestPerGb', 'recordRoundingBytes'],
+    kinesisDataStreams: ['shardHour', 'putPayloadUnitsPerMillion', 'putPayloadUnitBytes'],
+  };
+  for (const [service, keys] of Object.entries(optional)) {
+    for (const key of keys) {
+      const price = prices?.[service]?.[key];
+      if (price !== undefined && (typeof price !== 'number' || !(price >= 0)))
+        throw new Error(`${service}.${key} must be a number, or left out`);
+    }
   }
   return value as AwsPrices;
 }
@@ -122,7 +149,9 @@ const BILL = {
   lambdaRequests: { line: 'Lambda requests', price: (p: AwsPrices) => p.lambda.requestsPerMillion / 1e6 },
   /** The functions run on arm64. */
   lambdaGbSeconds: { line: 'Lambda GB-s (arm64)', price: (p: AwsPrices) => p.lambda.gbSecondArm64 },
+  /** PUT, COPY, POST and LIST requests are priced alike. */
   s3Puts: { line: 'S3 PUT', price: (p: AwsPrices) => p.s3.putPerThousand / 1000 },
+  s3Gets: { line: 'S3 GET', price: (p: AwsPrices) => p.s3.getPerThousand / 1000 },
   /** Timestream writes, in 1 KiB units. */
   timestreamWrites: {
     line: 'Timestream writes (1 KiB)',

@@ -162,7 +162,7 @@ export function dynamodbRegistry(
   }
 
   return {
-    get: (deviceIds) => batchGet(deviceIds, true),
+    get: (deviceIds, options) => batchGet(deviceIds, options?.consistent ?? true),
     async put(record, expectedVersion) {
       try {
         await client.send(

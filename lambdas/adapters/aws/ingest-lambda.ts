@@ -1,6 +1,6 @@
 /**
- * The ingest Lambda put together: the AWS adapters over injected SDK clients, and the
- * SQS batch handler with partial batch responses. `lambdas/handlers/ingest.ts` builds
+ * The ingest Lambda and the estate Lambda put together: the AWS adapters over injected
+ * SDK clients, and their SQS batch handlers with partial batch responses. `lambdas/handlers/ingest.ts` builds
  * it with real (traced) clients; the cost model (`tools/cost/measure.ts`) builds the same
  * thing over metered clients, so what it counts is what the Lambda sends.
  */
@@ -9,17 +9,21 @@ import type { Metrics } from '@aws-lambda-powertools/metrics';
 import type { DynamoDBClient } from '@aws-sdk/client-dynamodb';
 import type { S3Client } from '@aws-sdk/client-s3';
 import type { SNSClient } from '@aws-sdk/client-sns';
+import type { SQSClient } from '@aws-sdk/client-sqs';
 import type { TimestreamWriteClient } from '@aws-sdk/client-timestream-write';
 import type { Context, SQSBatchResponse, SQSEvent } from 'aws-lambda';
 import type { RuntimeConfig } from '../../core/config.ts';
 import type { Decoders } from '../../core/decoders/decoder.ts';
 import { buildDecoders } from '../../core/decoders/registry.ts';
 import { withAlertHistory } from '../../core/estate/alert-history.ts';
+import { applyDeltas, queueDeltas } from '../../core/estate/delta.ts';
+import type { EstateDeps } from '../../core/estate/update.ts';
 import { ingestBatch } from '../../core/ingest/batch.ts';
 import type { IngestDeps } from '../../core/ingest/write.ts';
 import { ENV, requireEnv } from '../../env.ts';
 import { dynamodbClaims } from './dynamodb-claims.ts';
 import { dynamodbRegistry } from './dynamodb-registry.ts';
+import { sqsDeltaQueue } from './estate-queue.ts';
 import { emfMetrics } from './metrics.ts';
 import { s3Store } from './s3-store.ts';
 import { snsAlerts } from './sns-alerts.ts';
@@ -33,8 +37,9 @@ import { timestreamSink } from './timestream-sink.ts';
 export interface IngestClients {
   readonly s3: S3Client;
   readonly dynamodb: DynamoDBClient;
-  readonly sns: SNSClient;
   readonly timestream: TimestreamWriteClient;
+  /** The estate queue's (the registry updates the estate function applies). */
+  readonly sqs: SQSClient;
 }
 
 /**
@@ -46,7 +51,7 @@ export interface IngestClients {
 export type IngestResources = Readonly<Record<string, string | undefined>>;
 
 /**
- * The ingest core's ports on AWS: S3, Timestream, DynamoDB (claims, registry), SNS. One
+ * The ingest core's ports on AWS: S3, Timestream, DynamoDB (claims), SQS (the estate queue). One
  * line per resource: its adapter over its client, named by its environment variable
  * (a missing one fails the cold start with its name). A new resource is one more line.
  */
@@ -70,12 +75,8 @@ export function awsIngestDeps(
     lake,
     timeseries: database && table ? timestreamSink(clients.timestream, database, table) : undefined,
     claims: dynamodbClaims(clients.dynamodb, name(ENV.claimsTable)),
-    estate: {
-      config,
-      registry: dynamodbRegistry(clients.dynamodb, name(ENV.registryTable)),
-      // Each alert is also kept in the lake (`alerts/`): both are tried, a failure of either retries.
-      publisher: withAlertHistory(snsAlerts(clients.sns, name(ENV.alertTopicArn)), lake),
-    },
+    // The registry and alerts are the estate function's: each batch's readings go to its queue.
+    estate: queueDeltas(sqsDeltaQueue(clients.sqs, name(ENV.estateQueueUrl))),
     ...(metrics ? { metrics: emfMetrics(metrics) } : {}),
     log: {
       quarantined: (q) =>
@@ -93,17 +94,63 @@ export function awsIngestDeps(
   };
 }
 
+/** The SDK clients of the estate function: the registry's, the alert topic's and the lake's (alert history). */
+export interface EstateClients {
+  readonly s3: S3Client;
+  readonly dynamodb: DynamoDBClient;
+  readonly sns: SNSClient;
+}
+
+/** The estate function's ports on AWS: the registry (DynamoDB), alerts (SNS) and their history (S3). */
+export function awsEstateDeps(
+  config: RuntimeConfig,
+  clients: EstateClients,
+  resources: IngestResources,
+): EstateDeps {
+  const name = (variable: string) => requireEnv(variable, resources);
+  return {
+    config,
+    registry: dynamodbRegistry(clients.dynamodb, name(ENV.registryTable)),
+    // Each alert is also kept in the lake (`alerts/`): both are tried, a failure of either retries.
+    publisher: withAlertHistory(
+      snsAlerts(clients.sns, name(ENV.alertTopicArn)),
+      s3Store(clients.s3, name(ENV.lakeBucket)),
+    ),
+  };
+}
+
 export type SqsHandler = (event: SQSEvent, context: Context) => Promise<SQSBatchResponse>;
 
 /** The SQS event handler: each record submitted to one {@link IngestBatch}, failures reported per message. */
 export function sqsIngestHandler(deps: IngestDeps, logger: Logger, metrics?: Metrics): SqsHandler {
+  return sqsBatchHandler((messages) => ingestBatch(messages, deps), logger, metrics);
+}
+
+/** The estate function's SQS handler: a window of deltas applied at once ({@link applyDeltas}). */
+export function sqsEstateHandler(deps: EstateDeps, logger: Logger): SqsHandler {
+  return sqsBatchHandler(async (messages) => {
+    const failures = await applyDeltas(messages, deps);
+    for (const [messageId, error] of failures)
+      logger.warn('estate update will be retried', { messageId, error: error.message });
+    logger.info('estate updated', { deltas: messages.length, failed: failures.size });
+    return failures;
+  }, logger);
+}
+
+/**
+ * An SQS batch handler over a batch-first core: the failures it returns are SQS's
+ * partial batch response.
+ */
+function sqsBatchHandler(
+  handle: (messages: { messageId: string; body: string }[]) => Promise<Map<string, Error>>,
+  logger: Logger,
+  metrics?: Metrics,
+): SqsHandler {
   return async (event, context) => {
     logger.addContext(context);
     try {
-      // Batch-first (see ingestBatch): the failures are SQS's partial batch response.
-      const failures = await ingestBatch(
+      const failures = await handle(
         event.Records.map((record) => ({ messageId: record.messageId, body: record.body })),
-        deps,
       );
       if (failures.size > 0 && failures.size === event.Records.length) {
         // As Powertools' processor does: a batch that failed whole fails the invocation,

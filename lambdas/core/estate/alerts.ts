@@ -8,7 +8,7 @@
 import type { Source } from '../formats/index.ts';
 import { formatOf } from '../formats/index.ts';
 import { own, setOwn } from '../ids.ts';
-import type { Reading } from '../reading.ts';
+import type { EstateReading, Reading } from '../reading.ts';
 import { mergeAttributes } from './attributes.ts';
 
 export type Comparison = '>' | '>=' | '<' | '<=' | '==' | '!=';
@@ -166,7 +166,7 @@ export function evaluateRule(
  */
 export function applyReadings(
   previous: DeviceRecord | undefined,
-  readings: readonly Reading[],
+  readings: readonly EstateReading[],
   rules: readonly AlertRule[],
 ): { record: DeviceRecord; events: AlertEvent[] } {
   const sorted = [...readings].sort((a, b) => a.time - b.time);

@@ -8,7 +8,7 @@
 
 import type { RuntimeConfig } from '../config.ts';
 import { own } from '../ids.ts';
-import type { Reading } from '../reading.ts';
+import type { EstateReading } from '../reading.ts';
 import {
   type AlertEvent,
   type AlertRule,
@@ -22,7 +22,15 @@ import type { EstatePage, EstateQuery, EstateTally, TallyQuery } from './registr
 
 /** The device registry: DynamoDB, or a DuckDB table locally. */
 export interface DeviceRegistry {
-  get(deviceIds: readonly string[]): Promise<Map<string, DeviceRecord>>;
+  /**
+   * The records of these devices. `consistent: false` may answer a record a moment old
+   * (DynamoDB's eventually consistent read, half the read units): fine wherever a write
+   * follows with `expectedVersion`, which then fails and reads again.
+   */
+  get(
+    deviceIds: readonly string[],
+    options?: { readonly consistent?: boolean },
+  ): Promise<Map<string, DeviceRecord>>;
   /**
    * Writes the record if the stored one still has `expectedVersion` (0: none stored);
    * resolves false when another writer came first.
@@ -65,11 +73,11 @@ export interface OfflineNotice {
  * and the events sent.
  */
 export async function updateEstate(
-  readings: readonly Reading[],
+  readings: readonly EstateReading[],
   deps: EstateDeps,
   offline: readonly OfflineNotice[] = [],
 ): Promise<{ failed: Map<string, Error>; events: AlertEvent[] }> {
-  const byDevice = new Map<string, Reading[]>();
+  const byDevice = new Map<string, EstateReading[]>();
   for (const reading of readings) {
     const list = byDevice.get(reading.deviceId);
     if (list) list.push(reading);
@@ -85,7 +93,8 @@ export async function updateEstate(
   if (byDevice.size === 0) return { failed, events };
   let records: Map<string, DeviceRecord>;
   try {
-    records = await deps.registry.get([...byDevice.keys()]);
+    // A stale record only costs a failed conditional write and a consistent read again.
+    records = await deps.registry.get([...byDevice.keys()], { consistent: false });
   } catch (error) {
     for (const id of byDevice.keys()) failed.set(id, error as Error);
     return { failed, events };

@@ -7,15 +7,15 @@
  * 1. Timestream first: identical records are idempotent there.
  * 2. `raw/` and `quarantine/` next: object keys are derived from the ids of the
  *    messages they hold, so a redelivered batch overwrites its own objects.
- * 3. The device registry and alerts: applying the same readings again changes nothing.
+ * 3. The device registry and alerts (or, on AWS, the estate queue that updates them):
+ *    applying the same readings again changes nothing.
  * 4. `readings/` last. A message that failed any step above is left out of the later
  *    ones and retried whole, so its readings reach the lake exactly once.
  *
  * Within a batch, the same device and reading key is stored once; across batches,
  * readings of networks that resend are claimed once (`claims.ts`).
  */
-import type { EstateDeps } from '../estate/update.ts';
-import { updateEstate } from '../estate/update.ts';
+import type { EstateSink } from '../estate/delta.ts';
 import { quarantineKey, rawKey, readingsKey } from '../lake/layout.ts';
 import { lakeTimestamp } from '../lake/tables.ts';
 import { type Reading, toNdjsonRows } from '../reading.ts';
@@ -38,8 +38,11 @@ export interface WriteDeps {
   readonly lake: ObjectStore;
   /** Absent when Timestream is switched off. */
   readonly timeseries?: TimeSeriesSink;
-  /** Device registry and alerts, updated once per device per batch; none when absent. */
-  readonly estate?: EstateDeps;
+  /**
+   * Device registry and alerts: updated once per device per batch (`applyNow`), or the
+   * readings queued for the estate function (`queueDeltas`); none when absent.
+   */
+  readonly estate?: EstateSink;
   /** Duplicate suppression across batches for networks that resend (Sigfox, The Things Stack). */
   readonly claims?: ReadingClaims;
   readonly metrics?: IngestMetrics;
@@ -131,12 +134,12 @@ export async function writeBatch(
     ),
   ]);
   if (deps.estate) {
-    // Before readings/: a device whose record could not be written fails its messages,
-    // which are then retried whole. Applying the same readings again changes nothing.
+    // Before readings/: a device whose update could not be made (or queued) fails its
+    // messages, which are then retried whole. Applying the same readings again changes nothing.
     const pending = rows.filter((r) => alive(r.messageId));
     // The network's offline signals (Sigfox's communication-loss error), beside the readings.
     const offline = outcomes.flatMap((o) => (o.offline && alive(o.messageId) ? [o.offline] : []));
-    const { failed } = await updateEstate(pending, deps.estate, offline);
+    const failed = await deps.estate.apply(pending, offline);
     for (const [deviceId, error] of failed) {
       fail(new Set(pending.filter((r) => r.deviceId === deviceId).map((r) => r.messageId)), error);
       fail(new Set(offline.filter((o) => o.deviceId === deviceId).map((o) => o.messageId)), error);

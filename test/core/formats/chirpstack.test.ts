@@ -4,6 +4,7 @@ import { afterAll, describe, expect, it } from 'vitest';
 import { validateRuntimeConfig } from '../../../lambdas/core/config.ts';
 import { applyReadings } from '../../../lambdas/core/estate/alerts.ts';
 import { MAX_ATTRIBUTES, mergeAttributes } from '../../../lambdas/core/estate/attributes.ts';
+import { applyNow } from '../../../lambdas/core/estate/delta.ts';
 import {
   CHIRPSTACK_EVENTS,
   deviceTypeOfProfile,
@@ -675,7 +676,7 @@ describe('tags into the registry', () => {
       publisher: { publish: async () => undefined },
       config: { alertRules: [], offline: { severity: 'warning' as const }, deviceTypes: {} },
     };
-    const deps = { config, lake: new MemoryStore(), claims: memoryClaims(), estate };
+    const deps = { config, lake: new MemoryStore(), claims: memoryClaims(), estate: applyNow(estate) };
     const first = await post(
       '/v1/chirpstack?event=up',
       fresh('up', (b) => {

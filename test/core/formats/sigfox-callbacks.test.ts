@@ -4,6 +4,7 @@
  * through the HTTP edge's core and the ingest path; the body readers' properties; and
  * hostile bodies, each answered 4xx with a reason or quarantined alone, never a 5xx.
  */
+
 import { readFileSync } from 'node:fs';
 import fc from 'fast-check';
 import { describe, expect, it } from 'vitest';
@@ -11,6 +12,7 @@ import { handleIngress } from '../../../lambdas/core/api/ingress.ts';
 import { validateRuntimeConfig } from '../../../lambdas/core/config.ts';
 import { jsonDecoder } from '../../../lambdas/core/decoders/json.ts';
 import { applyReadings, type DeviceRecord, signalOffline } from '../../../lambdas/core/estate/alerts.ts';
+import { applyNow } from '../../../lambdas/core/estate/delta.ts';
 import { updateEstate } from '../../../lambdas/core/estate/update.ts';
 import type { Envelope } from '../../../lambdas/core/formats/format.ts';
 import { InboundMessage } from '../../../lambdas/core/formats/format.ts';
@@ -253,8 +255,7 @@ describe('Sigfox DATA_ADVANCED callbacks', () => {
     expect(rows.filter((r) => r.metric === 'location.lat')).toHaveLength(1);
     // The estate: one message (seq 1237) after seq 1236, nothing lost; the advanced values join lastValues.
     const previous: DeviceRecord = {
-      ...applyReadings(undefined, [{ ...first, time: first.time - 60_000, seq: 1236, key: 'seq:1236' }], [])
-        .record,
+      ...applyReadings(undefined, [{ ...first, time: first.time - 60_000, seq: 1236 }], []).record,
     };
     const afterData = applyReadings(previous, [first], []).record;
     const afterAdvanced = applyReadings(afterData, [second], []).record;
@@ -317,10 +318,10 @@ describe('Sigfox STATUS and ERROR callbacks', () => {
     );
     const error = decoded((await call('POST', '/v1/sigfox', fixture('error.json'))).queued[0], 'm2');
     const lake = new MemoryStore();
-    expect(await writeBatch([data], { lake, estate })).toEqual(new Map());
-    expect(await writeBatch([error], { lake, estate })).toEqual(new Map());
+    expect(await writeBatch([data], { lake, estate: applyNow(estate) })).toEqual(new Map());
+    expect(await writeBatch([error], { lake, estate: applyNow(estate) })).toEqual(new Map());
     // Sigfox retries the callback: still one alert.
-    expect(await writeBatch([error], { lake, estate })).toEqual(new Map());
+    expect(await writeBatch([error], { lake, estate: applyNow(estate) })).toEqual(new Map());
     expect(published).toEqual(['offline raised']);
     expect(registry.records.get('1A2B3C')?.alerts.offline?.state).toBe('raised');
     // A device that spoke after the error was raised is not offline; one never seen has no record to mark.

@@ -155,6 +155,20 @@ describe('prices', () => {
   // The shared price list sits beside the repository in the workspace, not in a clone of it.
   const shared = new URL('../../../../shared/aws-prices.json', import.meta.url);
   it.skipIf(!existsSync(shared))('carries the same prices as the shared aws-prices.json', () => {
-    expect(JSON.parse(readFileSync(PRICES_FILE, 'utf8'))).toEqual(JSON.parse(readFileSync(shared, 'utf8')));
+    // Our copy adds what the shared list lacks (Kinesis Data Streams, for the Kinesis design), with its source.
+    const { kinesisDataStreams, ...ours } = JSON.parse(readFileSync(PRICES_FILE, 'utf8'));
+    const theirs = JSON.parse(readFileSync(shared, 'utf8'));
+    expect(ours).toEqual(theirs);
+    expect(theirs.kinesisDataStreams).toBeUndefined();
+    expect(kinesisDataStreams.about).toMatch(/aws\.amazon\.com\/kinesis\/data-streams\/pricing/);
+  });
+
+  it('takes the optional Kinesis and Firehose sections when they hold numbers', () => {
+    const listed = JSON.parse(readFileSync(PRICES_FILE, 'utf8'));
+    listed.kinesisDataStreams.shardHour = 'cheap';
+    expect(() => checkPrices(listed)).toThrow('kinesisDataStreams.shardHour must be a number');
+    delete listed.kinesisDataStreams;
+    delete listed.firehose;
+    expect(checkPrices(listed).kinesisDataStreams).toBeUndefined();
   });
 });

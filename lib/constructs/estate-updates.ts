@@ -1,0 +1,130 @@
+import { Duration, Names } from 'aws-cdk-lib';
+import * as iam from 'aws-cdk-lib/aws-iam';
+import type * as lambda from 'aws-cdk-lib/aws-lambda';
+import * as sqs from 'aws-cdk-lib/aws-sqs';
+import { Construct } from 'constructs';
+import { LAKE_PREFIXES } from '../../lambdas/core/lake/layout.ts';
+import { ENV } from '../../lambdas/env.ts';
+import type { Alerts } from './alerts.ts';
+import type { Lake } from './lake.ts';
+import { PipelineFunction } from './pipeline-function.ts';
+import type { Registry } from './registry.ts';
+
+export interface EstateUpdatesProps {
+  /** The device registry the function updates (last seen, last values, sequence gaps, alert states). */
+  readonly registry: Registry;
+  /** Where the function publishes threshold, lost-message and network offline alerts. */
+  readonly alerts: Alerts;
+  /** The lake: the function writes the alert history (`alerts/`). */
+  readonly lake: Lake;
+  /** The run-time config JSON (alert rules, offline severities), built into the function's bundle. */
+  readonly runtimeConfig: string;
+  /**
+   * Seconds the queue gathers updates before the function applies them. A device that
+   * reports every minute is read and written once per window: at 300 s, a fifth of the
+   * registry's units of one write per message; alerts wait up to the window.
+   *
+   * @default 300
+   */
+  readonly maxBatchingWindowSeconds?: number;
+  /**
+   * Updates (one per ingest batch, or a few) per invocation.
+   *
+   * @default 10000
+   */
+  readonly batchSize?: number;
+  /**
+   * Deliveries before an update moves to the dead-letter queue.
+   *
+   * @default 5
+   */
+  readonly maxReceiveCount?: number;
+}
+
+/**
+ * The estate's updates, queued (`lambdas/core/estate/delta.ts`): the ingest function sends
+ * each stored batch's readings to an encrypted SQS queue (a dead-letter queue behind it),
+ * and the estate function drains it with a long batching window, so each device's
+ * record is read and written once per window, not once per message. The function alone
+ * holds the registry's update rights, the alert topic's publish and the alert history's
+ * prefix; the ingest function gets only {@link EstateUpdates.grantSend}.
+ */
+export class EstateUpdates extends Construct {
+  readonly queue: sqs.Queue;
+  readonly deadLetterQueue: sqs.Queue;
+  readonly function: PipelineFunction;
+  /** The window the queue gathers updates in, seconds: the alert latency it costs. */
+  readonly maxBatchingWindowSeconds: number;
+
+  constructor(scope: Construct, id: string, props: EstateUpdatesProps) {
+    super(scope, id);
+    const window = props.maxBatchingWindowSeconds ?? 300;
+    const batchSize = props.batchSize ?? 10_000;
+    if (!Number.isInteger(window) || window < 0 || window > 300)
+      throw new Error(
+        `EstateUpdates: maxBatchingWindowSeconds must be 0 to 300 (SQS's limit), got ${window}`,
+      );
+    if (
+      !Number.isInteger(batchSize) ||
+      batchSize < 1 ||
+      batchSize > 10_000 ||
+      (batchSize > 10 && window === 0)
+    )
+      throw new Error(
+        `EstateUpdates: batchSize must be 1 to 10000, and at most 10 without a window (SQS's limits), got ${batchSize}`,
+      );
+    this.maxBatchingWindowSeconds = window;
+    const timeout = Duration.minutes(2);
+    this.deadLetterQueue = new sqs.Queue(this, 'DeadLetterQueue', {
+      encryption: sqs.QueueEncryption.SQS_MANAGED,
+      enforceSSL: true,
+      retentionPeriod: Duration.days(14),
+    });
+    this.queue = new sqs.Queue(this, 'Queue', {
+      encryption: sqs.QueueEncryption.SQS_MANAGED,
+      enforceSSL: true,
+      retentionPeriod: Duration.days(4),
+      // At least six times the function's timeout (AWS's rule for SQS triggers), plus the window.
+      visibilityTimeout: Duration.seconds(timeout.toSeconds() * 6 + window),
+      deadLetterQueue: { queue: this.deadLetterQueue, maxReceiveCount: props.maxReceiveCount ?? 5 },
+    });
+    this.function = new PipelineFunction(this, 'Function', {
+      handler: 'estate',
+      description: 'Applies queued readings to the device registry and raises alerts',
+      memorySize: 512,
+      timeout,
+      runtimeConfig: props.runtimeConfig,
+    });
+    this.function.addEventSourceMapping(`SqsEventSource:${Names.nodeUniqueId(this.queue.node)}`, {
+      eventSourceArn: this.queue.queueArn,
+      batchSize,
+      maxBatchingWindow: window > 0 ? Duration.seconds(window) : undefined,
+      reportBatchItemFailures: true,
+      // Two at most: fewer functions writing the same devices' records at once (each
+      // conflict is a failed conditional write and a read again).
+      maxConcurrency: 2,
+    });
+    iam.Grant.addToPrincipal({
+      grantee: this.function,
+      actions: ['sqs:ReceiveMessage', 'sqs:DeleteMessage', 'sqs:GetQueueAttributes'],
+      resourceArns: [this.queue.queueArn],
+    });
+    props.registry.grantUpdate(this.function);
+    props.alerts.grantPublish(this.function);
+    // alerts/: the alert history, one object per alert event the function publishes.
+    props.lake.grantWrite(this.function, [LAKE_PREFIXES.alerts]);
+  }
+
+  /**
+   * Lets a function send updates (the ingest function): sqs:SendMessage on the queue and
+   * nothing else, and names the queue in its environment (`ESTATE_QUEUE_URL`).
+   */
+  grantSend(fn: lambda.Function): void {
+    iam.Grant.addToPrincipal({
+      grantee: fn,
+      actions: ['sqs:SendMessage'],
+      resourceArns: [this.queue.queueArn],
+    });
+    fn.addEnvironment(ENV.estateQueueUrl, this.queue.queueUrl);
+  }
+}

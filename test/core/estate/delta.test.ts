@@ -1,0 +1,284 @@
+import { randomBytes } from 'node:crypto';
+import { gzipSync } from 'node:zlib';
+import fc from 'fast-check';
+import { describe, expect, it } from 'vitest';
+import type { AlertEvent, AlertRule, DeviceRecord } from '../../../lambdas/core/estate/alerts.ts';
+import {
+  applyDeltas,
+  applyNow,
+  DeltaError,
+  decodeDelta,
+  encodeDeltas,
+  MAX_DELTA_BYTES,
+  queueDeltas,
+} from '../../../lambdas/core/estate/delta.ts';
+import type { EstateDeps } from '../../../lambdas/core/estate/update.ts';
+import { writeBatch } from '../../../lambdas/core/ingest/write.ts';
+import type { Reading } from '../../../lambdas/core/reading.ts';
+import { MemoryStore, memoryRegistry, NOW } from '../../support/fakes.ts';
+
+const MIN = 60_000;
+const hot: AlertRule = {
+  name: 'hot',
+  metric: 'temp',
+  comparison: '>',
+  threshold: 30,
+  forMs: 0,
+  hysteresis: 2,
+  severity: 'critical',
+};
+
+function reading(deviceId: string, time: number, temp: number, seq?: number): Reading {
+  return {
+    deviceId,
+    deviceType: 'thermo',
+    time,
+    receivedAt: time + 500,
+    source: 'mqtt',
+    messageId: `m-${deviceId}-${time}`,
+    metrics: { temp, note: 'ok', door: false },
+    key: seq === undefined ? `t:${time}` : `seq:${seq}`,
+    ...(seq === undefined ? {} : { seq }),
+  };
+}
+
+function estateOf(): { deps: EstateDeps; registry: ReturnType<typeof memoryRegistry>; events: AlertEvent[] } {
+  const registry = memoryRegistry();
+  const events: AlertEvent[] = [];
+  return {
+    registry,
+    events,
+    deps: {
+      registry,
+      publisher: { publish: async (e) => void events.push(...e) },
+      config: { alertRules: [hot], offline: { severity: 'warning' }, deviceTypes: {} },
+    },
+  };
+}
+
+/** A record without what differs by how often it was written. */
+const settled = (record: DeviceRecord | undefined) => record && { ...record, version: 0 };
+const eventKey = (e: AlertEvent) => `${e.deviceId} ${e.rule} ${e.state} ${e.time}`;
+
+describe('encodeDeltas and decodeDelta', () => {
+  it('round-trips what the estate reads of each reading, and nothing it does not', () => {
+    const readings = [reading('a', NOW, 20, 7), reading('b', NOW + 1, 31)];
+    const [delta, ...more] = encodeDeltas(readings, [{ deviceId: 'c', at: NOW }]);
+    expect(more).toEqual([]);
+    expect(delta?.devices.sort()).toEqual(['a', 'b', 'c']);
+    const decoded = decodeDelta(delta?.body ?? '');
+    expect(decoded.offline).toEqual([{ deviceId: 'c', at: NOW }]);
+    expect(decoded.readings).toEqual(
+      readings.map(({ messageId: _m, key: _k, receivedAt: _r, ...estate }) => estate),
+    );
+  });
+
+  it('splits a batch into bodies under the limit, each reading in exactly one, a device kept whole where it fits', () => {
+    fc.assert(
+      fc.property(
+        fc.array(fc.tuple(fc.integer({ min: 0, max: 30 }), fc.integer({ min: 0, max: 10_000 })), {
+          maxLength: 400,
+        }),
+        fc.integer({ min: 2_000, max: 20_000 }),
+        (pairs, maxBytes) => {
+          const readings = pairs.map(([device, t], i) => reading(`d-${device}`, NOW + t * 1000 + i, 20));
+          const deltas = encodeDeltas(readings, [], maxBytes);
+          for (const d of deltas) expect(d.body.length).toBeLessThanOrEqual(maxBytes);
+          const back = deltas.flatMap((d) =>
+            decodeDelta(d.body).readings.map((r) => `${r.deviceId}@${r.time}`),
+          );
+          expect(back.sort()).toEqual(readings.map((r) => `${r.deviceId}@${r.time}`).sort());
+          for (const d of deltas)
+            for (const r of decodeDelta(d.body).readings) expect(d.devices).toContain(r.deviceId);
+        },
+      ),
+      { numRuns: 60 },
+    );
+  });
+
+  it('refuses a reading too large for any body, rather than sending a body SQS would refuse', () => {
+    // Random text does not compress: the body is larger than the limit.
+    const blob = randomBytes(MAX_DELTA_BYTES).toString('base64');
+    const big = { ...reading('a', NOW, 1), metrics: { blob } };
+    expect(() => encodeDeltas([big], [])).toThrow(RangeError);
+  });
+
+  it.each([
+    ['text that is not base64 gzip', 'hello'],
+    [
+      'gzip JSON of another version',
+      gzipSync(JSON.stringify({ v: 2, readings: [], offline: [] })).toString('base64'),
+    ],
+    [
+      'readings that are not an array',
+      gzipSync(JSON.stringify({ v: 1, readings: {}, offline: [] })).toString('base64'),
+    ],
+    [
+      'a device id that could name a key elsewhere',
+      gzipSync(
+        JSON.stringify({ v: 1, readings: [{ ...reading('a', NOW, 1), deviceId: '../x' }], offline: [] }),
+      ).toString('base64'),
+    ],
+    [
+      'a time that is not epoch milliseconds',
+      gzipSync(
+        JSON.stringify({ v: 1, readings: [{ ...reading('a', NOW, 1), time: 'now' }], offline: [] }),
+      ).toString('base64'),
+    ],
+    [
+      'a metric value that is an object',
+      gzipSync(
+        JSON.stringify({
+          v: 1,
+          readings: [{ ...reading('a', NOW, 1), metrics: { x: { y: 1 } } }],
+          offline: [],
+        }),
+      ).toString('base64'),
+    ],
+    [
+      'an unknown source',
+      gzipSync(
+        JSON.stringify({ v: 1, readings: [{ ...reading('a', NOW, 1), source: 'ftp' }], offline: [] }),
+      ).toString('base64'),
+    ],
+    [
+      'a gzip bomb (past 16 MiB once inflated)',
+      gzipSync(Buffer.alloc(20 * 1024 * 1024, 32)).toString('base64'),
+    ],
+  ])('refuses %s with a DeltaError', (_, body) => {
+    expect(() => decodeDelta(body)).toThrow(DeltaError);
+  });
+});
+
+describe('the estate queued, against the estate applied at once', () => {
+  it('leaves every record and raises every alert as applying each ingest batch at once does, whatever the windows, retries included', async () => {
+    await fc.assert(
+      fc.asyncProperty(
+        // Each device's temperatures a minute apart; cut into ingest batches, and the deltas into estate windows.
+        fc.array(fc.array(fc.integer({ min: 20, max: 40 }), { minLength: 1, maxLength: 12 }), {
+          minLength: 1,
+          maxLength: 6,
+        }),
+        fc.integer({ min: 1, max: 5 }),
+        fc.integer({ min: 1, max: 8 }),
+        fc.boolean(),
+        async (devices, perBatch, perWindow, retry) => {
+          const all = devices.flatMap((temps, d) =>
+            temps.map((t, i) => reading(`d${d}`, NOW + i * MIN, t, i + 1)),
+          );
+          const minutes = Math.max(...devices.map((t) => t.length));
+          const batches = Array.from({ length: Math.ceil(minutes / perBatch) }, (_, b) =>
+            all.filter((r) => r.time >= NOW + b * perBatch * MIN && r.time < NOW + (b + 1) * perBatch * MIN),
+          );
+          const now = estateOf();
+          for (const batch of batches) expect(await applyNow(now.deps).apply(batch, [])).toEqual(new Map());
+
+          const later = estateOf();
+          const sent: string[] = [];
+          const sink = queueDeltas({
+            send: async (bodies) => {
+              sent.push(...bodies);
+              return new Map();
+            },
+          });
+          for (const batch of batches) expect(await sink.apply(batch, [])).toEqual(new Map());
+          const messages = sent.map((body, i) => ({ messageId: `q-${i}`, body }));
+          for (let i = 0; i < messages.length; i += perWindow) {
+            const window = messages.slice(i, i + perWindow);
+            expect(await applyDeltas(window, later.deps)).toEqual(new Map());
+            // SQS delivers at least once: the same window again changes nothing.
+            if (retry) expect(await applyDeltas(window, later.deps)).toEqual(new Map());
+          }
+          for (const [id, record] of now.registry.records)
+            expect(settled(later.registry.records.get(id))).toEqual(settled(record));
+          expect(later.registry.records.size).toBe(now.registry.records.size);
+          expect(later.events.map(eventKey).sort()).toEqual(now.events.map(eventKey).sort());
+        },
+      ),
+      { numRuns: 80 },
+    );
+  });
+
+  it('writes each device once per window: five messages a device, one read and one write', async () => {
+    const estate = estateOf();
+    const sent: string[] = [];
+    const sink = queueDeltas({
+      send: async (bodies) => {
+        sent.push(...bodies);
+        return new Map();
+      },
+    });
+    for (let minute = 0; minute < 5; minute++)
+      await sink.apply(
+        Array.from({ length: 10 }, (_, d) => reading(`d${d}`, NOW + minute * MIN, 20)),
+        [],
+      );
+    expect(sent).toHaveLength(5);
+    await applyDeltas(
+      sent.map((body, i) => ({ messageId: `q-${i}`, body })),
+      estate.deps,
+    );
+    expect(estate.registry.puts).toBe(10);
+  });
+});
+
+describe('failures stay with what they belong to', () => {
+  it('fails only the deltas that could not be read, or that carry a device whose record could not be written', async () => {
+    const estate = estateOf();
+    const put = estate.registry.put.bind(estate.registry);
+    estate.registry.put = async (record, expected) => {
+      if (record.deviceId === 'broken') throw new Error('throttled');
+      return put(record, expected);
+    };
+    const [good] = encodeDeltas([reading('a', NOW, 20)], []);
+    const [mixed] = encodeDeltas([reading('b', NOW, 20), reading('broken', NOW, 20)], []);
+    const failures = await applyDeltas(
+      [
+        { messageId: 'good', body: good?.body ?? '' },
+        { messageId: 'mixed', body: mixed?.body ?? '' },
+        { messageId: 'junk', body: 'not a delta' },
+      ],
+      estate.deps,
+    );
+    expect([...failures.keys()].sort()).toEqual(['junk', 'mixed']);
+    expect(failures.get('junk')).toBeInstanceOf(DeltaError);
+    expect(failures.get('mixed')?.message).toBe('throttled');
+    // b was written: the retried delta applies it again, which changes nothing.
+    expect([...estate.registry.records.keys()].sort()).toEqual(['a', 'b']);
+  });
+
+  it('fails the devices of the bodies the queue did not take, with its reason, and every device when it throws', async () => {
+    const readings = Array.from({ length: 40 }, (_, d) => reading(`d${d}`, NOW, 20));
+    const refused = await queueDeltas({
+      send: async (bodies) => new Map(bodies.length > 1 ? [[1, new Error('SQS refused it')]] : []),
+    }).apply(readings, []);
+    const split = encodeDeltas(readings, []);
+    expect(new Set(refused.keys())).toEqual(new Set(split.length > 1 ? split[1]?.devices : []));
+
+    const down = await queueDeltas({
+      send: async () => {
+        throw new Error('SQS is down');
+      },
+    }).apply(readings, [{ deviceId: 'gone', at: NOW }]);
+    expect(down.size).toBe(41);
+    expect(down.get('gone')?.message).toBe('SQS is down');
+  });
+
+  it('does not store the readings of a message whose update the queue did not take: the message is retried whole', async () => {
+    const lake = new MemoryStore();
+    const estate = queueDeltas({
+      send: async () => {
+        throw new Error('SQS is down');
+      },
+    });
+    const outcome = {
+      messageId: 'm1',
+      receivedAt: NOW,
+      readings: [reading('a', NOW, 20)].map((r) => ({ ...r, messageId: 'm1' })),
+      quarantine: [],
+    };
+    const failures = await writeBatch([outcome], { lake, estate });
+    expect([...failures.keys()]).toEqual(['m1']);
+    expect(lake.lines('readings/')).toEqual([]);
+  });
+});
