@@ -27,8 +27,8 @@ export const ENV = {
   glueDatabase: 'GLUE_DATABASE',
   /** URL of the SQS ingest queue the HTTP function enqueues to. */
   ingestQueueUrl: 'INGEST_QUEUE_URL',
-  /** URL of the SQS estate queue: the ingest function sends each batch's readings there for the estate function. */
-  estateQueueUrl: 'ESTATE_QUEUE_URL',
+  /** URLs of the SQS estate queues, one per shard, comma-separated: the ingest function sends each batch's readings there for the estate function. */
+  estateQueueUrls: 'ESTATE_QUEUE_URLS',
   /** Name of the ingest function, whose metrics (messages, quarantined) `GET /v1/estate` reads. */
   ingestFunctionName: 'INGEST_FUNCTION_NAME',
   /** DynamoDB table of the HTTP API's keys (hashes, scopes, devices). */

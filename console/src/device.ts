@@ -5,7 +5,7 @@
  * quarantined ones with their reason (messages.ts). Refreshed every few seconds.
  */
 import type { Api } from './api.ts';
-import { lineChart } from './chart.ts';
+import { type ChartElement, lineChart } from './chart.ts';
 import { ago, formatValue, h } from './dom.ts';
 import { showError } from './estate.ts';
 import { deviceMessages } from './messages.ts';
@@ -228,6 +228,11 @@ function latestValues(device: DeviceSummary) {
   ];
 }
 
+/**
+ * The charts of the chosen metrics, each drawn as soon as its series arrives (in place of
+ * the metric's chart as drawn before, so a refresh does not flicker), and the daily band
+ * when its figures arrive. `#charts[data-drawn]` is set when every metric's chart is drawn.
+ */
 async function drawCharts(
   api: Api,
   id: string,
@@ -238,34 +243,51 @@ async function drawCharts(
   const to = Date.now();
   const from = to - chosen.rangeMs;
   const metrics = [...chosen.metrics].sort();
-  const [series, days] = await Promise.all([
-    Promise.all(metrics.map((m) => metricSeries(api, id, m, from, to))),
-    api.get<QueryPage<DailyRow>>(`/v1/devices/${encodeURIComponent(id)}/daily`, {
+  const days = api
+    .get<QueryPage<DailyRow>>(`/v1/devices/${encodeURIComponent(id)}/daily`, {
       from: to - 30 * 86_400_000,
       to,
       limit: 1000,
-    }),
-  ]);
-  if (signal.aborted) return;
-  for (const chart of charts.querySelectorAll<HTMLElement & { chart?: { destroy(): void } }>('.chart'))
-    chart.chart?.destroy();
-  charts.replaceChildren(
-    ...(metrics.length === 0 ? [h('p', {}, 'Choose a metric.')] : []),
-    ...metrics.map((metric, i) => {
-      const line = series[i] ?? { times: [], values: [[]], names: [metric], bucketed: false };
+    })
+    .then((answer) => {
+      if (!signal.aborted) drawDaily(daily, metrics, answer.rows);
+    });
+  const drawn = new Map<string, ChartElement>();
+  for (const chart of charts.querySelectorAll<ChartElement>('figure.chart'))
+    if (chart.dataset.metric !== undefined) drawn.set(chart.dataset.metric, chart);
+  for (const [metric, chart] of drawn)
+    if (!metrics.includes(metric)) {
+      chart.chart?.destroy();
+      drawn.delete(metric);
+    }
+  // A metric not drawn yet holds its place until its series arrives.
+  const slots = metrics.map((m) => drawn.get(m) ?? h('figure', { class: 'chart', 'aria-busy': 'true' }));
+  charts.replaceChildren(...(metrics.length === 0 ? [h('p', {}, 'Choose a metric.')] : []), ...slots);
+  const lines = Promise.all(
+    metrics.map(async (metric, i) => {
+      const line = await metricSeries(api, id, metric, from, to);
+      const slot = slots[i] as ChartElement;
+      // Aborted, or another draw took the place (a refresh and a change at once): its chart is drawn there.
+      if (signal.aborted || !slot.isConnected) return;
       const chart = lineChart(line.bucketed ? `${metric} (min, max and average per bucket)` : metric, {
         label: metric,
         ...line,
       });
       chart.dataset.source = line.bucketed ? 'series' : 'readings';
-      return chart;
+      slot.replaceWith(chart);
+      slot.chart?.destroy();
+      slots[i] = chart;
     }),
-  );
-  charts.dataset.drawn = String(Date.now());
-  for (const chart of daily.querySelectorAll<HTMLElement & { chart?: { destroy(): void } }>('.chart'))
-    chart.chart?.destroy();
+  ).then(() => {
+    if (!signal.aborted) charts.dataset.drawn = String(Date.now());
+  });
+  await Promise.all([lines, days]);
+}
+
+function drawDaily(daily: HTMLElement, metrics: readonly string[], rows: readonly DailyRow[]) {
+  for (const chart of daily.querySelectorAll<ChartElement>('.chart')) chart.chart?.destroy();
   const byMetric = new Map<string, DailyRow[]>();
-  for (const row of days.rows) byMetric.set(row.metric, [...(byMetric.get(row.metric) ?? []), row]);
+  for (const row of rows) byMetric.set(row.metric, [...(byMetric.get(row.metric) ?? []), row]);
   daily.replaceChildren(
     ...(byMetric.size === 0 ? [h('p', {}, 'No daily figures yet.')] : []),
     ...metrics

@@ -1,8 +1,9 @@
-import { Duration, Names } from 'aws-cdk-lib';
+import { Duration, Fn, Names } from 'aws-cdk-lib';
 import * as iam from 'aws-cdk-lib/aws-iam';
 import type * as lambda from 'aws-cdk-lib/aws-lambda';
 import * as sqs from 'aws-cdk-lib/aws-sqs';
 import { Construct } from 'constructs';
+import { MAX_SHARDS } from '../../lambdas/core/estate/delta.ts';
 import { LAKE_PREFIXES } from '../../lambdas/core/lake/layout.ts';
 import { ENV } from '../../lambdas/env.ts';
 import type { Alerts } from './alerts.ts';
@@ -39,6 +40,15 @@ export interface EstateUpdatesProps {
    * @default 5
    */
   readonly maxReceiveCount?: number;
+  /**
+   * Queues a device's updates are spread over by its id (1 to 16). An invocation takes at
+   * most 6 MB of updates (about 75,000 readings of 200-byte messages), so a large fleet's
+   * window is cut short and coalesces less: `iot-pipeline cost --devices N` says how many
+   * shards keep the whole window (8 for 100,000 devices at one message a minute).
+   *
+   * @default 1
+   */
+  readonly shards?: number;
 }
 
 /**
@@ -50,7 +60,8 @@ export interface EstateUpdatesProps {
  * prefix; the ingest function gets only {@link EstateUpdates.grantSend}.
  */
 export class EstateUpdates extends Construct {
-  readonly queue: sqs.Queue;
+  /** The queues, one per shard: a device's updates always go to `queues[shardOf(id)]`. */
+  readonly queues: sqs.Queue[];
   readonly deadLetterQueue: sqs.Queue;
   readonly function: PipelineFunction;
   /** The window the queue gathers updates in, seconds: the alert latency it costs. */
@@ -73,6 +84,9 @@ export class EstateUpdates extends Construct {
       throw new Error(
         `EstateUpdates: batchSize must be 1 to 10000, and at most 10 without a window (SQS's limits), got ${batchSize}`,
       );
+    const shards = props.shards ?? 1;
+    if (!Number.isInteger(shards) || shards < 1 || shards > MAX_SHARDS)
+      throw new Error(`EstateUpdates: shards must be 1 to ${MAX_SHARDS}, got ${shards}`);
     this.maxBatchingWindowSeconds = window;
     const timeout = Duration.minutes(2);
     this.deadLetterQueue = new sqs.Queue(this, 'DeadLetterQueue', {
@@ -80,14 +94,19 @@ export class EstateUpdates extends Construct {
       enforceSSL: true,
       retentionPeriod: Duration.days(14),
     });
-    this.queue = new sqs.Queue(this, 'Queue', {
-      encryption: sqs.QueueEncryption.SQS_MANAGED,
-      enforceSSL: true,
-      retentionPeriod: Duration.days(4),
-      // At least six times the function's timeout (AWS's rule for SQS triggers), plus the window.
-      visibilityTimeout: Duration.seconds(timeout.toSeconds() * 6 + window),
-      deadLetterQueue: { queue: this.deadLetterQueue, maxReceiveCount: props.maxReceiveCount ?? 5 },
-    });
+    // Shard 0 is `Queue`, as with one shard; the others `Queue1`, `Queue2`...
+    this.queues = Array.from(
+      { length: shards },
+      (_, shard) =>
+        new sqs.Queue(this, shard === 0 ? 'Queue' : `Queue${shard}`, {
+          encryption: sqs.QueueEncryption.SQS_MANAGED,
+          enforceSSL: true,
+          retentionPeriod: Duration.days(4),
+          // At least six times the function's timeout (AWS's rule for SQS triggers), plus the window.
+          visibilityTimeout: Duration.seconds(timeout.toSeconds() * 6 + window),
+          deadLetterQueue: { queue: this.deadLetterQueue, maxReceiveCount: props.maxReceiveCount ?? 5 },
+        }),
+    );
     this.function = new PipelineFunction(this, 'Function', {
       handler: 'estate',
       description: 'Applies queued readings to the device registry and raises alerts',
@@ -95,19 +114,22 @@ export class EstateUpdates extends Construct {
       timeout,
       runtimeConfig: props.runtimeConfig,
     });
-    this.function.addEventSourceMapping(`SqsEventSource:${Names.nodeUniqueId(this.queue.node)}`, {
-      eventSourceArn: this.queue.queueArn,
-      batchSize,
-      maxBatchingWindow: window > 0 ? Duration.seconds(window) : undefined,
-      reportBatchItemFailures: true,
-      // Two at most: fewer functions writing the same devices' records at once (each
-      // conflict is a failed conditional write and a read again).
-      maxConcurrency: 2,
-    });
+    for (const queue of this.queues) {
+      this.function.addEventSourceMapping(`SqsEventSource:${Names.nodeUniqueId(queue.node)}`, {
+        eventSourceArn: queue.queueArn,
+        batchSize,
+        maxBatchingWindow: window > 0 ? Duration.seconds(window) : undefined,
+        reportBatchItemFailures: true,
+        // Two at most per shard: a shard's devices are its own, so only two functions at
+        // once write the same records (each conflict is a failed conditional write and a
+        // read again).
+        maxConcurrency: 2,
+      });
+    }
     iam.Grant.addToPrincipal({
       grantee: this.function,
       actions: ['sqs:ReceiveMessage', 'sqs:DeleteMessage', 'sqs:GetQueueAttributes'],
-      resourceArns: [this.queue.queueArn],
+      resourceArns: this.queues.map((q) => q.queueArn),
     });
     props.registry.grantUpdate(this.function);
     props.alerts.grantPublish(this.function);
@@ -116,15 +138,21 @@ export class EstateUpdates extends Construct {
   }
 
   /**
-   * Lets a function send updates (the ingest function): sqs:SendMessage on the queue and
-   * nothing else, and names the queue in its environment (`ESTATE_QUEUE_URL`).
+   * Lets a function send updates (the ingest function): sqs:SendMessage on the queues and
+   * nothing else, and names them in its environment, in shard order (`ESTATE_QUEUE_URLS`).
    */
   grantSend(fn: lambda.Function): void {
     iam.Grant.addToPrincipal({
       grantee: fn,
       actions: ['sqs:SendMessage'],
-      resourceArns: [this.queue.queueArn],
+      resourceArns: this.queues.map((q) => q.queueArn),
     });
-    fn.addEnvironment(ENV.estateQueueUrl, this.queue.queueUrl);
+    fn.addEnvironment(
+      ENV.estateQueueUrls,
+      Fn.join(
+        ',',
+        this.queues.map((q) => q.queueUrl),
+      ),
+    );
   }
 }

@@ -106,7 +106,7 @@ describe.skipIf(skipWithout('moto_server', 'botocore'))('Lambda handlers against
       CLAIMS_TABLE: 'claims',
       ALERT_TOPIC_ARN: TopicArn as string,
       INGEST_QUEUE_URL: queueUrl,
-      ESTATE_QUEUE_URL: estateUrl,
+      ESTATE_QUEUE_URLS: estateUrl,
       KEYS_TABLE: 'keys',
       INGEST_FUNCTION_NAME: 'ingest',
       ATHENA_WORKGROUP: 'primary',

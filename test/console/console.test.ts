@@ -168,7 +168,8 @@ describe.skipIf(!CHROMIUM)('the web console in headless chromium', () => {
 
   it("shows a device's last raw messages, and its quarantined ones with their reason", async () => {
     // Over MQTT the topic names the device, so its raw messages are the device's: bytes
-    // that are not JSON (quarantined, invalid_json), then a reading.
+    // that are not JSON (quarantined, invalid_json), then a reading. Before them, the body
+    // posted over HTTP JSON whose readings all name th-1 is th-1's too.
     const text = JSON.stringify({ temp: 22.5, note: 'hello from th-1' });
     const binary = Buffer.from([0xff, 0x00, 0x01]);
     const device = await mqtt.connectAsync(`mqtt://127.0.0.1:${rt.mqttPort}`, { clientId: 'th-1' });
@@ -180,7 +181,7 @@ describe.skipIf(!CHROMIUM)('the web console in headless chromium', () => {
     }
     await vi.waitFor(async () => {
       const { rows } = await rt.query("SELECT message_id FROM raw WHERE device_id = 'th-1'");
-      expect(rows).toHaveLength(2);
+      expect(rows).toHaveLength(3);
       expect(
         (await rt.query("SELECT 1 FROM quarantine WHERE reason_code = 'invalid_json'")).rows,
       ).toHaveLength(1);
@@ -188,7 +189,7 @@ describe.skipIf(!CHROMIUM)('the web console in headless chromium', () => {
     await page.reload();
     await page.waitForSelector('#messages[data-state=loaded] tr[data-message]');
     const messages = page.locator('#messages tbody tr');
-    expect(await messages.count()).toBe(2);
+    expect(await messages.count()).toBe(3);
     // Newest first: the reading as text, then the bytes that are not UTF-8 text in base64.
     const newest = messages.nth(0).locator('td.payload');
     expect(await newest.getAttribute('data-encoding')).toBe('text');
@@ -200,6 +201,10 @@ describe.skipIf(!CHROMIUM)('the web console in headless chromium', () => {
     const older = messages.nth(1).locator('td.payload');
     expect(await older.getAttribute('data-encoding')).toBe('base64');
     expect(await older.locator('code').textContent()).toBe(binary.toString('base64'));
+    const posted = messages.nth(2);
+    expect(await posted.locator('td').nth(1).textContent()).toBe('http');
+    expect(await posted.locator('td.payload').getAttribute('data-encoding')).toBe('text');
+    expect(await posted.locator('td.payload code').textContent()).toMatch(/^\[\{"\$id":"th-1","\$ts":/);
     expect(await page.locator('#messages caption').textContent()).toBe(
       'The last messages of th-1, newest first',
     );

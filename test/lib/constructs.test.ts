@@ -6,6 +6,7 @@ import { SQSClient } from '@aws-sdk/client-sqs';
 import { TimestreamWriteClient } from '@aws-sdk/client-timestream-write';
 import { App, Duration, Stack } from 'aws-cdk-lib';
 import { Annotations, Match, Template } from 'aws-cdk-lib/assertions';
+import type { CfnQueue } from 'aws-cdk-lib/aws-sqs';
 import { describe, expect, it } from 'vitest';
 import { onFirstUse } from '../../lambdas/adapters/aws/clients.ts';
 import {
@@ -80,7 +81,7 @@ describe('constructs wire themselves', () => {
       expect(deps.timeseries !== undefined).toBe(timestream);
       expect(made.includes('timestream')).toBe(timestream);
       expect(Object.keys(env).filter((name) => !/^(POWERTOOLS_|NODE_OPTIONS)/.test(name))).toEqual(
-        expect.arrayContaining([ENV.lakeBucket, ENV.claimsTable, ENV.estateQueueUrl]),
+        expect.arrayContaining([ENV.lakeBucket, ENV.claimsTable, ENV.estateQueueUrls]),
       );
       // The registry and the alert topic are the estate function's, not the ingest function's.
       expect(Object.keys(env)).not.toContain(ENV.registryTable);
@@ -119,6 +120,39 @@ describe('constructs wire themselves', () => {
       [1000, 20],
       [10000, 300],
     ]);
+  });
+
+  it('spreads the estate over its shards: a queue and an event source each, one function, the ingest function told every URL in order', () => {
+    const stack = emptyStack();
+    const alerts = new Alerts(stack, 'Alerts');
+    const lake = new Lake(stack, 'Lake');
+    const registry = new Registry(stack, 'Registry', { alerts, runtimeConfig: '{}' });
+    const estate = new EstateUpdates(stack, 'Estate', {
+      registry,
+      alerts,
+      lake,
+      runtimeConfig: '{}',
+      shards: 3,
+    });
+    const sender = new PipelineFunction(stack, 'Sender', { handler: 'ingest', description: 'sender' });
+    estate.grantSend(sender);
+    const template = Template.fromStack(stack);
+    // Three shard queues and the dead-letter queue they share.
+    expect(Object.keys(template.findResources('AWS::SQS::Queue'))).toHaveLength(4);
+    const mappings = Object.values(template.findResources('AWS::Lambda::EventSourceMapping'));
+    expect(mappings).toHaveLength(3);
+    expect(new Set(mappings.map((m) => JSON.stringify(m.Properties.FunctionName))).size).toBe(1);
+    const urls = Object.values(
+      template.findResources('AWS::Lambda::Function', {
+        Properties: { Description: 'sender' },
+      }),
+    )[0]?.Properties.Environment.Variables[ENV.estateQueueUrls];
+    expect(urls).toEqual({
+      'Fn::Join': [
+        ',',
+        estate.queues.map((q) => ({ Ref: stack.getLogicalId(q.node.defaultChild as CfnQueue) })),
+      ],
+    });
   });
 
   it('tells the query function the hours Timestream answers for: its memory store retention', () => {
@@ -205,6 +239,22 @@ describe('construct props', () => {
     ],
     ['Ingest maxConcurrency', () => build.ingest({ maxConcurrency: 1 }), /Ingest: maxConcurrency .* got 1/],
     ['Ingest stage', () => build.ingest({ stage: 'Prod' }), /Ingest: stage .* got "Prod"/],
+    [
+      'EstateUpdates shards',
+      () => {
+        const stack = emptyStack();
+        const alerts = new Alerts(stack, 'Alerts');
+        const registry = new Registry(stack, 'Registry', { alerts, runtimeConfig: '{}' });
+        new EstateUpdates(stack, 'Estate', {
+          registry,
+          alerts,
+          lake: new Lake(stack, 'Lake'),
+          runtimeConfig: '{}',
+          shards: 17,
+        });
+      },
+      /EstateUpdates: shards must be 1 to 16, got 17/,
+    ],
     [
       'EstateUpdates maxBatchingWindowSeconds',
       () => {

@@ -242,6 +242,38 @@ describe('local runtime, end to end', () => {
       ]);
     }
     expect((await raw('', 'raw-1', null)).status).toBe(401);
+
+    // A device that names itself in a JSON body over HTTP: its last message is its own.
+    const body = JSON.stringify([
+      { $id: 'http-raw-1', temp: 4 },
+      { $id: 'http-raw-1', $ts: Date.now() - 1000, temp: 5 },
+    ]);
+    expect((await post(rt, body, {})).status).toBe(202);
+    // A body naming two devices is neither's.
+    expect(
+      (
+        await post(
+          rt,
+          JSON.stringify([
+            { $id: 'http-raw-2', t: 1 },
+            { $id: 'http-raw-3', t: 2 },
+          ]),
+        )
+      ).status,
+    ).toBe(202);
+    await vi.waitFor(async () => {
+      const { rows } = await rt.query(
+        "SELECT count(*)::INTEGER AS n FROM readings WHERE device_id IN ('http-raw-1', 'http-raw-3')",
+      );
+      expect(rows[0]?.n).toBe(3);
+    }, WAIT);
+    const own = (await (await raw('', 'http-raw-1')).json()) as RawAnswer;
+    expect(own.rows.map((r) => [r.source, r.topic, Buffer.from(r.payload, 'base64').toString()])).toEqual([
+      ['http', '/v1/telemetry', body],
+    ]);
+    expect(own.rows[0]?.decode).toMatch(/^npm run cli -- decode --type http --base64 /);
+    for (const device of ['http-raw-2', 'http-raw-3'])
+      expect(((await (await raw('', device)).json()) as RawAnswer).rows).toEqual([]);
   });
 });
 

@@ -28,6 +28,7 @@ import { compileCodec } from '../../lambdas/core/decoders/codec.ts';
 import type { Decoders } from '../../lambdas/core/decoders/decoder.ts';
 import { buildDecoders, type DecoderConfig } from '../../lambdas/core/decoders/registry.ts';
 import type { DeviceRecord } from '../../lambdas/core/estate/alerts.ts';
+import { MAX_SHARDS, shardOf } from '../../lambdas/core/estate/delta.ts';
 import { registrySources } from '../../lambdas/core/estate/sources.ts';
 import { detectOffline } from '../../lambdas/core/estate/update.ts';
 import { formatOf } from '../../lambdas/core/formats/index.ts';
@@ -248,14 +249,17 @@ const TABLES = {
   keys: 'iot-pipeline-keys',
 };
 const ALERT_TOPIC_ARN = 'arn:aws:sns:us-east-1:123456789012:iot-pipeline-alerts';
-const ESTATE_QUEUE_URL = 'https://sqs.us-east-1.amazonaws.com/123456789012/iot-pipeline-estate';
+/** The estate queues, one per shard (`estate.shards`), as the stack names them in order. */
+const ESTATE_QUEUE_URLS = Array.from(
+  { length: MAX_SHARDS },
+  (_, shard) => `https://sqs.us-east-1.amazonaws.com/123456789012/iot-pipeline-estate-${shard}`,
+);
 /** The ingest and estate functions' environments as the stack sets them (names from `lambdas/env.ts`). */
 const RESOURCES = {
   [ENV.lakeBucket]: 'iot-pipeline-lake',
   [ENV.claimsTable]: TABLES.claims,
   [ENV.registryTable]: TABLES.registry,
   [ENV.alertTopicArn]: ALERT_TOPIC_ARN,
-  [ENV.estateQueueUrl]: ESTATE_QUEUE_URL,
 };
 /** The estate function's memory and its event source's batch size (lib/constructs/estate-updates.ts). */
 const ESTATE_MEMORY_MB = 512;
@@ -364,6 +368,7 @@ async function meteredRun(options: CostRunOptions, decoders: Decoders): Promise<
       meter.clients,
       {
         ...RESOURCES,
+        [ENV.estateQueueUrls]: ESTATE_QUEUE_URLS.slice(0, config.estate.shards).join(','),
         ...(timestream
           ? { [ENV.timestreamDatabase]: 'iot_pipeline', [ENV.timestreamTable]: 'telemetry' }
           : {}),
@@ -376,6 +381,7 @@ async function meteredRun(options: CostRunOptions, decoders: Decoders): Promise<
   );
 
   const estateHandler = sqsEstateHandler(awsEstateDeps(config, meter.clients, RESOURCES), logger);
+
   const messages = simulate(sample, options.messageBytes, total, options.endAt ?? Date.now());
   let payloadBytes = 0;
   let batches = 0;
@@ -387,76 +393,99 @@ async function meteredRun(options: CostRunOptions, decoders: Decoders): Promise<
   // The estate queue's event source: its deltas gathered for the estate window, or until
   // 10,000 messages or the 6 MB an invocation takes (scaled to the sample's share).
   const estateWindowMs = config.estate.maxBatchingWindowSeconds * 1000;
-  let deltas: SQSRecord[] = [];
-  let deltaBytes = 0;
-  let estateOpened = 0;
-  const estateRun = { invocations: 0, billedMs: 0, deltas: 0 };
-  // Arrival times of the messages whose readings wait in the estate queue, and how long
-  // each message took to reach the lake and the registry (the event sources close a batch
-  // when its window runs out, or when it is full).
-  let waiting: number[] = [];
-  let lastDeltaAt = 0;
+  const estateRun = { invocations: 0, billedMs: 0, deltas: 0, bytes: 0, cutShort: 0 };
   const toLake: number[] = [];
   const toEstate: number[] = [];
-  const flushEstate = async (trigger = Number.POSITIVE_INFINITY) => {
-    if (deltas.length === 0) return;
-    const records = deltas;
-    const times = waiting;
-    const full = records.length >= ESTATE_BATCH_SIZE || trigger === lastDeltaAt;
-    const closedAt = full ? lastDeltaAt : Math.min(trigger, estateOpened + estateWindowMs);
-    deltas = [];
-    waiting = [];
-    deltaBytes = 0;
-    for (let i = 0; i < records.length; i += SQS_BATCH_CALL) {
-      const bytes = records.slice(i, i + SQS_BATCH_CALL).reduce((n, r) => n + Buffer.byteLength(r.body), 0);
-      usage.sqsRequests += meteredUnits(bytes, prices.sqs.requestChunkBytes) + 1;
-    }
-    const started = performance.now();
-    const result = await estateHandler(
-      { Records: records } as SQSEvent,
-      lambdaContext(estateRun.invocations),
-    );
-    const ms = Math.ceil(performance.now() - started);
-    if (result.batchItemFailures.length > 0) {
-      throw new Error(
-        `the cost run's estate function failed ${result.batchItemFailures.length} updates: the model counts a pipeline that works`,
-      );
-    }
-    estateRun.invocations++;
-    estateRun.billedMs += ms;
-    estateRun.deltas += records.length;
-    for (const t of times) toEstate.push(closedAt + ms - t);
-    usage.lambdaRequests++;
-    usage.lambdaGbSeconds += lambdaGbSeconds(ms, ESTATE_MEMORY_MB);
-  };
-  /** The deltas the ingest function sent at `at` for messages that arrived at `times`, onto the estate's event source. */
-  const takeDeltas = async (at: number, times: readonly number[]) => {
-    const sent = meter.sent.splice(0, meter.sent.length).filter((m) => m.queueUrl === ESTATE_QUEUE_URL);
-    for (const [n, delta] of sent.entries()) {
-      const bytes = Buffer.byteLength(delta.body);
-      if (
-        deltas.length > 0 &&
-        (at - estateOpened >= estateWindowMs || deltaBytes + bytes > MAX_EVENT_BYTES * share)
-      ) {
-        await flushEstate(deltaBytes + bytes > MAX_EVENT_BYTES * share ? lastDeltaAt : at);
+  /**
+   * One shard's event source: its deltas, gathered for the estate window, or until 10,000
+   * messages or the 6 MB an invocation takes (scaled to the sample's share); and the
+   * arrival times of the messages whose readings wait in them, to measure how long each
+   * took to reach the registry (a batch closes when its window runs out, or when full).
+   */
+  const estateSource = () => {
+    let deltas: SQSRecord[] = [];
+    let bytes = 0;
+    let openedAt = 0;
+    let lastAt = 0;
+    let waiting: number[] = [];
+    const flushShard = async (trigger = Number.POSITIVE_INFINITY) => {
+      if (deltas.length === 0) return;
+      const records = deltas;
+      const times = waiting;
+      const full = records.length >= ESTATE_BATCH_SIZE || trigger === lastAt;
+      const closedAt = full ? lastAt : Math.min(trigger, openedAt + estateWindowMs);
+      deltas = [];
+      waiting = [];
+      bytes = 0;
+      for (let i = 0; i < records.length; i += SQS_BATCH_CALL) {
+        const chunk = records.slice(i, i + SQS_BATCH_CALL).reduce((n, r) => n + Buffer.byteLength(r.body), 0);
+        usage.sqsRequests += meteredUnits(chunk, prices.sqs.requestChunkBytes) + 1;
       }
-      if (deltas.length === 0) estateOpened = at;
-      deltas.push(sqsRecord(delta.messageId, delta.body, at));
-      deltaBytes += bytes;
-      lastDeltaAt = at;
-      if (n === 0) waiting.push(...times);
-      if (deltas.length >= ESTATE_BATCH_SIZE) await flushEstate(at);
+      const started = performance.now();
+      const result = await estateHandler(
+        { Records: records } as SQSEvent,
+        lambdaContext(estateRun.invocations),
+      );
+      const ms = Math.ceil(performance.now() - started);
+      if (result.batchItemFailures.length > 0) {
+        throw new Error(
+          `the cost run's estate function failed ${result.batchItemFailures.length} updates: the model counts a pipeline that works`,
+        );
+      }
+      estateRun.invocations++;
+      estateRun.billedMs += ms;
+      estateRun.deltas += records.length;
+      for (const t of times) toEstate.push(closedAt + ms - t);
+      usage.lambdaRequests++;
+      usage.lambdaGbSeconds += lambdaGbSeconds(ms, ESTATE_MEMORY_MB);
+    };
+    return {
+      flush: flushShard,
+      /** A delta sent at `at`, carrying (first of its batch's for this shard) messages that arrived at `times`. */
+      async take(at: number, delta: { messageId: string; body: string }, times: readonly number[]) {
+        const size = Buffer.byteLength(delta.body);
+        const over = bytes + size > MAX_EVENT_BYTES * share;
+        estateRun.bytes += size;
+        if (deltas.length > 0 && over && at - openedAt < estateWindowMs) estateRun.cutShort++;
+        if (deltas.length > 0 && (at - openedAt >= estateWindowMs || over))
+          await flushShard(over ? lastAt : at);
+        if (deltas.length === 0) openedAt = at;
+        deltas.push(sqsRecord(delta.messageId, delta.body, at));
+        bytes += size;
+        lastAt = at;
+        waiting.push(...times);
+        if (deltas.length >= ESTATE_BATCH_SIZE) await flushShard(at);
+      },
+    };
+  };
+  const shards = ESTATE_QUEUE_URLS.slice(0, config.estate.shards);
+  const estateSources = new Map(shards.map((url) => [url, estateSource()] as const));
+  /** The deltas the ingest function sent at `at` for messages of these devices that arrived at these times. */
+  const takeDeltas = async (at: number, messages: readonly { device: string; time: number }[]) => {
+    const sent = meter.sent.splice(0, meter.sent.length).filter((m) => estateSources.has(m.queueUrl));
+    const counted = new Set<string>();
+    for (const delta of sent) {
+      const shard = shards.indexOf(delta.queueUrl);
+      // Each message's wait counted once, with the first delta of its device's shard.
+      const times = counted.has(delta.queueUrl)
+        ? []
+        : messages.filter((m) => shardOf(m.device, shards.length) === shard).map((m) => m.time);
+      counted.add(delta.queueUrl);
+      await estateSources.get(delta.queueUrl)?.take(at, delta, times);
     }
+  };
+  const flushEstate = async () => {
+    for (const source of estateSources.values()) await source.flush();
   };
   /** The ingest queue's SQS requests (the rule's sends, the event source mapping's receives and deletes): what a stream would replace. */
   let ingestQueueRequests = 0;
-  let batchTimes: number[] = [];
+  let batchTimes: { device: string; time: number }[] = [];
   const flush = async (at: number) => {
     if (batch.length === 0) return;
     const records = batch;
     const times = batchTimes;
     const full = records.length >= config.ingest.batchSize;
-    const closedAt = full ? (times[times.length - 1] ?? at) : Math.min(at, opened + windowMs);
+    const closedAt = full ? (times[times.length - 1]?.time ?? at) : Math.min(at, opened + windowMs);
     batch = [];
     batchTimes = [];
     batchBytes = 0;
@@ -478,7 +507,7 @@ async function meteredRun(options: CostRunOptions, decoders: Decoders): Promise<
     billedMs += ms;
     usage.lambdaRequests++;
     usage.lambdaGbSeconds += lambdaGbSeconds(ms, config.ingest.memorySizeMb);
-    for (const t of times) toLake.push(closedAt + ms - t);
+    for (const t of times) toLake.push(closedAt + ms - t.time);
     await takeDeltas(closedAt + ms, times);
   };
   const source = options.source ?? 'mqtt';
@@ -582,7 +611,7 @@ async function meteredRun(options: CostRunOptions, decoders: Decoders): Promise<
     }
     if (batch.length === 0) opened = message.time;
     batch.push(sqsRecord(id, body, message.time));
-    batchTimes.push(message.time);
+    batchTimes.push({ device: message.deviceId, time: message.time });
     batchBytes += body.length;
   }
   const end = messages[messages.length - 1]?.time ?? 0;
@@ -750,6 +779,17 @@ async function meteredRun(options: CostRunOptions, decoders: Decoders): Promise<
     totalDollars(connectivity),
   );
   const notes: string[] = [];
+  if (estateRun.cutShort > 0) {
+    // A window's updates, per shard, against what one invocation takes.
+    const span = Math.max(1, end - (messages[0]?.time ?? end));
+    const perWindow = (estateRun.bytes * Math.max(1, estateWindowMs)) / span / share;
+    const needed = Math.min(MAX_SHARDS, Math.ceil((perWindow / MAX_EVENT_BYTES) * 1.2));
+    notes.push(
+      `the estate's ${config.estate.maxBatchingWindowSeconds} s window was cut short ${estateRun.cutShort} times by the 6 MB an invocation takes ` +
+        `(${(perWindow / 1e6).toFixed(1)} MB of updates a window at ${fleet.devices.toLocaleString('en-US')} devices): ` +
+        `with estate.shards ${needed} each shard's window holds its devices' whole window`,
+    );
+  }
   for (const missing of pipeline.notPriced ?? []) {
     notes.push(
       `not priced: ${missing.line} (${(missing.units / 1e6).toFixed(2)} per message, in every design): ` +

@@ -76,7 +76,7 @@ export function awsIngestDeps(
     timeseries: database && table ? timestreamSink(clients.timestream, database, table) : undefined,
     claims: dynamodbClaims(clients.dynamodb, name(ENV.claimsTable)),
     // The registry and alerts are the estate function's: each batch's readings go to its queue.
-    estate: queueDeltas(sqsDeltaQueue(clients.sqs, name(ENV.estateQueueUrl))),
+    estate: queueDeltas(sqsDeltaQueue(clients.sqs, name(ENV.estateQueueUrls).split(','))),
     ...(metrics ? { metrics: emfMetrics(metrics) } : {}),
     log: {
       quarantined: (q) =>

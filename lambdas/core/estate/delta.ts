@@ -39,10 +39,34 @@ export function applyNow(deps: EstateDeps): EstateSink {
   };
 }
 
-/** The estate queue: SQS on AWS. */
+/** The estate queue: SQS on AWS, one queue per shard. */
 export interface DeltaQueue {
-  /** Sends message bodies; resolves with the indexes of the ones not sent, each with why. */
-  send(bodies: readonly string[]): Promise<ReadonlyMap<number, Error>>;
+  /** How many queues a device's updates are spread over (each device always to the same one). */
+  readonly shards: number;
+  /** Sends bodies, each to its shard's queue; resolves with the indexes of the ones not sent, each with why. */
+  send(
+    deltas: readonly { readonly shard: number; readonly body: string }[],
+  ): Promise<ReadonlyMap<number, Error>>;
+}
+
+/** The most estate shards: queues a stack creates, and SendMessageBatch calls a batch makes. */
+export const MAX_SHARDS = 16;
+
+/**
+ * The shard of a device (FNV-1a of its id): the same for every batch, so one shard's
+ * window holds all of a device's readings of that window. An invocation takes at most
+ * 6 MB of updates (about 75,000 readings of 200-byte messages, under a minute of 100,000
+ * devices): spread over shards, each holds a share of the devices for the whole window.
+ */
+export function shardOf(deviceId: string, shards: number): number {
+  if (!(Number.isInteger(shards) && shards >= 1 && shards <= MAX_SHARDS))
+    throw new RangeError(`shards must be 1 to ${MAX_SHARDS}`);
+  let hash = 0x811c9dc5;
+  for (let i = 0; i < deviceId.length; i++) {
+    hash ^= deviceId.charCodeAt(i);
+    hash = Math.imul(hash, 0x01000193) >>> 0;
+  }
+  return hash % shards;
 }
 
 /**
@@ -91,10 +115,18 @@ interface DeviceDelta {
   readonly offline: OfflineNotice[];
 }
 
+/** A delta body, the shard it goes to, and the devices it carries. */
+export interface EncodedDelta {
+  readonly shard: number;
+  readonly body: string;
+  readonly devices: string[];
+}
+
 /**
- * A batch's readings and notices as delta bodies, each at most `maxBytes`: a device's
- * readings and notices in one body where they fit, the set of devices halved until each
- * part fits; a device too large for one body has its readings halved in turn.
+ * A batch's readings and notices as delta bodies, each at most `maxBytes`, per shard: a
+ * device's readings and notices in one body where they fit, the set of a shard's devices
+ * halved until each part fits; a device too large for one body has its readings halved
+ * in turn.
  *
  * @throws RangeError when a single reading does not fit a body
  */
@@ -102,7 +134,8 @@ export function encodeDeltas(
   readings: readonly Reading[],
   offline: readonly OfflineNotice[],
   maxBytes = MAX_DELTA_BYTES,
-): { body: string; devices: string[] }[] {
+  shards = 1,
+): EncodedDelta[] {
   const byDevice = new Map<string, DeviceDelta>();
   const of = (deviceId: string) => {
     let entry = byDevice.get(deviceId);
@@ -114,14 +147,15 @@ export function encodeDeltas(
   };
   for (const reading of readings) of(reading.deviceId).readings.push(estatePart(reading));
   for (const notice of offline) of(notice.deviceId).offline.push(notice);
-  const out: { body: string; devices: string[] }[] = [];
+  const out: EncodedDelta[] = [];
+  let shard = 0;
   const pack = (parts: readonly DeviceDelta[]) => {
     const body = encodeOne({
       readings: parts.flatMap((p) => p.readings),
       offline: parts.flatMap((p) => p.offline),
     });
     if (body.length <= maxBytes) {
-      out.push({ body, devices: parts.map((p) => p.deviceId) });
+      out.push({ shard, body, devices: parts.map((p) => p.deviceId) });
       return;
     }
     if (parts.length > 1) {
@@ -137,7 +171,17 @@ export function encodeDeltas(
     pack([{ deviceId: part.deviceId, readings: part.readings.slice(0, half), offline: part.offline }]);
     pack([{ deviceId: part.deviceId, readings: part.readings.slice(half), offline: [] }]);
   };
-  if (byDevice.size > 0) pack([...byDevice.values()]);
+  const byShard = new Map<number, DeviceDelta[]>();
+  for (const part of byDevice.values()) {
+    const n = shardOf(part.deviceId, shards);
+    const list = byShard.get(n);
+    if (list) list.push(part);
+    else byShard.set(n, [part]);
+  }
+  for (const [n, parts] of [...byShard].sort(([a], [b]) => a - b)) {
+    shard = n;
+    pack(parts);
+  }
   return out;
 }
 
@@ -147,9 +191,9 @@ export function queueDeltas(queue: DeltaQueue): EstateSink {
     async apply(readings, offline) {
       const failed = new Map<string, Error>();
       if (readings.length === 0 && offline.length === 0) return failed;
-      let deltas: { body: string; devices: string[] }[];
+      let deltas: EncodedDelta[];
       try {
-        deltas = encodeDeltas(readings, offline);
+        deltas = encodeDeltas(readings, offline, MAX_DELTA_BYTES, queue.shards);
       } catch (error) {
         const reason = error instanceof Error ? error : new Error(String(error));
         for (const r of readings) failed.set(r.deviceId, reason);
@@ -158,7 +202,7 @@ export function queueDeltas(queue: DeltaQueue): EstateSink {
       }
       let unsent: ReadonlyMap<number, Error>;
       try {
-        unsent = await queue.send(deltas.map((d) => d.body));
+        unsent = await queue.send(deltas);
       } catch (error) {
         const reason = error instanceof Error ? error : new Error(String(error));
         for (const d of deltas) for (const id of d.devices) failed.set(id, reason);

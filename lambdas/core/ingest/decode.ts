@@ -20,7 +20,7 @@ import type { Source } from '../formats/index.ts';
 import type { Rejection } from '../readings/rejection.ts';
 import { type NormalizeContext, normalize } from './normalize.ts';
 import { type QueueMessage, readEnvelope, routeOf } from './queue-message.ts';
-import { type MessageOutcome, outcomeOf, quarantineRecord } from './records.ts';
+import { type MessageOutcome, outcomeOf, quarantineRecord, soleDevice } from './records.ts';
 
 /** What decoding needs: the config and its decoders, built once. */
 export interface IngestContext {
@@ -192,12 +192,15 @@ function outcome(
   warnings?: readonly string[],
 ): MessageOutcome {
   const { deviceId, deviceType } = read.context;
+  // No authenticated device (HTTP JSON): the raw record is the one device its body names, if one.
+  const named =
+    deviceId === undefined && readings !== undefined ? soleDevice(readings, rejections) : undefined;
   const done = outcomeOf(
     read.envelope,
     read.source,
     read.messageId,
-    deviceId,
-    deviceType,
+    deviceId ?? named?.deviceId,
+    named?.deviceType ?? deviceType,
     rejections,
     readings,
     warnings,

@@ -5,6 +5,7 @@
 import type { Envelope, OfflineSignal } from '../formats/format.ts';
 import { topicOf } from '../formats/format.ts';
 import type { Source } from '../formats/index.ts';
+import { DEVICE_ID_PATTERN } from '../ids.ts';
 import { lakeTimestamp } from '../lake/tables.ts';
 import type { Reading } from '../reading.ts';
 import type { Rejection, RejectionCode } from '../readings/rejection.ts';
@@ -17,6 +18,10 @@ export interface RawRecord {
   /** The MQTT topic, or the HTTP route with its parameters (`/v1/sigfox?type=tracker`). */
   readonly topic: string;
   readonly client_id: string | null;
+  /**
+   * The authenticated device; else, for a body that names its devices (`$id` over HTTP),
+   * the one device all its readings name (see {@link soleDevice}); else null.
+   */
   readonly device_id: string | null;
   readonly device_type: string | null;
   readonly payload: string;
@@ -85,6 +90,26 @@ export interface DeviceOffline extends OfflineSignal {
   readonly deviceId: string;
   readonly deviceType: string;
   readonly messageId: string;
+}
+
+/**
+ * The one device a message whose body names its devices (HTTP JSON's `$id`) is from: the
+ * device every reading names, when at least one reading was stored and every
+ * quarantined one names the same device. Undefined for a body naming several devices,
+ * or with a reading whose device could not be read (a missing or invalid `$id`), or
+ * quarantined whole. The ids are the normalizer's, already checked against
+ * {@link DEVICE_ID_PATTERN}; checked again here, so an unchecked id never reaches `raw`.
+ */
+export function soleDevice(
+  readings: readonly Pick<Reading, 'deviceId' | 'deviceType'>[],
+  rejections: readonly Pick<Rejection, 'deviceId'>[],
+): { readonly deviceId: string; readonly deviceType: string } | undefined {
+  const first = readings[0];
+  if (first === undefined) return undefined;
+  const { deviceId, deviceType } = first;
+  for (const r of readings) if (r.deviceId !== deviceId || r.deviceType !== deviceType) return undefined;
+  for (const r of rejections) if (r.deviceId !== deviceId) return undefined;
+  return DEVICE_ID_PATTERN.test(deviceId) ? { deviceId, deviceType } : undefined;
 }
 
 /** The outcome of a message that reached a format: its raw record, its rejections, and its readings. */

@@ -74,7 +74,12 @@ export const LAKE_TABLES: readonly LakeTable[] = [
       { name: 'received_at', type: 'timestamp', comment: 'Arrival time (UTC)' },
       { name: 'topic', type: 'string', comment: 'MQTT topic or HTTP route' },
       { name: 'client_id', type: 'string', comment: 'MQTT client id, when over MQTT' },
-      { name: 'device_id', type: 'string', comment: 'Device id from the authenticated identity, when known' },
+      {
+        name: 'device_id',
+        type: 'string',
+        comment:
+          'Device id from the authenticated identity; for HTTP JSON, the one device every reading of the body names ($id); null when unknown or the body names several devices',
+      },
       { name: 'device_type', type: 'string', comment: 'Device type, when known' },
       { name: 'payload', type: 'string', comment: 'The payload bytes, base64' },
       {

@@ -1,7 +1,9 @@
 import { randomBytes } from 'node:crypto';
 import { gzipSync } from 'node:zlib';
+import type { SQSClient } from '@aws-sdk/client-sqs';
 import fc from 'fast-check';
 import { describe, expect, it } from 'vitest';
+import { sqsDeltaQueue } from '../../../lambdas/adapters/aws/estate-queue.ts';
 import type { AlertEvent, AlertRule, DeviceRecord } from '../../../lambdas/core/estate/alerts.ts';
 import {
   applyDeltas,
@@ -11,6 +13,7 @@ import {
   encodeDeltas,
   MAX_DELTA_BYTES,
   queueDeltas,
+  shardOf,
 } from '../../../lambdas/core/estate/delta.ts';
 import type { EstateDeps } from '../../../lambdas/core/estate/update.ts';
 import { writeBatch } from '../../../lambdas/core/ingest/write.ts';
@@ -162,7 +165,8 @@ describe('the estate queued, against the estate applied at once', () => {
         fc.integer({ min: 1, max: 5 }),
         fc.integer({ min: 1, max: 8 }),
         fc.boolean(),
-        async (devices, perBatch, perWindow, retry) => {
+        fc.integer({ min: 1, max: 4 }),
+        async (devices, perBatch, perWindow, retry, shards) => {
           const all = devices.flatMap((temps, d) =>
             temps.map((t, i) => reading(`d${d}`, NOW + i * MIN, t, i + 1)),
           );
@@ -174,20 +178,28 @@ describe('the estate queued, against the estate applied at once', () => {
           for (const batch of batches) expect(await applyNow(now.deps).apply(batch, [])).toEqual(new Map());
 
           const later = estateOf();
-          const sent: string[] = [];
+          const sent: { shard: number; body: string }[] = [];
           const sink = queueDeltas({
-            send: async (bodies) => {
-              sent.push(...bodies);
+            shards,
+            send: async (deltas) => {
+              sent.push(...deltas);
               return new Map();
             },
           });
           for (const batch of batches) expect(await sink.apply(batch, [])).toEqual(new Map());
-          const messages = sent.map((body, i) => ({ messageId: `q-${i}`, body }));
-          for (let i = 0; i < messages.length; i += perWindow) {
-            const window = messages.slice(i, i + perWindow);
-            expect(await applyDeltas(window, later.deps)).toEqual(new Map());
-            // SQS delivers at least once: the same window again changes nothing.
-            if (retry) expect(await applyDeltas(window, later.deps)).toEqual(new Map());
+          // Each shard's queue has its own windows; a device is always in the same shard.
+          for (let shard = 0; shard < shards; shard++) {
+            const messages = sent
+              .filter((d) => d.shard === shard)
+              .map(({ body }, i) => ({ messageId: `q-${shard}-${i}`, body }));
+            for (const m of messages)
+              for (const r of decodeDelta(m.body).readings) expect(shardOf(r.deviceId, shards)).toBe(shard);
+            for (let i = 0; i < messages.length; i += perWindow) {
+              const window = messages.slice(i, i + perWindow);
+              expect(await applyDeltas(window, later.deps)).toEqual(new Map());
+              // SQS delivers at least once: the same window again changes nothing.
+              if (retry) expect(await applyDeltas(window, later.deps)).toEqual(new Map());
+            }
           }
           for (const [id, record] of now.registry.records)
             expect(settled(later.registry.records.get(id))).toEqual(settled(record));
@@ -203,8 +215,9 @@ describe('the estate queued, against the estate applied at once', () => {
     const estate = estateOf();
     const sent: string[] = [];
     const sink = queueDeltas({
-      send: async (bodies) => {
-        sent.push(...bodies);
+      shards: 1,
+      send: async (deltas) => {
+        sent.push(...deltas.map((d) => d.body));
         return new Map();
       },
     });
@@ -250,12 +263,14 @@ describe('failures stay with what they belong to', () => {
   it('fails the devices of the bodies the queue did not take, with its reason, and every device when it throws', async () => {
     const readings = Array.from({ length: 40 }, (_, d) => reading(`d${d}`, NOW, 20));
     const refused = await queueDeltas({
+      shards: 1,
       send: async (bodies) => new Map(bodies.length > 1 ? [[1, new Error('SQS refused it')]] : []),
     }).apply(readings, []);
     const split = encodeDeltas(readings, []);
     expect(new Set(refused.keys())).toEqual(new Set(split.length > 1 ? split[1]?.devices : []));
 
     const down = await queueDeltas({
+      shards: 1,
       send: async () => {
         throw new Error('SQS is down');
       },
@@ -267,6 +282,7 @@ describe('failures stay with what they belong to', () => {
   it('does not store the readings of a message whose update the queue did not take: the message is retried whole', async () => {
     const lake = new MemoryStore();
     const estate = queueDeltas({
+      shards: 1,
       send: async () => {
         throw new Error('SQS is down');
       },
@@ -280,5 +296,53 @@ describe('failures stay with what they belong to', () => {
     const failures = await writeBatch([outcome], { lake, estate });
     expect([...failures.keys()]).toEqual(['m1']);
     expect(lake.lines('readings/')).toEqual([]);
+  });
+});
+
+describe('shards', () => {
+  it('puts a device in the same shard every time, spreads devices over all of them, and refuses a count out of range', () => {
+    const ids = Array.from({ length: 2000 }, (_, i) => `dev-${i}`);
+    for (const shards of [1, 3, 5, 16]) {
+      const counts = new Array(shards).fill(0);
+      for (const id of ids) {
+        const shard = shardOf(id, shards);
+        expect(shardOf(id, shards)).toBe(shard);
+        counts[shard]++;
+      }
+      // Within a quarter of an even spread.
+      for (const n of counts)
+        expect(Math.abs(n - ids.length / shards)).toBeLessThan(ids.length / shards / 4 + 5);
+    }
+    for (const bad of [0, 17, 1.5, Number.NaN]) expect(() => shardOf('a', bad)).toThrow(RangeError);
+  });
+
+  it("sends each shard's bodies to its own queue in SendMessageBatch calls of ten, and fails only what SQS refused", async () => {
+    const calls: { QueueUrl?: string; Entries?: { Id?: string; MessageBody?: string }[] }[] = [];
+    const client = {
+      send: async (command: { input: (typeof calls)[number] }) => {
+        calls.push(command.input);
+        const refused = command.input.Entries?.find((e) => e.MessageBody === 'refuse me');
+        return {
+          Failed: refused ? [{ Id: refused.Id, Code: 'InvalidMessageContents', SenderFault: true }] : [],
+        };
+      },
+    } as unknown as SQSClient;
+    const queue = sqsDeltaQueue(client, ['q0', 'q1', 'q2']);
+    expect(queue.shards).toBe(3);
+    const deltas = [
+      ...Array.from({ length: 12 }, (_, i) => ({ shard: 1, body: `b${i}` })),
+      { shard: 0, body: 'refuse me' },
+      { shard: 2, body: 'last' },
+    ];
+    const unsent = await queue.send(deltas);
+    expect(calls.map((c) => [c.QueueUrl, c.Entries?.length]).sort()).toEqual([
+      ['q0', 1],
+      ['q1', 10],
+      ['q1', 2],
+      ['q2', 1],
+    ]);
+    expect([...unsent.keys()]).toEqual([12]);
+    expect(unsent.get(12)?.message).toMatch(/InvalidMessageContents/);
+    expect(() => sqsDeltaQueue(client, [])).toThrow(RangeError);
   });
 });

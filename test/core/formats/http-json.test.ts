@@ -58,6 +58,97 @@ describe('HTTP JSON (POST /v1/telemetry)', () => {
     ]);
   });
 
+  describe('the raw record of a body naming its devices', () => {
+    const rawOf = async (path: string, body: unknown) => {
+      const { response, queued } = await post(path, body);
+      expect(response.statusCode).toBe(202);
+      return decode(queued[0]);
+    };
+
+    it.each<[string, string, unknown, string, string]>([
+      ['one reading', '/v1/telemetry?type=meter', { $id: 'h-1', t: 1 }, 'h-1', 'meter'],
+      [
+        'several readings of one device',
+        '/v1/telemetry',
+        [
+          { $id: 'h-1', $ts: NOW - 1000, t: 1 },
+          { $id: 'h-1', $ts: NOW, t: 2 },
+        ],
+        'h-1',
+        'http',
+      ],
+      ['a mapped body', '/v1/telemetry?mapping=acme', [{ serial: 'm-17', t: 1 }], 'm-17', 'acme-meter'],
+    ])('is from the device when %s names one', async (_, path, body, deviceId, deviceType) => {
+      const outcome = await rawOf(path, body);
+      expect(outcome.readings.length).toBeGreaterThan(0);
+      expect(outcome.raw).toMatchObject({ device_id: deviceId, device_type: deviceType });
+    });
+
+    it('is from the device when a quarantined reading names the same one', async () => {
+      const outcome = await rawOf('/v1/telemetry', [
+        { $id: 'h-1', t: 1 },
+        { $id: 'h-1', $ts: 'yesterday' },
+      ]);
+      expect(outcome.quarantine).toEqual([expect.objectContaining({ device_id: 'h-1' })]);
+      expect(outcome.raw?.device_id).toBe('h-1');
+    });
+
+    it.each<[string, unknown, string[]]>([
+      [
+        'two devices',
+        [
+          { $id: 'h-1', t: 1 },
+          { $id: 'h-2', t: 2 },
+        ],
+        ['h-1', 'h-2'],
+      ],
+      ['a device and a reading naming none', [{ $id: 'h-1', t: 1 }, { t: 2 }], ['h-1']],
+      [
+        'a device and a quarantined reading of another',
+        [
+          { $id: 'h-1', t: 1 },
+          { $id: 'h-2', $ts: 'soon' },
+        ],
+        ['h-1'],
+      ],
+      [
+        'a device and an invalid $id',
+        [
+          { $id: 'h-1', t: 1 },
+          { $id: 'h 2; DROP', t: 2 },
+        ],
+        ['h-1'],
+      ],
+    ])('is from no device for %s', async (_, body, stored) => {
+      const outcome = await rawOf('/v1/telemetry', body);
+      expect(outcome.readings.map((r) => r.deviceId)).toEqual(stored);
+      expect(outcome.raw).toMatchObject({ device_id: null, device_type: 'http' });
+    });
+
+    it.each<[string, unknown, string]>([
+      ['an invalid $id', { $id: '../etc/passwd', t: 1 }, 'invalid_device_id'],
+      ['an $id too long', { $id: 'x'.repeat(129), t: 1 }, 'invalid_device_id'],
+      ['a non-string $id', { $id: { toString: 'h-1' }, t: 1 }, 'invalid_device_id'],
+      ['a valid $id whose only reading is refused', { $id: 'h-1', $ts: 'never' }, 'invalid_timestamp'],
+    ])('is from no device for %s, the reading quarantined as before', async (_, body, code) => {
+      const outcome = await rawOf('/v1/telemetry', body);
+      expect(outcome.readings).toEqual([]);
+      expect(outcome.quarantine).toEqual([expect.objectContaining({ reason_code: code })]);
+      expect(outcome.raw?.device_id).toBeNull();
+    });
+
+    it('is from no device when the body is quarantined whole (not JSON once queued)', () => {
+      const outcome = decode({
+        source: 'http',
+        payload: Buffer.from('{"$id": "h-1", ').toString('base64'),
+        topic: '/v1/telemetry',
+        receivedAt: NOW,
+      });
+      expect(outcome.quarantine).toEqual([expect.objectContaining({ reason_code: 'invalid_json' })]);
+      expect(outcome.raw?.device_id).toBeNull();
+    });
+  });
+
   it.each([
     ['/v1/telemetry', { $id: 'h-1', t: 1 }, 'http'],
     ['/v1/telemetry?type=meter', { $id: 'h-1', t: 1 }, 'meter'],

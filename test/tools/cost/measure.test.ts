@@ -31,7 +31,7 @@ function basicIngestOf(report: CostReport): CostReport['pipeline'] {
 const SHORT: PipelineConfig = {
   ...DEFAULT_CONFIG,
   ingest: { ...DEFAULT_CONFIG.ingest, batchSize: 100, maxBatchingWindowSeconds: 5 },
-  estate: { maxBatchingWindowSeconds: 0 },
+  estate: { maxBatchingWindowSeconds: 0, shards: 1 },
 };
 /** Timestream on, as in the accounts that have it: its calls are counted too. */
 const WITH_TIMESTREAM: PipelineConfig = {
