@@ -25,7 +25,7 @@ import { ENV as ENV_NAMES } from '../lambdas/env.ts';
 import { runtimeConfigJson, validateConfig } from '../lib/config.ts';
 import type { BenchResult } from './types.ts';
 
-const HANDLERS = ['ingest', 'http', 'offline', 'analytics', 'query'] as const;
+const HANDLERS = ['ingest', 'estate', 'http', 'offline', 'analytics', 'query', 'compact'] as const;
 const RUNS = 11;
 const ENV = {
   AWS_REGION: 'us-east-1',

@@ -1,10 +1,12 @@
 /**
  * `cost.*`: the cost model (`iot-pipeline cost`) for the issue's fleet, 1,000 devices
- * sending one 200-byte message a minute, with the default config. The baseline is the
- * IoT Core floor measured in the same run: one message, one rule and one action per
- * message. Target: the whole pipeline with Basic Ingest at most 1.0x of that floor.
- * Measured twice: with the default 5 s batching window (readings stored within
- * seconds) and with SQS's longest, 300 s, which trades latency for fewer calls.
+ * sending one 200-byte message a minute, with the default config (20 s ingest batches,
+ * the estate queue's 300 s window). The baseline is the IoT Core floor measured in the
+ * same run: one message, one rule and one action per message. Target: the whole pipeline
+ * with Basic Ingest at most 1.0x of that floor; against the Basic Ingest floor (rule and
+ * action) it is reported (the goal beyond is 2.0x). The design before (5 s batches, the
+ * registry written in the ingest turn: an estate window of 0) runs beside it for the
+ * registry's, the lake's and the alerts' figures.
  * `cost.codec_per_million`: the Lambda GB-seconds a codec adds, The Things Stack
  * uplinks through `codecs/lht65.js` against the same uplinks decoded by the network;
  * target at most $0.01 per million messages.
@@ -16,19 +18,18 @@ import { checkPrices } from '../tools/cost/model.ts';
 import { PRICES_FILE } from '../tools/cost/report.ts';
 import type { BenchResult } from './types.ts';
 
-/** The longest batches SQS allows: each device is seen five times a batch, so its registry record is written once for five messages. */
-const LONG_BATCHES = { ...DEFAULT_CONFIG.ingest, batchSize: 10_000, maxBatchingWindowSeconds: 300 };
+/** The design before: 5 s batches of at most 100, each device's record written once a batch. */
+const BEFORE = {
+  ...DEFAULT_CONFIG,
+  ingest: { ...DEFAULT_CONFIG.ingest, batchSize: 100, maxBatchingWindowSeconds: 5 },
+  estate: { ...DEFAULT_CONFIG.estate, maxBatchingWindowSeconds: 0 },
+};
 
 export async function run(): Promise<BenchResult[]> {
   const prices = checkPrices(JSON.parse(readFileSync(PRICES_FILE, 'utf8')));
   const fleet = { devices: 1000, intervalMs: 60_000 };
   const report = await runCostModel({ fleet, messageBytes: 200, config: DEFAULT_CONFIG, prices });
-  const long = await runCostModel({
-    fleet,
-    messageBytes: 200,
-    config: { ...DEFAULT_CONFIG, ingest: LONG_BATCHES },
-    prices,
-  });
+  const before = await runCostModel({ fleet, messageBytes: 200, config: BEFORE, prices });
   // A codec's Lambda time: The Things Stack uplinks through codecs/lht65.js (its own
   // example frames as frm_payload) against the same uplinks already decoded, same run.
   const ttnFleet = { devices: 1000, intervalMs: 60_000 };
@@ -53,6 +54,7 @@ export async function run(): Promise<BenchResult[]> {
   const codecCost = Math.max(0, lambdaDollars(decoded) - lambdaDollars(plain));
   const basic = (r: typeof report) => r.basicIngest?.perMillion ?? Number.NaN;
   const floor = report.floor.perMillion;
+  const basicFloor = report.alternatives?.basicIngestFloor?.perMillion ?? Number.NaN;
   const dollars = (n: number) => Math.round(n * 1000) / 1000;
   return [
     {
@@ -65,13 +67,49 @@ export async function run(): Promise<BenchResult[]> {
       met: basic(report) <= floor,
     },
     {
-      name: 'cost.per_million_300s_batches',
-      value: dollars(basic(long)),
+      name: 'cost.per_million_vs_basic_ingest_floor',
+      value: dollars(basic(report)),
       unit: '$ per million messages',
-      baseline: dollars(long.floor.perMillion),
-      ratio: basic(long) / long.floor.perMillion,
-      target: '<= 1.0x the IoT Core floor',
-      met: basic(long) <= long.floor.perMillion,
+      baseline: dollars(basicFloor),
+      ratio: basic(report) / basicFloor,
+      target: 'report (the goal beyond this issue: <= 2.0x the Basic Ingest floor)',
+      met: true,
+    },
+    {
+      name: 'cost.per_million_before',
+      value: dollars(basic(before)),
+      unit: '$ per million messages: 5 s batches, the registry written in the ingest turn',
+      baseline: dollars(basic(report)),
+      ratio: basic(before) / basic(report),
+      target: 'none (the design before, for comparison)',
+      met: true,
+    },
+    {
+      name: 'cost.lake_objects_per_day',
+      value: Math.round(report.lake.objectsPerDay),
+      unit: `objects a day written by ingest at 1,000 devices (${Math.round(report.lake.averageBytes).toLocaleString('en-US')} bytes each); compaction leaves about 24 an hour-partitioned table (bench lake.compaction)`,
+      baseline: Math.round(before.lake.objectsPerDay),
+      ratio: report.lake.objectsPerDay / before.lake.objectsPerDay,
+      target: 'fewer than before',
+      met: report.lake.objectsPerDay < before.lake.objectsPerDay,
+    },
+    {
+      name: 'cost.lake_latency_p99_s',
+      value: report.latency.lake.p99,
+      unit: 's from arrival to the lake, p99 (the ingest window and invocation)',
+      baseline: before.latency.lake.p99,
+      ratio: report.latency.lake.p99 / Math.max(0.001, before.latency.lake.p99),
+      target: '<= 60 s',
+      met: report.latency.lake.p99 <= 60,
+    },
+    {
+      name: 'cost.alert_latency_p99_s',
+      value: report.latency.estate.p99,
+      unit: 's from arrival to the registry and its alerts, p99 (then the estate window and invocation)',
+      baseline: before.latency.estate.p99,
+      ratio: report.latency.estate.p99 / Math.max(0.001, before.latency.estate.p99),
+      target: 'report (what the cheaper registry costs; estate.maxBatchingWindowSeconds trades it)',
+      met: true,
     },
     {
       name: 'cost.per_million_mqtt',

@@ -25,6 +25,8 @@ const RANGES: readonly [string, number][] = [
   ['7 d', 7 * 86_400_000],
   ['30 d', 30 * 86_400_000],
 ];
+/** A range as a link gives it (`?range=7d`): its label without the space. */
+const rangeOf = (text: string | undefined) => RANGES.find(([label]) => label.replace(' ', '') === text)?.[1];
 /** Pages of readings at most per chart (1,000 rows each): 30 days at one a minute. */
 const MAX_PAGES = 50;
 /** Ranges longer than this are drawn from `/series` (min, max and average per bucket) where the API has it. */
@@ -102,7 +104,14 @@ async function readings(
   return rows;
 }
 
-export async function renderDevice(main: HTMLElement, api: Api, id: string, signal: AbortSignal) {
+export async function renderDevice(
+  main: HTMLElement,
+  api: Api,
+  id: string,
+  signal: AbortSignal,
+  options: { readonly range?: string } = {},
+) {
+  chosen.rangeMs = rangeOf(options.range) ?? chosen.rangeMs;
   const device = await findDevice(api, id);
   if (signal.aborted) return async () => {};
   if (!device) {
@@ -173,6 +182,9 @@ export async function renderDevice(main: HTMLElement, api: Api, id: string, sign
   };
   controls.addEventListener('change', () => {
     chosen.rangeMs = Number(range.value);
+    // The range in the link, without a new route (replaceState fires no hashchange).
+    const label = RANGES.find(([, ms]) => ms === chosen.rangeMs)?.[0].replace(' ', '');
+    if (label) history.replaceState(null, '', `#/device/${encodeURIComponent(id)}?range=${label}`);
     chosen.metrics = new Set(
       [...controls.querySelectorAll<HTMLInputElement>('input[name=metric]:checked')].map((i) => i.value),
     );

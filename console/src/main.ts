@@ -68,11 +68,14 @@ async function route(client: Api) {
   const abort = new AbortController();
   current = { abort };
   const hash = location.hash.replace(/^#/, '') || '/';
-  const device = /^\/device\/(.+)$/.exec(hash);
+  // `#/device/<id>` or `#/device/<id>?range=7d`: a link to a device over a range.
+  const device = /^\/device\/([^?]+)(?:\?(.*))?$/.exec(hash);
   delete main.dataset.loaded;
   try {
     const refresh = device
-      ? await renderDevice(main, client, decodeURIComponent(device[1] ?? ''), abort.signal)
+      ? await renderDevice(main, client, decodeURIComponent(device[1] ?? ''), abort.signal, {
+          range: new URLSearchParams(device[2] ?? '').get('range') ?? undefined,
+        })
       : hash === '/alerts'
         ? await renderAlerts(main, client, abort.signal)
         : await renderEstate(main, client, abort.signal);

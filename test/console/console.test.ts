@@ -164,6 +164,31 @@ describe.skipIf(!CHROMIUM)('the web console in headless chromium', () => {
     expect(await page.textContent('tr[data-metric=rssi] td')).toBe('-88');
     expect(await page.textContent('tr[data-metric=battery] td')).toBe('3.10');
     await page.screenshot({ path: join(ARTIFACTS, 'device.png'), fullPage: true });
+    // Each chart is drawn in its own place: a metric left out goes, the other is drawn again.
+    expect(await page.$$eval('#charts figure.chart', (fs) => fs.map((f) => f.dataset.metric))).toEqual([
+      'battery',
+      'temp',
+    ]);
+    const before = await page.getAttribute('#charts', 'data-drawn');
+    await page.uncheck('input[name=metric][value=battery]');
+    await page.waitForSelector(`#charts[data-drawn]:not([data-drawn="${before}"])`);
+    expect(await page.$$eval('#charts figure', (fs) => fs.map((f) => f.dataset.metric))).toEqual(['temp']);
+    await page.check('input[name=metric][value=battery]');
+    await page.waitForSelector('#charts figure[data-metric=battery]');
+  });
+
+  it('opens a device over the range its link names, and keeps the range chosen in the link', async () => {
+    await page.goto(`${base}#/device/th-1?range=7d`);
+    await page.waitForSelector('#charts[data-drawn] figure[data-metric=temp]');
+    expect(await page.inputValue('#range')).toBe(String(7 * 86_400_000));
+    // The same readings over 7 days (drawn from /series buckets: each a minute's one reading).
+    await page.selectOption('#range', String(3_600_000));
+    await page.waitForFunction(() => location.hash === '#/device/th-1?range=1h');
+    // A range the console does not offer leaves the one chosen last (1 h), and is no error.
+    await page.goto(`${base}#/device/th-1?range=9y`);
+    await page.waitForSelector('#charts[data-drawn]');
+    expect(await page.inputValue('#range')).toBe(String(3_600_000));
+    await page.selectOption('#range', String(86_400_000));
   });
 
   it("shows a device's last raw messages, and its quarantined ones with their reason", async () => {

@@ -3,6 +3,7 @@ import { describe, expect, it } from 'vitest';
 import { type RuntimeConfig, validateRuntimeConfig } from '../../../lambdas/core/config.ts';
 import { ingestBatch } from '../../../lambdas/core/ingest/batch.ts';
 import { decodeMessage } from '../../../lambdas/core/ingest/decode.ts';
+import { soleDevice } from '../../../lambdas/core/ingest/records.ts';
 import { type IngestDeps, writeBatch } from '../../../lambdas/core/ingest/write.ts';
 import { ingestOf, MemoryStore, MemoryTimeSeries, mqttMessage, NOW } from '../../support/fakes.ts';
 
@@ -305,5 +306,26 @@ describe('ingest core', () => {
       }),
       { numRuns: 200 },
     );
+  });
+});
+
+describe('soleDevice (the raw record of a body naming its devices)', () => {
+  const reading = (deviceId: string, deviceType = 'http') => ({ deviceId, deviceType });
+  it('is the one device every reading and rejection names', () => {
+    expect(soleDevice([reading('a'), reading('a')], [{ deviceId: 'a' }])).toEqual({
+      deviceId: 'a',
+      deviceType: 'http',
+    });
+  });
+  it.each<[string, { deviceId: string; deviceType: string }[], { deviceId?: string }[]]>([
+    ['no reading stored', [], [{ deviceId: 'a' }]],
+    ['two devices', [reading('a'), reading('b')], []],
+    ['two types', [reading('a'), reading('a', 'meter')], []],
+    ['a rejection naming no device', [reading('a')], [{}]],
+    ['a rejection naming another', [reading('a')], [{ deviceId: 'b' }]],
+    ['an id that is not a device id', [reading("a' OR '1'='1")], []],
+    ['an empty id', [reading('')], []],
+  ])('is none for %s', (_, readings, rejections) => {
+    expect(soleDevice(readings, rejections)).toBeUndefined();
   });
 });
