@@ -183,7 +183,7 @@ describe.skipIf(!CHROMIUM)('the web console in headless chromium', () => {
     expect(await page.inputValue('#range')).toBe(String(7 * 86_400_000));
     // The same readings over 7 days (drawn from /series buckets: each a minute's one reading).
     await page.selectOption('#range', String(3_600_000));
-    await page.waitForFunction(() => location.hash === '#/device/th-1?range=1h');
+    await page.waitForURL((url) => url.hash === '#/device/th-1?range=1h');
     // A range the console does not offer leaves the one chosen last (1 h), and is no error.
     await page.goto(`${base}#/device/th-1?range=9y`);
     await page.waitForSelector('#charts[data-drawn]');

@@ -10,7 +10,13 @@ import { gunzipSync } from 'node:zlib';
 import { Logger } from '@aws-lambda-powertools/logger';
 import type { Context } from 'aws-lambda';
 import { describe, expect, it } from 'vitest';
-import { awsIngestDeps, sqsIngestHandler } from '../../lambdas/adapters/aws/ingest-lambda.ts';
+import {
+  awsEstateDeps,
+  awsIngestDeps,
+  sqsEstateHandler,
+  sqsIngestHandler,
+} from '../../lambdas/adapters/aws/ingest-lambda.ts';
+import type { DeviceRecord } from '../../lambdas/core/estate/alerts.ts';
 import { ENV } from '../../lambdas/env.ts';
 import { DEFAULT_CONFIG } from '../../lib/config.ts';
 import { meteredClients } from '../../tools/cost/metered-aws.ts';
@@ -24,7 +30,7 @@ const NO_LATENCY = { s3: 0, timestream: 0, dynamodb: 0, sns: 0, sqs: 0 };
 const MAX_RECEIVES = 5;
 
 describe('ingest handler under faults', () => {
-  it('stores every message once or dead-letters it, with S3, Timestream and DynamoDB failing at random', async () => {
+  it('stores every message once or dead-letters it, and moves each device on by its stored readings, with S3, Timestream, SQS and DynamoDB failing at random', async () => {
     const rand = random(2026);
     const fault = (service: string, command: string) => {
       if (rand() >= 0.1) return undefined;
@@ -40,22 +46,17 @@ describe('ingest handler under faults', () => {
       fault,
     );
     const logger = new Logger({ logLevel: 'SILENT' });
-    const handler = sqsIngestHandler(
-      awsIngestDeps(
-        DEFAULT_CONFIG,
-        meter.clients,
-        {
-          [ENV.lakeBucket]: 'lake',
-          [ENV.claimsTable]: 'claims',
-          [ENV.registryTable]: 'registry',
-          [ENV.alertTopicArn]: 'arn:aws:sns:us-east-1:123456789012:alerts',
-          [ENV.timestreamDatabase]: 'db',
-          [ENV.timestreamTable]: 'telemetry',
-        },
-        logger,
-      ),
-      logger,
-    );
+    const resources = {
+      [ENV.lakeBucket]: 'lake',
+      [ENV.claimsTable]: 'claims',
+      [ENV.registryTable]: 'registry',
+      [ENV.alertTopicArn]: 'arn:aws:sns:us-east-1:123456789012:alerts',
+      [ENV.timestreamDatabase]: 'db',
+      [ENV.timestreamTable]: 'telemetry',
+      [ENV.estateQueueUrls]: 'estate-0,estate-1',
+    };
+    const handler = sqsIngestHandler(awsIngestDeps(DEFAULT_CONFIG, meter.clients, resources, logger), logger);
+    const estate = sqsEstateHandler(awsEstateDeps(DEFAULT_CONFIG, meter.clients, resources), logger);
     const now = Date.now();
     const messages = Array.from({ length: 300 }, (_, i) =>
       mqttMessage(`m${i}`, { $ts: now - 300_000 + i * 100, $seq: i, temp: i }, `dt/thermo/d-${i % 7}`, now),
@@ -110,5 +111,49 @@ describe('ingest handler under faults', () => {
     // it came back whole and failed five times): redriving it stores nothing new.
     expect(dead.filter((id) => stored.has(id) && !acknowledged.has(id))).toEqual([]);
     expect(stored.size).toBeGreaterThan(messages.length / 2); // and most got through
+
+    // The estate queues' windows, with the same faults: a delta that failed comes back,
+    // five receives send it to the dead-letter queue; one window in four comes again whole.
+    const deltas = meter.sent.splice(0).filter((m) => m.queueUrl.startsWith('estate-'));
+    expect(deltas.length).toBeGreaterThan(0);
+    const deltaReceives = new Map<string, number>();
+    const deadDeltas: string[] = [];
+    const windows: { records: typeof deltas; again: boolean }[] = [];
+    for (const url of ['estate-0', 'estate-1']) {
+      const own = deltas.filter((d) => d.queueUrl === url);
+      for (let i = 0; i < own.length; i += 5) windows.push({ records: own.slice(i, i + 5), again: false });
+    }
+    while (windows.length > 0) {
+      const { records, again } = windows.shift() as (typeof windows)[number];
+      let failed: Set<string>;
+      try {
+        const { batchItemFailures } = await estate(sqsEvent(...records), { awsRequestId: 'e' } as Context);
+        failed = new Set(batchItemFailures.map((f) => f.itemIdentifier));
+      } catch {
+        failed = new Set(records.map((d) => d.messageId));
+      }
+      const retry = records.filter((d) => {
+        if (!failed.has(d.messageId)) return false;
+        const n = (deltaReceives.get(d.messageId) ?? 0) + 1;
+        deltaReceives.set(d.messageId, n);
+        if (n < MAX_RECEIVES) return true;
+        deadDeltas.push(d.messageId);
+        return false;
+      });
+      if (retry.length > 0) windows.push({ records: retry, again: false });
+      if (failed.size === 0 && !again && rand() < 0.25) windows.push({ records, again: true });
+    }
+    expect(deadDeltas).toEqual([]);
+    // Each device's record is where its stored readings took it: last seen at its latest.
+    const registry = meter.tables.get('registry') ?? new Map();
+    for (let d = 0; d < 7; d++) {
+      // Message i is device d-(i % 7)'s, at now - 300 s + i * 100 ms, with temp i.
+      const latest = Math.max(
+        ...messages.flatMap((m, i) => (i % 7 === d && stored.has(m.messageId) ? [i] : [])),
+      );
+      const record = JSON.parse(String(registry.get(`d-${d}`)?.record?.S)) as DeviceRecord;
+      expect(record.lastSeen).toBe(now - 300_000 + latest * 100);
+      expect(record.lastValues.temp).toBe(latest);
+    }
   });
 });

@@ -1,6 +1,6 @@
 import { BatchGetItemCommand, DynamoDBClient, PutItemCommand } from '@aws-sdk/client-dynamodb';
 import { PutObjectCommand, S3Client } from '@aws-sdk/client-s3';
-import { PublishBatchCommand, SNSClient } from '@aws-sdk/client-sns';
+import { SendMessageBatchCommand, SQSClient } from '@aws-sdk/client-sqs';
 import {
   RejectedRecordsException,
   ThrottlingException,
@@ -14,7 +14,7 @@ import { mqttMessage, sqsEvent } from '../support/fakes.ts';
 
 const s3 = mockClient(S3Client);
 const ddb = mockClient(DynamoDBClient);
-const sns = mockClient(SNSClient);
+const sqs = mockClient(SQSClient);
 const timestream = mockClient(TimestreamWriteClient);
 let handler: (
   event: SQSEvent,
@@ -28,8 +28,7 @@ const now = Date.now();
 describe('ingest handler', () => {
   beforeAll(async () => {
     vi.stubEnv('LAKE_BUCKET', 'lake-bucket');
-    vi.stubEnv('REGISTRY_TABLE', 'registry');
-    vi.stubEnv('ALERT_TOPIC_ARN', 'arn:aws:sns:us-east-1:123456789012:alerts');
+    vi.stubEnv('ESTATE_QUEUE_URLS', 'https://sqs.us-east-1.amazonaws.com/123456789012/estate');
     vi.stubEnv('CLAIMS_TABLE', 'claims');
     vi.stubEnv('TIMESTREAM_DATABASE', 'iot');
     vi.stubEnv('TIMESTREAM_TABLE', 'readings');
@@ -42,10 +41,9 @@ describe('ingest handler', () => {
     s3.reset();
     timestream.reset();
     ddb.reset();
-    sns.reset();
-    ddb.on(BatchGetItemCommand).resolves({ Responses: { registry: [] } });
+    sqs.reset();
     ddb.on(PutItemCommand).resolves({});
-    sns.on(PublishBatchCommand).resolves({ Successful: [], Failed: [] });
+    sqs.on(SendMessageBatchCommand).resolves({ Successful: [], Failed: [] });
     s3.on(PutObjectCommand).resolves({});
     timestream.on(WriteRecordsCommand).resolves({ RecordsIngested: { Total: 1 } });
   });
@@ -72,6 +70,24 @@ describe('ingest handler', () => {
     const puts = s3.commandCalls(PutObjectCommand).map((c) => c.args[0].input);
     expect(puts.map((p) => p.Key?.split('/')[0]).sort()).toEqual(['raw', 'readings']);
     expect(puts[0]).toMatchObject({ Bucket: 'lake-bucket', ContentEncoding: 'gzip' });
+    // The registry is not the ingest function's: one SendMessageBatch to the estate queue, no DynamoDB read.
+    expect(sqs.commandCalls(SendMessageBatchCommand)).toHaveLength(1);
+    expect(ddb.commandCalls(BatchGetItemCommand)).toEqual([]);
+  });
+
+  it('fails the batch when the estate queue refuses its update, and writes no readings/ for it', async () => {
+    sqs.on(SendMessageBatchCommand).rejects(new Error('ServiceUnavailable'));
+    await expect(
+      handler(
+        event(
+          mqttMessage('m1', { temp: 1 }, 'dt/thermo/a', now),
+          mqttMessage('m2', { temp: 2 }, 'dt/thermo/b', now),
+        ),
+        context,
+      ),
+    ).rejects.toThrow(/All records failed/);
+    const keys = s3.commandCalls(PutObjectCommand).map((c) => c.args[0].input.Key ?? '');
+    expect(keys.filter((k) => k.startsWith('readings/'))).toEqual([]);
   });
 
   it('reports only the message whose sink failed, and acknowledges the quarantined one', async () => {

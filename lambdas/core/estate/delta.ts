@@ -185,7 +185,10 @@ export function encodeDeltas(
   return out;
 }
 
-/** The estate updated later: the readings sent to the estate queue, a device failed with its body. */
+/**
+ * The estate updated later: the readings sent to the estate queue(s), every device of the
+ * batch failed when any of its bodies was not taken.
+ */
 export function queueDeltas(queue: DeltaQueue): EstateSink {
   return {
     async apply(readings, offline) {
@@ -208,8 +211,13 @@ export function queueDeltas(queue: DeltaQueue): EstateSink {
         for (const d of deltas) for (const id of d.devices) failed.set(id, reason);
         return failed;
       }
-      for (const [index, reason] of unsent)
-        for (const id of deltas[index]?.devices ?? []) failed.set(id, reason);
+      // Whole or not at all: one body not taken fails every device of the batch. The
+      // batch's readings/ objects are named after the messages they hold, so a retry of
+      // only some of them (after a redelivery that had stored them all) would store those
+      // readings again under another name; the bodies that were taken are sent again,
+      // which changes nothing.
+      const [first] = unsent.values();
+      if (first) for (const d of deltas) for (const id of d.devices) failed.set(id, first);
       return failed;
     },
   };

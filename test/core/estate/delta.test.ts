@@ -260,14 +260,21 @@ describe('failures stay with what they belong to', () => {
     expect([...estate.registry.records.keys()].sort()).toEqual(['a', 'b']);
   });
 
-  it('fails the devices of the bodies the queue did not take, with its reason, and every device when it throws', async () => {
+  it('fails every device of the batch when the queue did not take one of its bodies, with its reason, or when it throws', async () => {
     const readings = Array.from({ length: 40 }, (_, d) => reading(`d${d}`, NOW, 20));
+    // Four shards: four bodies, the second refused.
+    let bodies = 0;
     const refused = await queueDeltas({
-      shards: 1,
-      send: async (bodies) => new Map(bodies.length > 1 ? [[1, new Error('SQS refused it')]] : []),
+      shards: 4,
+      send: async (deltas) => {
+        bodies = deltas.length;
+        return new Map([[1, new Error('SQS refused it')]]);
+      },
     }).apply(readings, []);
-    const split = encodeDeltas(readings, []);
-    expect(new Set(refused.keys())).toEqual(new Set(split.length > 1 ? split[1]?.devices : []));
+    expect(bodies).toBe(4);
+    // Whole or not at all: readings/ objects are named after their messages, so a part retried would be stored twice.
+    expect(refused.size).toBe(40);
+    expect(refused.get('d0')?.message).toBe('SQS refused it');
 
     const down = await queueDeltas({
       shards: 1,
