@@ -29,6 +29,11 @@ export const ENV = {
   ingestQueueUrl: 'INGEST_QUEUE_URL',
   /** URLs of the SQS estate queues, one per shard, comma-separated: the ingest function sends each batch's readings there for the estate function. */
   estateQueueUrls: 'ESTATE_QUEUE_URLS',
+  /**
+   * Seconds the registry's last seen may be behind arrival (the ingest and estate
+   * windows): added to every offline timeout by the offline check and the estate's reads.
+   */
+  registryLagSeconds: 'REGISTRY_LAG_SECONDS',
   /** Name of the ingest function, whose metrics (messages, quarantined) `GET /v1/estate` reads. */
   ingestFunctionName: 'INGEST_FUNCTION_NAME',
   /** DynamoDB table of the HTTP API's keys (hashes, scopes, devices). */

@@ -78,7 +78,10 @@ export class PipelineStack extends Stack {
       lake,
       runtimeConfig: runtimeConfigJson(config, { decoders: false }),
       ...config.estate,
+      ingestWindowSeconds: config.ingest.maxBatchingWindowSeconds,
     });
+    // A device is offline only once silent past its timeout and the registry's lag.
+    estate.tellLag(registry.offlineFunction);
 
     // How they arrive: devices over IoT Core into the ingest queue, and its function
     // decoding into the lake and Timestream, and on to the estate queue.
@@ -130,6 +133,8 @@ export class PipelineStack extends Stack {
       runtimeConfig: runtimeConfigJson(config, { decoders: false }),
       ...config.http,
     });
+    // GET /v1/devices and /v1/estate judge status by the same timeouts and lag.
+    if (http.queryFunction) estate.tellLag(http.queryFunction);
 
     // Who reads it in a browser: people signed in with the user pool, the read routes only.
     const webConsole = config.console.enabled

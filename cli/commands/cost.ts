@@ -216,7 +216,7 @@ function describe(report: Awaited<ReturnType<typeof runCostModel>>, interval: st
     `Counted over ${report.messagesRun} messages in ${report.batches} ingest invocations ` +
     `(${(report.messagesRun / report.batches).toFixed(1)} a batch, ${report.ingestDurationMs.toFixed(0)} ms billed each).\n\n` +
     formatTable(costTable(report)) +
-    `\nAWS SDK calls per message (${report.source === 'mqtt' || report.source === 'iot-lorawan' ? 'the ingest function' : 'the ingest and http functions'}): ${Object.entries(
+    `\nAWS SDK calls per message (${report.source === 'mqtt' || report.source === 'iot-lorawan' ? 'the ingest and estate functions' : 'the http, ingest and estate functions'}): ${Object.entries(
       report.callsPerMessage,
     )
       .map(([call, n]) => `${call} ${n.toFixed(3)}`)

@@ -25,8 +25,11 @@ const estate: EstateDeps = {
 };
 
 /** EventBridge schedule: raise offline alerts for devices silent longer than their timeout. */
+// The registry's last seen is up to the ingest and estate windows behind arrival.
+const lagMs = Number(process.env[ENV.registryLagSeconds] ?? 0) * 1000;
+
 export const handler = async (): Promise<{ raised: number }> => {
-  const events = await detectOffline(estate, Date.now());
+  const events = await detectOffline(estate, Date.now(), lagMs);
   for (const event of events)
     logger.warn('device offline', { deviceId: event.deviceId, deviceType: event.deviceType });
   logger.info('offline check', { raised: events.length });

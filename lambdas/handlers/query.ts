@@ -40,7 +40,8 @@ const registry = dynamodbRegistry(dynamodb, requireEnv(ENV.registryTable), {
 // offline timeouts measure each device's status (GET /v1/devices, GET /v1/estate).
 const config = loadRuntimeConfig();
 const { alertRules } = config;
-const timeouts = offlineTimeouts(config);
+// ... each plus how far the registry's last seen may be behind arrival (the ingest and estate windows).
+const timeouts = offlineTimeouts(config, Number(process.env[ENV.registryLagSeconds] ?? 0) * 1000);
 // The ingest function's message counts, read at most once a minute per container.
 const traffic = cachedTraffic(
   cloudwatchTraffic(trace(new CloudWatchClient({})), {

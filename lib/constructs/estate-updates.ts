@@ -49,6 +49,13 @@ export interface EstateUpdatesProps {
    * @default 1
    */
   readonly shards?: number;
+  /**
+   * The ingest batching window before the estate's: with it, how far a device's last seen
+   * in the registry may be behind its arrival ({@link EstateUpdates.tellLag}).
+   *
+   * @default 20
+   */
+  readonly ingestWindowSeconds?: number;
 }
 
 /**
@@ -66,6 +73,8 @@ export class EstateUpdates extends Construct {
   readonly function: PipelineFunction;
   /** The window the queue gathers updates in, seconds: the alert latency it costs. */
   readonly maxBatchingWindowSeconds: number;
+  /** Seconds a device's last seen in the registry may be behind arrival: the ingest and estate windows. */
+  readonly lagSeconds: number;
 
   constructor(scope: Construct, id: string, props: EstateUpdatesProps) {
     super(scope, id);
@@ -88,6 +97,7 @@ export class EstateUpdates extends Construct {
     if (!Number.isInteger(shards) || shards < 1 || shards > MAX_SHARDS)
       throw new Error(`EstateUpdates: shards must be 1 to ${MAX_SHARDS}, got ${shards}`);
     this.maxBatchingWindowSeconds = window;
+    this.lagSeconds = (props.ingestWindowSeconds ?? 20) + window;
     const timeout = Duration.minutes(2);
     this.deadLetterQueue = new sqs.Queue(this, 'DeadLetterQueue', {
       encryption: sqs.QueueEncryption.SQS_MANAGED,
@@ -141,6 +151,15 @@ export class EstateUpdates extends Construct {
    * Lets a function send updates (the ingest function): sqs:SendMessage on the queues and
    * nothing else, and names them in its environment, in shard order (`ESTATE_QUEUE_URLS`).
    */
+  /**
+   * Tells a function that judges silence from the registry (the offline check, the
+   * estate's reads) how far its last seen may lag, so a late record is not offline
+   * (`REGISTRY_LAG_SECONDS`, added to every offline timeout).
+   */
+  tellLag(fn: lambda.Function): void {
+    fn.addEnvironment(ENV.registryLagSeconds, String(this.lagSeconds));
+  }
+
   grantSend(fn: lambda.Function): void {
     iam.Grant.addToPrincipal({
       grantee: fn,

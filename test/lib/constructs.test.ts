@@ -113,6 +113,9 @@ describe('constructs wire themselves', () => {
       env,
     );
     expect(made.sort()).toEqual(['dynamodb', 's3', 'sns']);
+    // The offline check and the estate's reads add the registry's lag (20 s + 300 s) to every timeout.
+    expect(environmentOf(template, /^Raises offline alerts/)[ENV.registryLagSeconds]).toBe('320');
+    expect(environmentOf(template, /^Answers/)[ENV.registryLagSeconds]).toBe('320');
     const mappings = Object.values(template.findResources('AWS::Lambda::EventSourceMapping')).map(
       (m) => m.Properties as { BatchSize: number; MaximumBatchingWindowInSeconds?: number },
     );

@@ -35,7 +35,7 @@ import { formatOf } from '../../lambdas/core/formats/index.ts';
 import { applyLorawanRule } from '../../lambdas/core/formats/iot-lorawan.ts';
 import { applyTelemetryRule } from '../../lambdas/core/formats/mqtt-topic.ts';
 import { lorawanRuleName } from '../../lambdas/core/iot-names.ts';
-import { compactionUsage } from '../../lambdas/core/lake/compaction.ts';
+import { COMPACTION_LIMITS, compactionUsage } from '../../lambdas/core/lake/compaction.ts';
 import { ENV } from '../../lambdas/env.ts';
 import type { PipelineConfig } from '../../lib/config.ts';
 import { NETWORKS, networkRequest, type SimulatedFormat } from '../simulator/bodies.ts';
@@ -214,6 +214,16 @@ export interface CostReport {
    * invocation), over the messages run, as the event sources close batches.
    */
   readonly latency: { readonly lake: Percentiles; readonly estate: Percentiles };
+  /**
+   * The intraday compaction at this fleet (`lambdas/core/lake/compaction.ts`): the
+   * objects a day it leaves in `readings/` and `raw/` (an hour partition is merged in
+   * groups of at most 6 MiB stored), their average bytes, and one run's Lambda time.
+   */
+  readonly compaction: {
+    readonly objectsPerDay: number;
+    readonly averageBytes: number;
+    readonly runSeconds: number;
+  };
   /**
    * IoT rule sources (MQTT, IoT Core for LoRaWAN): the designs a user would pick instead,
    * priced from the same messages (`tools/cost/designs.ts`), and where a provisioned stream
@@ -652,6 +662,11 @@ async function meteredRun(options: CostRunOptions, decoders: Decoders): Promise<
     sourcesInUse: 1,
   });
   const ofRun = messages.length / monthly;
+  const storedPerDay = 24 * (storedPerHour('readings/') + storedPerHour('raw/'));
+  const compactedPerDay =
+    24 *
+    (Math.ceil(storedPerHour('readings/') / COMPACTION_LIMITS.maxInputBytes) +
+      Math.ceil(storedPerHour('raw/') / COMPACTION_LIMITS.maxInputBytes));
   ingestUsage.s3Puts += (compaction.put + compaction.list) * ofRun;
   ingestUsage.s3Gets += compaction.get * ofRun;
   ingestUsage.lambdaRequests += compaction.runs * ofRun;
@@ -779,6 +794,13 @@ async function meteredRun(options: CostRunOptions, decoders: Decoders): Promise<
     totalDollars(connectivity),
   );
   const notes: string[] = [];
+  // The compaction function's timeout (lib/constructs/compaction.ts): 5 minutes.
+  const compactionSeconds = compaction.lambdaMs / compaction.runs / 1000;
+  if (compactionSeconds > 300)
+    notes.push(
+      `intraday compaction: a run would take about ${Math.round(compactionSeconds)} s at ${fleet.devices.toLocaleString('en-US')} devices, ` +
+        'past its 5 minute timeout: runs are cut off (safely: each group is written before its inputs go), and the hours they do not reach keep their small objects until the daily job; the compaction line prices whole runs',
+    );
   if (estateRun.cutShort > 0) {
     // A window's updates, per shard, against what one invocation takes.
     const span = Math.max(1, end - (messages[0]?.time ?? end));
@@ -823,6 +845,11 @@ async function meteredRun(options: CostRunOptions, decoders: Decoders): Promise<
     ...(estate ? { estate } : {}),
     lake,
     latency: { lake: percentiles(toLake), estate: percentiles(toEstate) },
+    compaction: {
+      objectsPerDay: compactedPerDay,
+      averageBytes: compactedPerDay > 0 ? storedPerDay / compactedPerDay : 0,
+      runSeconds: compaction.lambdaMs / compaction.runs / 1000,
+    },
     ...(alternatives ? { alternatives } : {}),
   };
 }

@@ -117,6 +117,11 @@ export function fleetTable(reports: readonly CostReport[]): Rows {
   );
   row('lake objects a day (ingest path)', (r) => count(r.lake.objectsPerDay));
   row('lake average bytes an object', (r) => count(r.lake.averageBytes));
+  row(
+    'lake objects a day after compaction (readings/, raw/)',
+    (r) => `${count(r.compaction.objectsPerDay)} (${count(r.compaction.averageBytes)})`,
+  );
+  row('compaction: a run every 10 minutes takes (s)', (r) => seconds(r.compaction.runSeconds));
   const prefixes = [...new Set(reports.flatMap((r) => Object.keys(r.lake.byPrefix)))].sort();
   for (const prefix of prefixes)
     row(`  ${prefix} objects a day (average bytes)`, (r) => {

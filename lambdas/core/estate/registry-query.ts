@@ -37,14 +37,23 @@ export interface OfflineTimeouts {
   readonly byType: Readonly<Record<string, number>>;
 }
 
-/** The timeouts of the config, as the offline check reads them (`offlineTimeout`). */
-export function offlineTimeouts(config: Pick<RuntimeConfig, 'offline' | 'deviceTypes'>): OfflineTimeouts {
+/**
+ * The timeouts of the config, as the offline check reads them (`offlineTimeout`), each
+ * plus `lagMs`: how far the registry's last seen may be behind arrival (on AWS the ingest
+ * and estate windows), so that a device is not offline only because its record is late.
+ */
+export function offlineTimeouts(
+  config: Pick<RuntimeConfig, 'offline' | 'deviceTypes'>,
+  lagMs = 0,
+): OfflineTimeouts {
   const byType: Record<string, number> = {};
   for (const [type, settings] of Object.entries(config.deviceTypes)) {
     if (settings.offlineAfterMs !== undefined)
-      Object.defineProperty(byType, type, { value: settings.offlineAfterMs, enumerable: true });
+      Object.defineProperty(byType, type, { value: settings.offlineAfterMs + lagMs, enumerable: true });
   }
-  return config.offline.afterMs === undefined ? { byType } : { defaultMs: config.offline.afterMs, byType };
+  return config.offline.afterMs === undefined
+    ? { byType }
+    : { defaultMs: config.offline.afterMs + lagMs, byType };
 }
 
 export function timeoutOf(timeouts: OfflineTimeouts, deviceType: string): number | undefined {

@@ -144,15 +144,18 @@ export function offlineTimeout(config: EstateDeps['config'], deviceType: string)
 
 /**
  * The scheduled offline check: raises an offline alert for each device silent longer
- * than its timeout (once; the next reading clears it). Returns the events sent.
+ * than its timeout (once; the next reading clears it). Returns the events sent. `lagMs`:
+ * how far the registry's last seen may be behind arrival (on AWS the ingest and estate
+ * windows), added to every timeout so that a record late by that much is not offline.
  */
-export async function detectOffline(deps: EstateDeps, now: number): Promise<AlertEvent[]> {
+export async function detectOffline(deps: EstateDeps, now: number, lagMs = 0): Promise<AlertEvent[]> {
   const events: AlertEvent[] = [];
   for (const record of await deps.registry.list()) {
+    const timeout = offlineTimeout(deps.config, record.deviceType);
     const { record: next, event } = checkOffline(
       record,
       now,
-      offlineTimeout(deps.config, record.deviceType),
+      timeout === undefined ? undefined : timeout + lagMs,
       deps.config.offline.severity,
     );
     if (!event) continue;

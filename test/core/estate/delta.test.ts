@@ -15,7 +15,8 @@ import {
   queueDeltas,
   shardOf,
 } from '../../../lambdas/core/estate/delta.ts';
-import type { EstateDeps } from '../../../lambdas/core/estate/update.ts';
+import { offlineTimeouts } from '../../../lambdas/core/estate/registry-query.ts';
+import { detectOffline, type EstateDeps } from '../../../lambdas/core/estate/update.ts';
 import { writeBatch } from '../../../lambdas/core/ingest/write.ts';
 import type { Reading } from '../../../lambdas/core/reading.ts';
 import { MemoryStore, memoryRegistry, NOW } from '../../support/fakes.ts';
@@ -351,5 +352,24 @@ describe('shards', () => {
     expect([...unsent.keys()]).toEqual([12]);
     expect(unsent.get(12)?.message).toMatch(/InvalidMessageContents/);
     expect(() => sqsDeltaQueue(client, [])).toThrow(RangeError);
+  });
+});
+
+describe('the offline check behind a queued estate', () => {
+  it('adds the registry lag to every timeout: a device whose record is late is not offline, one silent past both is', async () => {
+    const estate = estateOf();
+    const deps = {
+      ...estate.deps,
+      config: { ...estate.deps.config, offline: { afterMs: 5 * MIN, severity: 'warning' as const } },
+    };
+    await applyNow(deps).apply([reading('late', NOW, 20), reading('gone', NOW - 20 * MIN, 20)], []);
+    // Six minutes on: 'late' is past its 5 minute timeout but within it and the 320 s lag; 'gone' is past both.
+    const at = NOW + 6 * MIN;
+    const raised = await detectOffline(deps, at, 320_000);
+    expect(raised.map((e) => e.deviceId)).toEqual(['gone']);
+    expect(await detectOffline(deps, at, 0)).toEqual([
+      expect.objectContaining({ deviceId: 'late', rule: 'offline' }),
+    ]);
+    expect(offlineTimeouts(deps.config, 320_000)).toEqual({ defaultMs: 5 * MIN + 320_000, byType: {} });
   });
 });
