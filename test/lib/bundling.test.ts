@@ -18,7 +18,8 @@ describe('Lambda bundles', () => {
     const functions = Object.entries(template.findResources('AWS::Lambda::Function'))
       .filter(([id]) => !id.startsWith('CustomS3AutoDeleteObjects'))
       .map(([, fn]) => fn);
-    expect(functions).toHaveLength(5);
+    // ingest, estate, http, query, offline, daily, compaction.
+    expect(functions).toHaveLength(7);
     for (const fn of functions) {
       // The code's S3 key is `<asset hash>.zip`; the cloud assembly holds the bundle in `asset.<hash>/`.
       const hash = String(fn.Properties.Code.S3Key).replace(/\.zip$/, '');
@@ -50,8 +51,7 @@ describe('Lambda bundles', () => {
               AWS_SDK_JS_NODE_VERSION_SUPPORT_WARNING_DISABLED: 'true',
               LAKE_BUCKET: 'lake',
               CLAIMS_TABLE: 'claims',
-              REGISTRY_TABLE: 'registry',
-              ALERT_TOPIC_ARN: 'arn:aws:sns:us-east-1:123456789012:alerts',
+              ESTATE_QUEUE_URLS: 'https://sqs.us-east-1.amazonaws.com/123456789012/estate',
             },
           },
         );
