@@ -190,6 +190,7 @@ describe.skipIf(skipWithout('moto_server', 'botocore'))('deployment rehearsal in
     const registry = find('RegistryTable', 'AWS::DynamoDB::Table');
     // moto names the queue with AWS's own URL; the SDK would send to its host: keep it on moto.
     const queueUrl = find('IngestQueue', 'AWS::SQS::Queue').replace(/^https:\/\/sqs\.[^/]+/, moto.endpoint);
+    const estateUrl = find('EstateQueue', 'AWS::SQS::Queue').replace(/^https:\/\/sqs\.[^/]+/, moto.endpoint);
     for (const [name, value] of Object.entries({
       ...moto.env,
       LAKE_BUCKET: lake,
@@ -197,6 +198,7 @@ describe.skipIf(skipWithout('moto_server', 'botocore'))('deployment rehearsal in
       CLAIMS_TABLE: find('ClaimsTable', 'AWS::DynamoDB::Table'),
       ALERT_TOPIC_ARN: find('AlertsTopic', 'AWS::SNS::Topic'),
       INGEST_QUEUE_URL: queueUrl,
+      ESTATE_QUEUE_URLS: estateUrl,
       KEYS_TABLE: keysTable,
       POWERTOOLS_LOG_LEVEL: 'SILENT',
       POWERTOOLS_DEV: 'true',
@@ -207,6 +209,9 @@ describe.skipIf(skipWithout('moto_server', 'botocore'))('deployment rehearsal in
       handler: (event: APIGatewayProxyEventV2) => Promise<APIGatewayProxyStructuredResultV2>;
     };
     const { handler: ingest } = (await import('../../lambdas/handlers/ingest.ts')) as {
+      handler: (event: SQSEvent, context: Context) => Promise<{ batchItemFailures: unknown[] }>;
+    };
+    const { handler: estate } = (await import('../../lambdas/handlers/estate.ts')) as {
       handler: (event: SQSEvent, context: Context) => Promise<{ batchItemFailures: unknown[] }>;
     };
     const posted = await http({
@@ -231,6 +236,19 @@ describe.skipIf(skipWithout('moto_server', 'botocore'))('deployment rehearsal in
     const objects = await new S3Client(moto.clientConfig).send(new ListObjectsV2Command({ Bucket: lake }));
     const prefixes = new Set(objects.Contents?.map((o) => o.Key?.split('/')[0]));
     expect([...prefixes].sort()).toEqual(['raw', 'readings']);
+    // The registry moves on from the stack's estate queue, through the estate function.
+    const deltas = await sqs.send(
+      new ReceiveMessageCommand({ QueueUrl: estateUrl, MaxNumberOfMessages: 10 }),
+    );
+    expect(deltas.Messages).toHaveLength(1);
+    const window = (deltas.Messages ?? []).map((m) => ({
+      messageId: m.MessageId as string,
+      body: m.Body as string,
+    }));
+    expect(
+      (await estate(sqsEvent(...window), { functionName: 'estate', awsRequestId: 'r-3' } as Context))
+        .batchItemFailures,
+    ).toEqual([]);
     const items = await new DynamoDBClient(moto.clientConfig).send(new ScanCommand({ TableName: registry }));
     expect(items.Items?.map((i) => i.deviceId?.S).sort()).toEqual(['h-1', 'mq-1']);
   });

@@ -6,7 +6,7 @@
  * than SQS; and the lake objects a day the ingest path writes. Pure functions: the
  * counts come in, dollars come out.
  */
-import type { DesignCost } from './measure.ts';
+import type { DesignCost } from './model.ts';
 import {
   type AwsPrices,
   type CostLine,

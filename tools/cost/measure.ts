@@ -56,6 +56,7 @@ import {
   type AwsPrices,
   type CostLine,
   connectivityLine,
+  type DesignCost,
   emptyUsage,
   type Fleet,
   iotFloorUsage,
@@ -66,7 +67,6 @@ import {
   perMillionMessages,
   priceUsage,
   totalDollars,
-  type UnpricedLine,
   type Usage,
   unpricedUsage,
 } from './model.ts';
@@ -162,15 +162,7 @@ export function withDeviceCodec(config: PipelineConfig, file: string, source: st
   return { ...config, deviceTypes: { ...config.deviceTypes, [COST_DEVICE_TYPE]: { decoder } } };
 }
 
-/** A design's bill: the lines per million messages, their total, and a month of the fleet. */
-export interface DesignCost {
-  readonly design: string;
-  readonly lines: CostLine[];
-  /** Lines per million messages the price list has no price for: not in the totals. */
-  readonly notPriced?: UnpricedLine[];
-  readonly perMillion: number;
-  readonly perMonth: number;
-}
+export type { DesignCost };
 
 export interface CostReport {
   readonly fleet: Fleet;

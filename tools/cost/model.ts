@@ -198,6 +198,16 @@ export function priceUsage(usage: Usage, prices: AwsPrices): CostLine[] {
   });
 }
 
+/** A design's bill: the lines per million messages, their total, and a month of the fleet. */
+export interface DesignCost {
+  readonly design: string;
+  readonly lines: CostLine[];
+  /** Lines per million messages the price list has no price for: not in the totals. */
+  readonly notPriced?: UnpricedLine[];
+  readonly perMillion: number;
+  readonly perMonth: number;
+}
+
 /** A line of the bill the price list has no price for: its units, and the key a prices file would give. */
 export interface UnpricedLine {
   readonly line: string;
