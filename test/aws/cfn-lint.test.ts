@@ -3,16 +3,12 @@
  * defaults, Timestream on, and a full configuration. No error; a warning stays only when
  * it is acknowledged below, once, with its reason.
  */
-import { execFile } from 'node:child_process';
 import { mkdtemp, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { promisify } from 'node:util';
 import { beforeAll, describe, expect, it } from 'vitest';
 import { synthPipeline } from '../lib/synth.ts';
-import { skipWithout } from '../support/aws-tools.ts';
-
-const run = promisify(execFile);
+import { type CfnLintFinding, cfnLint, skipWithout } from '../support/aws-tools.ts';
 
 /** Warnings that stay, with why. */
 const ACKNOWLEDGED: Readonly<Record<string, string>> = {
@@ -46,13 +42,7 @@ const CONFIGS: Readonly<Record<string, Record<string, unknown>>> = {
   },
 };
 
-interface Finding {
-  readonly Filename: string;
-  readonly Level: string;
-  readonly Message: string;
-  readonly Rule: { readonly Id: string };
-  readonly Location: { readonly Path: readonly (string | number)[] };
-}
+type Finding = CfnLintFinding;
 
 describe.skipIf(skipWithout('cfn-lint'))('cfn-lint over the synthesized templates', () => {
   let findings: Finding[];
@@ -64,14 +54,7 @@ describe.skipIf(skipWithout('cfn-lint'))('cfn-lint over the synthesized template
       await writeFile(file, JSON.stringify(synthPipeline(context).template.toJSON()));
       files.push(file);
     }
-    // cfn-lint exits non-zero when it finds anything: the JSON on stdout is what counts.
-    const output = await run('cfn-lint', ['--format', 'json', '--', ...files], {
-      maxBuffer: 64 * 1024 * 1024,
-    }).then(
-      ({ stdout }) => stdout,
-      (error: { stdout?: string }) => error.stdout ?? '[]',
-    );
-    findings = JSON.parse(output || '[]') as Finding[];
+    findings = await cfnLint(files);
   }, 180_000);
 
   const where = (f: Finding) =>

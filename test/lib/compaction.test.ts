@@ -3,11 +3,9 @@
  * function, and a role that may touch `readings/` and `raw/` of the lake only.
  * Synthesized once, with cdk-nag on; cfn-lint over the template when it is installed.
  */
-import { execFile } from 'node:child_process';
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { promisify } from 'node:util';
 import { App, Duration, Stack, Validations } from 'aws-cdk-lib';
 import { Annotations, Match, Template } from 'aws-cdk-lib/assertions';
 import { AwsSolutionsChecks } from 'cdk-nag';
@@ -16,7 +14,7 @@ import { ENV } from '../../lambdas/env.ts';
 import { LakeCompaction } from '../../lib/constructs/compaction.ts';
 import { Lake } from '../../lib/constructs/lake.ts';
 import { acknowledgeStackFindings } from '../../lib/nag.ts';
-import { skipWithout } from '../support/aws-tools.ts';
+import { cfnLint, skipWithout } from '../support/aws-tools.ts';
 
 function stackWith(props: Partial<ConstructorParameters<typeof LakeCompaction>[2]> = {}) {
   const app = new App({ context: { 'aws:cdk:bundling-stacks': [] } });
@@ -93,13 +91,7 @@ describe('LakeCompaction', () => {
     async () => {
       const file = join(dir, 'compaction-template.json');
       writeFileSync(file, JSON.stringify(template.toJSON()));
-      const output = await promisify(execFile)('cfn-lint', ['--format', 'json', '--', file], {
-        maxBuffer: 64 * 1024 * 1024,
-      }).then(
-        ({ stdout }) => stdout,
-        (error: { stdout?: string }) => error.stdout ?? '[]',
-      );
-      const findings = JSON.parse(output || '[]') as { Rule: { Id: string }; Message: string }[];
+      const findings = await cfnLint([file]);
       // W3005 is acknowledged for the whole stack in test/aws/cfn-lint.test.ts.
       expect(findings.filter((f) => f.Rule.Id !== 'W3005').map((f) => `${f.Rule.Id}: ${f.Message}`)).toEqual(
         [],

@@ -4,7 +4,6 @@
  * routes on their own API behind a JWT authorizer. Synthesized once, with cdk-nag on, from a
  * stand-in of `console/dist` made here.
  */
-import { execFile } from 'node:child_process';
 import {
   existsSync,
   mkdirSync,
@@ -16,7 +15,6 @@ import {
 } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { promisify } from 'node:util';
 import { App, Stack, Validations } from 'aws-cdk-lib';
 import { Match, Template } from 'aws-cdk-lib/assertions';
 import * as s3 from 'aws-cdk-lib/aws-s3';
@@ -28,7 +26,7 @@ import { loadConfig } from '../../lib/config-sources.ts';
 import { CONSOLE_CONFIG_KEY, Console } from '../../lib/constructs/console.ts';
 import type { HttpApi } from '../../lib/constructs/http-api.ts';
 import { PipelineStack } from '../../lib/pipeline-stack.ts';
-import { skipWithout } from '../support/aws-tools.ts';
+import { cfnLint, skipWithout } from '../support/aws-tools.ts';
 
 /** As `test/lib/synth.ts`, with the console's assets taken from `assets`. */
 function synth(context: Record<string, unknown>, assets: string) {
@@ -336,14 +334,7 @@ describe('Console (console.enabled)', () => {
     async () => {
       const file = join(dir, 'console-template.json');
       writeFileSync(file, JSON.stringify(on.toJSON()));
-      // cfn-lint exits non-zero when it finds anything: the JSON on stdout is what counts.
-      const output = await promisify(execFile)('cfn-lint', ['--format', 'json', '--', file], {
-        maxBuffer: 64 * 1024 * 1024,
-      }).then(
-        ({ stdout }) => stdout,
-        (error: { stdout?: string }) => error.stdout ?? '[]',
-      );
-      const findings = JSON.parse(output || '[]') as { Rule: { Id: string }; Message: string }[];
+      const findings = await cfnLint([file]);
       // W3005 is acknowledged for the whole stack in test/aws/cfn-lint.test.ts.
       expect(findings.filter((f) => f.Rule.Id !== 'W3005').map((f) => `${f.Rule.Id}: ${f.Message}`)).toEqual(
         [],

@@ -217,6 +217,13 @@ describe('tracing', () => {
 
 describe('construct props', () => {
   const build = {
+    estate: (props: Partial<ConstructorParameters<typeof EstateUpdates>[2]>) => {
+      const stack = emptyStack();
+      const alerts = new Alerts(stack, 'Alerts');
+      const registry = new Registry(stack, 'Registry', { alerts, runtimeConfig: '{}' });
+      const lake = new Lake(stack, 'Lake');
+      return new EstateUpdates(stack, 'Estate', { registry, alerts, lake, runtimeConfig: '{}', ...props });
+    },
     ingest: (props: Partial<ConstructorParameters<typeof Ingest>[2]>) => {
       const stack = emptyStack();
       const lake = new Lake(stack, 'Lake');
@@ -244,34 +251,12 @@ describe('construct props', () => {
     ['Ingest stage', () => build.ingest({ stage: 'Prod' }), /Ingest: stage .* got "Prod"/],
     [
       'EstateUpdates shards',
-      () => {
-        const stack = emptyStack();
-        const alerts = new Alerts(stack, 'Alerts');
-        const registry = new Registry(stack, 'Registry', { alerts, runtimeConfig: '{}' });
-        new EstateUpdates(stack, 'Estate', {
-          registry,
-          alerts,
-          lake: new Lake(stack, 'Lake'),
-          runtimeConfig: '{}',
-          shards: 17,
-        });
-      },
+      () => build.estate({ shards: 17 }),
       /EstateUpdates: shards must be 1 to 16, got 17/,
     ],
     [
       'EstateUpdates maxBatchingWindowSeconds',
-      () => {
-        const stack = emptyStack();
-        const alerts = new Alerts(stack, 'Alerts');
-        const registry = new Registry(stack, 'Registry', { alerts, runtimeConfig: '{}' });
-        new EstateUpdates(stack, 'Estate', {
-          registry,
-          alerts,
-          lake: new Lake(stack, 'Lake'),
-          runtimeConfig: '{}',
-          maxBatchingWindowSeconds: 301,
-        });
-      },
+      () => build.estate({ maxBatchingWindowSeconds: 301 }),
       /EstateUpdates: maxBatchingWindowSeconds must be 0 to 300/,
     ],
     [

@@ -4,7 +4,8 @@
  * Suites that need one skip without it, unless IOT_PIPELINE_REQUIRE_AWS_TOOLS=1 (what
  * `.ci/run` sets), which makes a missing tool a failure.
  */
-import { execFileSync } from 'node:child_process';
+import { execFile, execFileSync } from 'node:child_process';
+import { promisify } from 'node:util';
 import { botocoreDataDir } from './aws-models.ts';
 
 export type AwsTool = 'moto_server' | 'cfn-lint' | 'botocore';
@@ -44,4 +45,27 @@ export function skipWithout(...tools: AwsTool[]): boolean {
     throw new Error(`IOT_PIPELINE_REQUIRE_AWS_TOOLS=1 but ${missing.join(', ')} not found: ${HOW_TO_GET}`);
   }
   return true;
+}
+
+/** A cfn-lint finding, as `--format json` prints it. */
+export interface CfnLintFinding {
+  readonly Filename: string;
+  readonly Level: 'Error' | 'Warning' | 'Informational';
+  readonly Message: string;
+  readonly Rule: { readonly Id: string };
+  readonly Location: { readonly Path: readonly (string | number)[] };
+}
+
+/**
+ * cfn-lint's findings over template files. It exits non-zero when it finds anything: the
+ * JSON on stdout is what counts.
+ */
+export async function cfnLint(files: readonly string[]): Promise<CfnLintFinding[]> {
+  const output = await promisify(execFile)('cfn-lint', ['--format', 'json', '--', ...files], {
+    maxBuffer: 64 * 1024 * 1024,
+  }).then(
+    ({ stdout }) => stdout,
+    (error: { stdout?: string }) => error.stdout ?? '[]',
+  );
+  return JSON.parse(output || '[]') as CfnLintFinding[];
 }

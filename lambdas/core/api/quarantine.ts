@@ -129,7 +129,12 @@ export function decodeCommand(deviceType: string | null, payload: string): strin
   return `npm run cli -- decode --type ${shellWord(deviceType)} --base64 ${shellWord(payload)}`;
 }
 
-export function exampleRow(row: Record<string, unknown>): Record<string, unknown> {
+/**
+ * What a stored message of `raw` or `quarantine` answers as: when and how it came, its
+ * device type, its payload in base64 (`decode --base64` takes it as it is) and the
+ * command that decodes it.
+ */
+export function messageFields(row: Record<string, unknown>) {
   const payload = textOf(row.payload) ?? '';
   const deviceType = textOf(row.device_type);
   return {
@@ -137,13 +142,18 @@ export function exampleRow(row: Record<string, unknown>): Record<string, unknown
     messageId: textOf(row.message_id),
     source: textOf(row.source),
     topic: textOf(row.topic),
-    deviceId: textOf(row.device_id),
     deviceType,
-    reasonCode: textOf(row.reason_code),
-    reason: textOf(row.reason),
-    /** The payload bytes in base64: `decode --base64` takes it as it is. */
     payload,
     decode: decodeCommand(deviceType, payload),
+  };
+}
+
+export function exampleRow(row: Record<string, unknown>): Record<string, unknown> {
+  return {
+    ...messageFields(row),
+    deviceId: textOf(row.device_id),
+    reasonCode: textOf(row.reason_code),
+    reason: textOf(row.reason),
   };
 }
 

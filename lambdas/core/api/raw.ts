@@ -19,8 +19,8 @@ import { partitionOf } from '../lake/layout.ts';
 import { lakeTimestamp } from '../lake/tables.ts';
 import type { Gate } from './gate.ts';
 import { type HttpRequest, type HttpResponse, json } from './http.ts';
-import { apiToken, DAY_MS, isoTime, ParameterError, parseTime, readApiToken, textOf } from './list-params.ts';
-import { decodeCommand } from './quarantine.ts';
+import { apiToken, DAY_MS, ParameterError, parseTime, readApiToken } from './list-params.ts';
+import { messageFields } from './quarantine.ts';
 import {
   admitDeviceRead,
   InvalidTokenError,
@@ -107,19 +107,7 @@ export function warningsOf(value: unknown): string[] {
 }
 
 export function rawRow(row: Record<string, unknown>): Record<string, unknown> {
-  const payload = textOf(row.payload) ?? '';
-  const deviceType = textOf(row.device_type);
-  return {
-    receivedAt: isoTime(row.received_at),
-    messageId: textOf(row.message_id),
-    source: textOf(row.source),
-    topic: textOf(row.topic),
-    deviceType,
-    /** The payload bytes in base64: `decode --base64` takes it as it is. */
-    payload,
-    warnings: warningsOf(row.warnings),
-    decode: decodeCommand(deviceType, payload),
-  };
+  return { ...messageFields(row), warnings: warningsOf(row.warnings) };
 }
 
 export interface RawApiDeps {
