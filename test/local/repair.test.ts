@@ -142,12 +142,18 @@ function startChild(dataDir: string, ...args: string[]) {
     { env: { ...process.env, IOT_PIPELINE_API_KEY: API_KEY } },
   );
   let out = '';
+  let err = '';
   child.stdout?.on('data', (chunk) => {
     out += chunk;
   });
-  const exited = new Promise((resolve) => child.on('exit', resolve));
+  child.stderr?.on('data', (chunk) => {
+    err += chunk;
+  });
+  const exited = new Promise((resolve) => child.on('exit', (code, signal) => resolve({ code, signal })));
   return {
     out: () => out,
+    /** What it printed on both streams, and how it exited: what a failed expectation shows. */
+    all: async () => `${out}\n--- stderr ---\n${err}\n--- exit ---\n${JSON.stringify(await exited)}`,
     async stop() {
       child.kill('SIGINT');
       await exited;
@@ -315,6 +321,9 @@ describe('a damaged DuckDB file', () => {
     const out = child.out();
     expect(out).toMatch(/repair: .*pipeline\.duckdb is damaged \(/);
     expect(out).toMatch(/repair: rebuilt .* 1 timeseries rows, 1 devices/);
-    expect(readFileSync(join(dataDir, 'snapshot', 'snapshot.json'), 'utf8')).toMatch(/"timeseries":1\b/);
+    // What the CLI printed, should the snapshot be missing.
+    const info = join(dataDir, 'snapshot', 'snapshot.json');
+    expect(existsSync(info), await child.all()).toBe(true);
+    expect(readFileSync(info, 'utf8')).toMatch(/"timeseries":1\b/);
   }, 60_000);
 });
