@@ -83,6 +83,12 @@ export async function run(args: string[]): Promise<number> {
     mqttAuth: values['mqtt-auth'],
     log: (line) => console.log(`${new Date().toISOString()} ${line}`),
   });
+  // Listening for Ctrl-C before saying it stops us: a signal that came between the two
+  // would otherwise end the process at once, without storing what is queued.
+  const stopped = new Promise<void>((resolve) => {
+    process.once('SIGINT', resolve);
+    process.once('SIGTERM', resolve);
+  });
   console.log(
     [
       'iot-pipeline: local runtime started',
@@ -113,10 +119,7 @@ export async function run(args: string[]): Promise<number> {
       console.log(`${new Date().toISOString()} status: ${healthLine(health)}`);
   }, 10_000);
   report.unref();
-  await new Promise<void>((resolve) => {
-    process.once('SIGINT', resolve);
-    process.once('SIGTERM', resolve);
-  });
+  await stopped;
   clearInterval(report);
   console.log('iot-pipeline: stopping; storing what is queued…');
   await runtime.close();
