@@ -23,7 +23,7 @@ import { sandboxWorkerBundle } from '../lambdas/core/decoders/sandbox/bundle.ts'
 import { SANDBOX_FILES, wasmPath } from '../lambdas/core/decoders/sandbox/wasm.ts';
 import { ENV as ENV_NAMES } from '../lambdas/env.ts';
 import { runtimeConfigJson, validateConfig } from '../lib/config.ts';
-import type { BenchResult } from './types.ts';
+import { type BenchResult, median } from './types.ts';
 
 const HANDLERS = ['ingest', 'estate', 'http', 'offline', 'analytics', 'query', 'compact'] as const;
 const RUNS = 11;
@@ -49,11 +49,6 @@ const ENV = {
   POWERTOOLS_TRACE_ENABLED: 'true',
   PATH: process.env.PATH ?? '',
 };
-
-function median(values: number[]): number {
-  const sorted = [...values].sort((a, b) => a - b);
-  return sorted[Math.floor(sorted.length / 2)] ?? 0;
-}
 
 function timeNode(args: string[], env: Record<string, string> = {}): number {
   const times: number[] = [];

@@ -16,7 +16,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { startLocalRuntime } from '../local/runtime.ts';
 import { chromiumPath, launchChromium } from '../test/support/chromium.ts';
-import type { BenchResult } from './types.ts';
+import { type BenchResult, figure, median } from './types.ts';
 
 const DEVICES = 10_000;
 const DAYS = 7;
@@ -123,43 +123,26 @@ export async function run(): Promise<BenchResult[]> {
     } finally {
       await browser.close();
     }
-    const median = (xs: number[]) =>
-      Math.round([...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)] ?? 0);
+    const mid = (xs: number[]) => Math.round(median(xs));
     const uplotBytes = readFileSync(
       createRequire(import.meta.url).resolve('uplot/dist/uPlot.iife.min.js'),
     ).length;
-    const figure = (
-      name: string,
-      value: number,
-      unit: string,
-      baseline: number,
-      target: string,
-      met: boolean,
-    ) => ({
-      name,
-      value,
-      unit,
-      baseline,
-      ratio: value / Math.max(1, baseline),
-      target,
-      met,
-    });
     return [
       figure(
         'console.estate_ms',
-        median(estate),
+        mid(estate),
         'ms',
-        median(apiEstate),
+        mid(apiEstate),
         `< 1000 ms (${DEVICES} devices)`,
-        median(estate) < 1000,
+        mid(estate) < 1000,
       ),
       figure(
         'console.device_chart_ms',
-        median(chart),
+        mid(chart),
         'ms',
-        median(apiChart),
+        mid(apiChart),
         `< 1000 ms (${DAYS} d at 1/min, 2 metrics)`,
-        median(chart) < 1000,
+        mid(chart) < 1000,
       ),
       figure(
         'console.js_bytes',

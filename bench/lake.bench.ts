@@ -24,7 +24,7 @@ import { type Reading, toNdjsonRows } from '../lambdas/core/reading.ts';
 import { createLakeViews, duckdbEngine } from '../local/adapters/duckdb.ts';
 import { folderStore } from '../local/adapters/folder-store.ts';
 import { PRICES_FILE } from '../tools/cost/report.ts';
-import type { BenchResult } from './types.ts';
+import { type BenchResult, figure } from './types.ts';
 
 const DEVICES = 1000;
 const DAY = '2026-11-24';
@@ -106,22 +106,6 @@ async function compaction(): Promise<BenchResult[]> {
     if (after.counts !== before.counts)
       throw new Error(`compaction changed the counts: ${before.counts} -> ${after.counts}`);
     const msPerMb = compactMs / (result.bytesRead / 1024 ** 2);
-    const figure = (
-      name: string,
-      value: number,
-      unit: string,
-      baseline: number,
-      target: string,
-      met: boolean,
-    ) => ({
-      name,
-      value: Math.round(value * 1e6) / 1e6,
-      unit,
-      baseline: Math.round(baseline * 1e6) / 1e6,
-      ratio: value / baseline,
-      target,
-      met,
-    });
     console.log(
       `lake.compaction: ${before.objects} -> ${after.objects} objects, ${result.rowsRead} rows, ${(result.bytesRead / 1024 ** 2).toFixed(1)} MB read in ${Math.round(compactMs)} ms (${msPerMb.toFixed(0)} ms per stored MB)`,
     );

@@ -26,3 +26,21 @@ export function opsPerSecond(fn: () => void, ms = 2000): number {
   }
   return (ops * 1000) / elapsed;
 }
+
+/** A figure against its baseline, both rounded to six decimals, the ratio from the unrounded values. */
+export function figure(
+  name: string,
+  value: number,
+  unit: string,
+  baseline: number,
+  target: string,
+  met: boolean,
+): BenchResult {
+  const round = (n: number) => Math.round(n * 1e6) / 1e6;
+  return { name, value: round(value), unit, baseline: round(baseline), ratio: value / baseline, target, met };
+}
+
+/** The middle value (the upper middle of an even count). */
+export function median(values: readonly number[]): number {
+  return [...values].sort((a, b) => a - b)[Math.floor(values.length / 2)] ?? 0;
+}

@@ -395,7 +395,16 @@ async function meteredRun(options: CostRunOptions, decoders: Decoders): Promise<
   // The estate queue's event source: its deltas gathered for the estate window, or until
   // 10,000 messages or the 6 MB an invocation takes (scaled to the sample's share).
   const estateWindowMs = config.estate.maxBatchingWindowSeconds * 1000;
-  const estateRun = { invocations: 0, billedMs: 0, deltas: 0, bytes: 0, cutShort: 0 };
+  /** What an event source mapping bills for a batch: a receive and a delete per ten messages, the receive in 64 KB chunks. */
+  const receiveAndDelete = (records: readonly SQSRecord[]) => {
+    let requests = 0;
+    for (let i = 0; i < records.length; i += SQS_BATCH_CALL) {
+      const bytes = records.slice(i, i + SQS_BATCH_CALL).reduce((n, r) => n + Buffer.byteLength(r.body), 0);
+      requests += meteredUnits(bytes, prices.sqs.requestChunkBytes) + 1;
+    }
+    return requests;
+  };
+  const estateRun = { invocations: 0, bytes: 0, cutShort: 0 };
   const toLake: number[] = [];
   const toEstate: number[] = [];
   /**
@@ -419,10 +428,7 @@ async function meteredRun(options: CostRunOptions, decoders: Decoders): Promise<
       deltas = [];
       waiting = [];
       bytes = 0;
-      for (let i = 0; i < records.length; i += SQS_BATCH_CALL) {
-        const chunk = records.slice(i, i + SQS_BATCH_CALL).reduce((n, r) => n + Buffer.byteLength(r.body), 0);
-        usage.sqsRequests += meteredUnits(chunk, prices.sqs.requestChunkBytes) + 1;
-      }
+      usage.sqsRequests += receiveAndDelete(records);
       const started = performance.now();
       const result = await estateHandler(
         { Records: records } as SQSEvent,
@@ -435,8 +441,6 @@ async function meteredRun(options: CostRunOptions, decoders: Decoders): Promise<
         );
       }
       estateRun.invocations++;
-      estateRun.billedMs += ms;
-      estateRun.deltas += records.length;
       for (const t of times) toEstate.push(closedAt + ms - t);
       usage.lambdaRequests++;
       usage.lambdaGbSeconds += lambdaGbSeconds(ms, ESTATE_MEMORY_MB);
@@ -491,12 +495,9 @@ async function meteredRun(options: CostRunOptions, decoders: Decoders): Promise<
     batch = [];
     batchTimes = [];
     batchBytes = 0;
-    // The event source mapping receives and deletes up to ten messages a call.
-    for (let i = 0; i < records.length; i += SQS_BATCH_CALL) {
-      const bytes = records.slice(i, i + SQS_BATCH_CALL).reduce((n, r) => n + Buffer.byteLength(r.body), 0);
-      usage.sqsRequests += meteredUnits(bytes, prices.sqs.requestChunkBytes) + 1;
-      ingestQueueRequests += meteredUnits(bytes, prices.sqs.requestChunkBytes) + 1;
-    }
+    const polled = receiveAndDelete(records);
+    usage.sqsRequests += polled;
+    ingestQueueRequests += polled;
     const started = performance.now();
     const result = await handler({ Records: records } as SQSEvent, lambdaContext(batches));
     const ms = Math.ceil(performance.now() - started);

@@ -373,3 +373,26 @@ describe('the offline check behind a queued estate', () => {
     expect(offlineTimeouts(deps.config, 320_000)).toEqual({ defaultMs: 5 * MIN + 320_000, byType: {} });
   });
 });
+
+describe('the registry reads of an update', () => {
+  it('reads eventually consistent first (half the units), and consistently again only after another writer came first', async () => {
+    const estate = estateOf();
+    await applyNow(estate.deps).apply([reading('a', NOW, 20)], []);
+    const reads: (boolean | undefined)[] = [];
+    const get = estate.registry.get.bind(estate.registry);
+    const put = estate.registry.put.bind(estate.registry);
+    let conflicts = 1;
+    estate.registry.get = async (ids, options) => {
+      reads.push(options?.consistent);
+      return get(ids);
+    };
+    estate.registry.put = async (record, expected) => {
+      // Another writer first, once: the conditional write fails.
+      if (conflicts-- > 0) return false;
+      return put(record, expected);
+    };
+    expect(await applyNow(estate.deps).apply([reading('a', NOW + MIN, 21)], [])).toEqual(new Map());
+    expect(reads).toEqual([false, undefined]);
+    expect(estate.registry.records.get('a')?.lastValues.temp).toBe(21);
+  });
+});
